@@ -1,0 +1,1 @@
+"""Keyrings: local (raw AES, raw RSA, multi) and AWS (KMS, discovery, KMS RSA, hierarchical)."""

@@ -1,0 +1,1 @@
+"""Materials, the keyring and CMM protocols, and the materials managers."""

@@ -1,0 +1,197 @@
+"""Cryptographic materials: the values that flow between a materials manager and its keyrings.
+
+Source: ``framework/structures.md`` and ``framework/cmm-interface.md`` of the ESDK specification.
+Materials are immutable; a keyring returns a new value via :meth:`with_data_key` / :meth:`with_edks`.
+Secrets are excluded from ``repr``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Union
+
+from ..errors import MalformedInputError, PolicyError
+from ..suites import CommitmentPolicy, DbeSuite, Suite
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey, EllipticCurvePublicKey
+
+__all__ = [
+    "AnySuite",
+    "DecryptionMaterials",
+    "DecryptionRequest",
+    "EncryptedDataKey",
+    "EncryptionMaterials",
+    "EncryptionRequest",
+    "RESERVED_CONTEXT_PREFIX",
+    "freeze_context",
+]
+
+AnySuite = Union[Suite, DbeSuite]
+
+RESERVED_CONTEXT_PREFIX = "aws-crypto-"
+
+
+def freeze_context(context: Mapping[str, str] | None) -> Mapping[str, str]:
+    """A validated, read-only copy of an encryption context."""
+    if not context:
+        return _EMPTY
+    out: dict[str, str] = {}
+    for key, value in context.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise MalformedInputError("encryption context keys and values must be str")
+        out[key] = value
+    return _FrozenDict(out)
+
+
+class _FrozenDict(dict[str, str]):
+    """A dict that refuses mutation; hashable by content so materials can be cache keys."""
+
+    def _refuse(self, *args: object, **kwargs: object) -> None:
+        raise TypeError("encryption context is read-only")
+
+    __setitem__ = _refuse  # type: ignore[assignment]
+    __delitem__ = _refuse  # type: ignore[assignment]
+    clear = _refuse  # type: ignore[assignment]
+    pop = _refuse  # type: ignore[assignment]
+    popitem = _refuse  # type: ignore[assignment]
+    setdefault = _refuse  # type: ignore[assignment]
+    update = _refuse  # type: ignore[assignment]
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(sorted(self.items())))
+
+
+_EMPTY: Mapping[str, str] = _FrozenDict()
+
+
+@dataclass(frozen=True)
+class EncryptedDataKey:
+    """One wrapped copy of the data key, as serialized in a message header."""
+
+    provider_id: str
+    provider_info: bytes
+    ciphertext: bytes
+
+    def describe(self) -> str:
+        """A short, secret-free description for error messages: provider and printable key info."""
+        info = self.provider_info
+        try:
+            text = info.decode("utf-8")
+            printable = text.isprintable()
+        except UnicodeDecodeError:
+            printable = False
+        return f"{self.provider_id} {text if printable else info[:16].hex()}"
+
+
+@dataclass(frozen=True)
+class EncryptionRequest:
+    """What an encryptor asks a materials manager for."""
+
+    encryption_context: Mapping[str, str]
+    commitment_policy: CommitmentPolicy
+    suite: AnySuite | None = None
+    max_plaintext_length: int | None = None
+    required_context_keys: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class DecryptionRequest:
+    """What a decryptor asks a materials manager for."""
+
+    suite: AnySuite
+    encrypted_data_keys: tuple[EncryptedDataKey, ...]
+    encryption_context: Mapping[str, str]
+    commitment_policy: CommitmentPolicy
+    reproduced_context: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EncryptionMaterials:
+    """Everything needed to encrypt one message."""
+
+    suite: AnySuite
+    encryption_context: Mapping[str, str]
+    encrypted_data_keys: tuple[EncryptedDataKey, ...] = ()
+    plaintext_data_key: bytes | None = field(default=None, repr=False)
+    signing_key: EllipticCurvePrivateKey | None = field(default=None, repr=False)
+    required_context_keys: frozenset[str] = frozenset()
+    symmetric_signing_keys: tuple[bytes, ...] = field(default=(), repr=False)
+
+    def with_data_key(
+        self,
+        plaintext_data_key: bytes,
+        edk: EncryptedDataKey | None = None,
+        symmetric_signing_key: bytes | None = None,
+    ) -> EncryptionMaterials:
+        """Materials with a freshly generated data key (and optionally its first EDK)."""
+        if self.plaintext_data_key is not None:
+            raise PolicyError("encryption materials already hold a data key")
+        check_data_key(self.suite, plaintext_data_key)
+        edks = self.encrypted_data_keys + ((edk,) if edk is not None else ())
+        sym = self.symmetric_signing_keys + (
+            (symmetric_signing_key,) if symmetric_signing_key is not None else ()
+        )
+        return dataclasses.replace(
+            self, plaintext_data_key=bytes(plaintext_data_key), encrypted_data_keys=edks,
+            symmetric_signing_keys=sym,
+        )
+
+    def with_edk(self, edk: EncryptedDataKey, symmetric_signing_key: bytes | None = None) -> EncryptionMaterials:
+        """Materials with one more encrypted data key."""
+        if self.plaintext_data_key is None:
+            raise PolicyError("cannot add an encrypted data key before a data key exists")
+        sym = self.symmetric_signing_keys + (
+            (symmetric_signing_key,) if symmetric_signing_key is not None else ()
+        )
+        return dataclasses.replace(
+            self, encrypted_data_keys=self.encrypted_data_keys + (edk,), symmetric_signing_keys=sym
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"EncryptionMaterials(suite={self.suite!r}, context_keys={sorted(self.encryption_context)!r}, "
+            f"edks={len(self.encrypted_data_keys)}, has_data_key={self.plaintext_data_key is not None})"
+        )
+
+
+@dataclass(frozen=True)
+class DecryptionMaterials:
+    """Everything needed to decrypt one message."""
+
+    suite: AnySuite
+    encryption_context: Mapping[str, str]
+    plaintext_data_key: bytes | None = field(default=None, repr=False)
+    verification_key: EllipticCurvePublicKey | None = field(default=None, repr=False)
+    required_context_keys: frozenset[str] = frozenset()
+    symmetric_signing_key: bytes | None = field(default=None, repr=False)
+
+    def with_data_key(
+        self, plaintext_data_key: bytes, symmetric_signing_key: bytes | None = None
+    ) -> DecryptionMaterials:
+        """Materials with the recovered data key."""
+        if self.plaintext_data_key is not None:
+            raise PolicyError("decryption materials already hold a data key")
+        check_data_key(self.suite, plaintext_data_key)
+        return dataclasses.replace(
+            self, plaintext_data_key=bytes(plaintext_data_key), symmetric_signing_key=symmetric_signing_key
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"DecryptionMaterials(suite={self.suite!r}, context_keys={sorted(self.encryption_context)!r}, "
+            f"has_data_key={self.plaintext_data_key is not None})"
+        )
+
+
+def check_data_key(suite: AnySuite, key: bytes) -> None:
+    if len(key) != suite.data_key_length:
+        raise MalformedInputError(
+            f"data key length {len(key)} does not match the suite's {suite.data_key_length}"
+        )
+
+
+def as_edk_tuple(edks: Sequence[EncryptedDataKey]) -> tuple[EncryptedDataKey, ...]:
+    return tuple(edks)

@@ -1,0 +1,42 @@
+"""The two pluggable interfaces: keyrings and materials managers (CMMs)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from .materials import (
+    DecryptionMaterials,
+    DecryptionRequest,
+    EncryptedDataKey,
+    EncryptionMaterials,
+    EncryptionRequest,
+)
+
+__all__ = ["Keyring", "MaterialsManager"]
+
+
+@runtime_checkable
+class Keyring(Protocol):
+    """Generates, wraps and unwraps data keys (ESDK ``framework/keyring-interface.md``).
+
+    ``on_encrypt`` returns materials that hold a data key and at least one more EDK than it was
+    given: it generates the data key when the input has none. ``on_decrypt`` returns materials
+    with the data key recovered from one of ``edks``, or raises :class:`~kmsenvelope.errors.NoUsableKeyError`
+    listing why each EDK failed. Implementations must be safe to share between threads.
+    """
+
+    def on_encrypt(self, materials: EncryptionMaterials) -> EncryptionMaterials: ...
+
+    def on_decrypt(
+        self, materials: DecryptionMaterials, edks: Sequence[EncryptedDataKey]
+    ) -> DecryptionMaterials: ...
+
+
+@runtime_checkable
+class MaterialsManager(Protocol):
+    """Builds materials for one message (ESDK ``framework/cmm-interface.md``)."""
+
+    def get_encryption_materials(self, request: EncryptionRequest) -> EncryptionMaterials: ...
+
+    def decrypt_materials(self, request: DecryptionRequest) -> DecryptionMaterials: ...

@@ -1,0 +1,1 @@
+"""Thin wrappers over ``cryptography``: AES-GCM, HKDF, HMAC-based KDFs and ECDSA."""

@@ -1,0 +1,47 @@
+"""AES-GCM with 12-byte IVs and 16-byte tags, the only AEAD the formats use."""
+
+from __future__ import annotations
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from ..errors import AuthenticationError
+
+IV_LENGTH = 12
+TAG_LENGTH = 16
+
+__all__ = ["IV_LENGTH", "TAG_LENGTH", "AesGcm"]
+
+
+class AesGcm:
+    """A keyed AES-GCM; raises :class:`AuthenticationError` on a bad tag. The key is never shown."""
+
+    __slots__ = ("_aead",)
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) not in (16, 24, 32):
+            raise ValueError("AES-GCM key must be 16, 24 or 32 bytes")
+        self._aead = AESGCM(key)
+
+    def encrypt(self, iv: bytes, plaintext: bytes, aad: bytes) -> bytes:
+        """Ciphertext followed by the 16-byte tag."""
+        return self._aead.encrypt(iv, plaintext, aad)
+
+    def encrypt_into(self, iv: bytes, plaintext: bytes | memoryview, aad: bytes, out: memoryview) -> None:
+        """Write ciphertext || tag into ``out`` (exactly ``len(plaintext) + 16`` bytes)."""
+        self._aead.encrypt_into(iv, plaintext, aad, out)
+
+    def decrypt(self, iv: bytes, ciphertext_and_tag: bytes | memoryview, aad: bytes) -> bytes:
+        try:
+            return self._aead.decrypt(iv, ciphertext_and_tag, aad)
+        except InvalidTag:
+            raise AuthenticationError("authentication tag did not verify") from None
+
+    def decrypt_into(self, iv: bytes, ciphertext_and_tag: bytes | memoryview, aad: bytes, out: memoryview) -> None:
+        try:
+            self._aead.decrypt_into(iv, ciphertext_and_tag, aad, out)
+        except InvalidTag:
+            raise AuthenticationError("authentication tag did not verify") from None
+
+    def __repr__(self) -> str:
+        return "AesGcm(<key hidden>)"
