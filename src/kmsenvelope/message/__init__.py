@@ -1,1 +1,1 @@
-"""message"""
+"""The AWS Encryption SDK message format: header, body, footer, and streaming."""

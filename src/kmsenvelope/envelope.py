@@ -1,0 +1,286 @@
+"""The recipe layer: :class:`Envelope` encrypts and decrypts AWS Encryption SDK messages.
+
+An ``Envelope`` is immutable after construction and safe to share between threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from .errors import ConfigurationError, MalformedInputError, PolicyError
+from .materials.cmm import as_materials_manager, check_suite_policy
+from .materials.materials import (
+    RESERVED_CONTEXT_PREFIX,
+    DecryptionMaterials,
+    DecryptionRequest,
+    EncryptionMaterials,
+    EncryptionRequest,
+    freeze_context,
+)
+from .materials.protocols import Keyring, MaterialsManager
+from .message import body as body_mod
+from .message import footer
+from .message.codec import Reader
+from .message.crypto import check_reproduced_context, open_header, seal_header
+from .message.header import MAX_FRAME_LENGTH, DecryptLimits, MessageHeader, parse_header
+from .primitives.aead import AesGcm
+from .suites import CommitmentPolicy, Suite
+
+__all__ = ["DEFAULT_FRAME_LENGTH", "DecryptResult", "Envelope"]
+
+DEFAULT_FRAME_LENGTH = 64 * 1024
+
+
+@dataclass(frozen=True)
+class DecryptResult:
+    """Plaintext with the parsed header it came from."""
+
+    plaintext: bytes = field(repr=False)
+    header: MessageHeader
+    encryption_context: Mapping[str, str]
+    """The full context the message is bound to: stored pairs plus required pairs supplied on decrypt."""
+
+
+class Envelope:
+    """Encrypts and decrypts ESDK messages with a keyring or materials manager.
+
+    * ``suite``: the encryption suite; default ``AES_256_GCM_HKDF_SHA512_COMMIT_KEY`` (0x0478).
+      Use ``AES_256_GCM_HKDF_SHA512_COMMIT_KEY_ECDSA_P384`` (0x0578) when readers must not be able to
+      forge messages.
+    * ``frame_length``: plaintext bytes per frame (default 64 KiB); streaming memory is bounded by it.
+    * ``commitment_policy``: default requires key commitment on encrypt and decrypt.
+    * ``max_encrypted_data_keys``: refuse to write or read messages with more EDKs.
+    * ``limits``: further decrypt limits (header size, frame length, message size).
+    """
+
+    def __init__(
+        self,
+        source: Keyring | MaterialsManager,
+        *,
+        suite: Suite | None = None,
+        frame_length: int | None = None,
+        commitment_policy: CommitmentPolicy = CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT,
+        max_encrypted_data_keys: int | None = None,
+        limits: DecryptLimits | None = None,
+    ) -> None:
+        self._cmm = as_materials_manager(source)
+        if not isinstance(commitment_policy, CommitmentPolicy):
+            raise ConfigurationError("commitment_policy must be a CommitmentPolicy")
+        if suite is None:
+            suite = (
+                Suite.AES_256_GCM_HKDF_SHA512_COMMIT_KEY
+                if commitment_policy.encrypt_requires_commitment
+                else Suite.AES_256_GCM_IV12_TAG16_HKDF_SHA256
+            )
+        if not isinstance(suite, Suite):
+            raise ConfigurationError("suite must be a kmsenvelope.Suite")
+        try:
+            check_suite_policy(suite, commitment_policy, encrypting=True)
+        except PolicyError as exc:
+            raise ConfigurationError(str(exc)) from None
+        frame_length = DEFAULT_FRAME_LENGTH if frame_length is None else frame_length
+        if not isinstance(frame_length, int) or not 1 <= frame_length <= MAX_FRAME_LENGTH:
+            raise ConfigurationError(f"frame_length must be an int between 1 and {MAX_FRAME_LENGTH}")
+        if max_encrypted_data_keys is not None and (
+            not isinstance(max_encrypted_data_keys, int) or max_encrypted_data_keys < 1
+        ):
+            raise ConfigurationError("max_encrypted_data_keys must be a positive int or None")
+        limits = limits or DecryptLimits()
+        if max_encrypted_data_keys is not None:
+            limits = DecryptLimits(
+                max_encrypted_data_keys=max_encrypted_data_keys,
+                max_header_size=limits.max_header_size,
+                max_frame_length=max(limits.max_frame_length, frame_length),
+                max_message_size=limits.max_message_size,
+            )
+        self._suite = suite
+        self._frame_length = frame_length
+        self._policy = commitment_policy
+        self._max_edks = max_encrypted_data_keys
+        self._limits = limits
+
+    @property
+    def suite(self) -> Suite:
+        return self._suite
+
+    @property
+    def frame_length(self) -> int:
+        return self._frame_length
+
+    @property
+    def commitment_policy(self) -> CommitmentPolicy:
+        return self._policy
+
+    @property
+    def limits(self) -> DecryptLimits:
+        return self._limits
+
+    @property
+    def materials_manager(self) -> MaterialsManager:
+        return self._cmm
+
+    # -- encrypt -------------------------------------------------------------------------------
+
+    def encrypt(self, plaintext: bytes, context: Mapping[str, str] | None = None) -> bytes:
+        """Encrypt ``plaintext`` into one ESDK message bound to ``context``."""
+        out = bytearray()
+        self.encrypt_into(plaintext, out, context)
+        return bytes(out)
+
+    def encrypt_into(
+        self, plaintext: bytes | bytearray | memoryview, out: bytearray, context: Mapping[str, str] | None = None
+    ) -> int:
+        """Encrypt into ``out``, resized to the message length (reuse it to avoid fresh allocations)."""
+        view = memoryview(plaintext).cast("B")
+        materials = self.encryption_materials(context, len(view))
+        sealed = seal_header(materials, self._frame_length)
+        header = sealed.header
+        body_length = body_mod.framed_body_length(len(view), self._frame_length)
+        body_end = len(header) + body_length
+        total = body_end + (footer.MAX_FOOTER_LENGTH if materials.suite.signing else 0)
+        if len(out) > total:
+            del out[total:]
+        elif len(out) < total:
+            out.extend(bytes(total - len(out)))
+        with memoryview(out) as dest:
+            dest[: len(header)] = header
+            body_mod.encrypt_framed_into(
+                sealed.aead, sealed.message_id, view, self._frame_length, dest[len(header) : body_end]
+            )
+            if materials.signing_key is not None:
+                signed = footer.sign(materials, dest[:body_end])
+                dest[body_end : body_end + len(signed)] = signed
+                body_end += len(signed)
+        del out[body_end:]
+        return len(out)
+
+    def encryption_materials(self, context: Mapping[str, str] | None, plaintext_length: int | None) -> EncryptionMaterials:
+        """Materials for one message; checks the context and EDK limit. Used by the streaming writer."""
+        frozen = freeze_context(context)
+        for key in frozen:
+            if key.startswith(RESERVED_CONTEXT_PREFIX):
+                raise PolicyError(f"encryption context keys starting with {RESERVED_CONTEXT_PREFIX!r} are reserved")
+        request = EncryptionRequest(
+            encryption_context=frozen,
+            commitment_policy=self._policy,
+            suite=self._suite,
+            max_plaintext_length=plaintext_length,
+        )
+        materials = self._cmm.get_encryption_materials(request)
+        if not isinstance(materials.suite, Suite):
+            raise PolicyError("the materials manager returned a suite that is not an ESDK message suite")
+        check_suite_policy(materials.suite, self._policy, encrypting=True)
+        if self._max_edks is not None and len(materials.encrypted_data_keys) > self._max_edks:
+            raise PolicyError(
+                f"materials hold {len(materials.encrypted_data_keys)} encrypted data keys, "
+                f"more than max_encrypted_data_keys={self._max_edks}"
+            )
+        return materials
+
+    # -- decrypt -------------------------------------------------------------------------------
+
+    def decrypt(self, ciphertext: bytes, context: Mapping[str, str] | None = None) -> bytes:
+        """Decrypt one message; every pair in ``context`` must be bound to it."""
+        return self.decrypt_with_header(ciphertext, context).plaintext
+
+    def decrypt_with_header(
+        self, ciphertext: bytes | bytearray | memoryview, context: Mapping[str, str] | None = None
+    ) -> DecryptResult:
+        """Decrypt one message and return the plaintext with its parsed header."""
+        out = bytearray()
+        header, materials = self.decrypt_into(ciphertext, out, context)
+        return DecryptResult(bytes(out), header, materials.encryption_context)
+
+    def decrypt_into(
+        self,
+        ciphertext: bytes | bytearray | memoryview,
+        out: bytearray,
+        context: Mapping[str, str] | None = None,
+    ) -> tuple[MessageHeader, DecryptionMaterials]:
+        """Decrypt into ``out`` (resized to the plaintext length). ``out`` is emptied on any failure.
+
+        Signed messages have their signature verified before anything is decrypted.
+        """
+        data = memoryview(ciphertext).cast("B")
+        limit = self._limits.max_message_size
+        if limit is not None and len(data) > limit:
+            raise PolicyError(f"message of {len(data)} bytes exceeds the limit of {limit}")
+        header = parse_header(data, self._limits)
+        reproduced = freeze_context(context)
+        materials, aead = self.open(header, reproduced)
+        reader = Reader(data, header.size)
+        del out[:]
+        try:
+            if header.framed:
+                frames, total = body_mod.scan_framed(reader, header.frame_length)
+                self._finish(header, materials, data, reader)
+                out.extend(bytes(total))
+                body_mod.decrypt_framed_into(aead, header.message_id, data, frames, memoryview(out))
+            else:
+                plaintext = body_mod.decrypt_non_framed(aead, header.message_id, reader)
+                self._finish(header, materials, data, reader)
+                out.extend(plaintext)
+        except BaseException:
+            out[:] = bytes(len(out))
+            del out[:]
+            raise
+        return header, materials
+
+    def _finish(self, header: MessageHeader, materials: DecryptionMaterials, data: memoryview, reader: Reader) -> None:
+        """Verify the footer (if signed) and that nothing trails the message."""
+        if header.suite.signing:
+            footer.verify(materials, data[: reader.pos], reader)
+        if reader.remaining:
+            raise MalformedInputError(f"{reader.remaining} unexpected bytes after the end of the message")
+
+    def open(self, header: MessageHeader, reproduced: Mapping[str, str]) -> tuple[DecryptionMaterials, AesGcm]:
+        """Get decryption materials for a parsed header and verify it. Used by the streaming reader."""
+        check_suite_policy(header.suite, self._policy, encrypting=False)
+        check_reproduced_context(header, reproduced)
+        request = DecryptionRequest(
+            suite=header.suite,
+            encrypted_data_keys=header.encrypted_data_keys,
+            encryption_context=header.encryption_context,
+            commitment_policy=self._policy,
+            reproduced_context=reproduced,
+        )
+        materials = self._cmm.decrypt_materials(request)
+        return materials, open_header(header, materials)
+
+    def parse_header(self, data: bytes | bytearray | memoryview) -> MessageHeader:
+        """Parse (without verifying or decrypting) the header at the start of ``data``."""
+        return parse_header(data, self._limits)
+
+    # -- streaming -----------------------------------------------------------------------------
+
+    def encrypt_stream(self, src: BinaryIO, dst: BinaryIO, context: Mapping[str, str] | None = None) -> MessageHeader:
+        """Encrypt ``src`` to ``dst`` frame by frame; memory stays bounded by the frame length."""
+        from .message.stream import encrypt_stream
+
+        return encrypt_stream(self, src, dst, context)
+
+    def decrypt_stream(
+        self,
+        src: BinaryIO,
+        dst: BinaryIO,
+        context: Mapping[str, str] | None = None,
+        *,
+        release_unverified: bool = False,
+    ) -> MessageHeader:
+        """Decrypt ``src`` to ``dst``. Each frame is written only after its tag verifies.
+
+        For signed suites, no plaintext reaches ``dst`` until the signature has verified: it is held
+        in memory, or in a private temporary file above a threshold. ``release_unverified=True`` writes
+        each verified frame at once instead, before the signature is checked.
+        """
+        from .message.stream import decrypt_stream
+
+        return decrypt_stream(self, src, dst, context, release_unverified=release_unverified)
+
+    def __repr__(self) -> str:
+        return (
+            f"Envelope(suite={self._suite.name}, frame_length={self._frame_length}, "
+            f"commitment_policy={self._policy.value}, source={self._cmm!r})"
+        )

@@ -1,0 +1,188 @@
+"""Materials managers: the default CMM and the required-encryption-context CMM.
+
+Sources: ESDK ``framework/default-cmm.md`` and ``framework/required-encryption-context-cmm.md``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterable, Mapping
+
+from ..errors import ConfigurationError, ContextMismatchError, MalformedInputError, NoUsableKeyError, PolicyError
+from ..primitives import ecdsa
+from ..suites import CommitmentPolicy, DbeSuite, Suite
+from .materials import (
+    AnySuite,
+    DecryptionMaterials,
+    DecryptionRequest,
+    EncryptionMaterials,
+    EncryptionRequest,
+    freeze_context,
+)
+from .protocols import Keyring, MaterialsManager
+
+__all__ = ["DefaultMaterials", "RequiredContextMaterials", "as_materials_manager", "check_suite_policy"]
+
+PUBLIC_KEY_CONTEXT_KEY = "aws-crypto-public-key"
+
+DEFAULT_SUITE = Suite.AES_256_GCM_HKDF_SHA512_COMMIT_KEY
+DEFAULT_LEGACY_SUITE = Suite.AES_256_GCM_IV12_TAG16_HKDF_SHA256
+
+
+def check_suite_policy(suite: AnySuite, policy: CommitmentPolicy, *, encrypting: bool) -> None:
+    """Enforce the commitment policy (``client-apis/client.md``); DB-ESDK suites always commit."""
+    if isinstance(suite, DbeSuite):
+        return
+    if encrypting:
+        if policy.encrypt_requires_commitment and not suite.committing:
+            raise PolicyError(f"commitment policy {policy.value} forbids encrypting with {suite.name}")
+        if not policy.encrypt_requires_commitment and suite.committing:
+            raise PolicyError(f"commitment policy {policy.value} forbids encrypting with {suite.name}")
+    elif policy.decrypt_requires_commitment and not suite.committing:
+        raise PolicyError(
+            f"commitment policy {policy.value} forbids decrypting a {suite.name} message; "
+            "pass commitment_policy=CommitmentPolicy.REQUIRE_ENCRYPT_ALLOW_DECRYPT to read legacy messages"
+        )
+
+
+class DefaultMaterials:
+    """The default materials manager: one keyring, plus the signing key of signed suites."""
+
+    def __init__(self, keyring: Keyring) -> None:
+        if not isinstance(keyring, Keyring):
+            raise ConfigurationError("DefaultMaterials needs a keyring (on_encrypt / on_decrypt)")
+        self._keyring = keyring
+
+    @property
+    def keyring(self) -> Keyring:
+        return self._keyring
+
+    def get_encryption_materials(self, request: EncryptionRequest) -> EncryptionMaterials:
+        suite = request.suite
+        if suite is None:
+            suite = DEFAULT_SUITE if request.commitment_policy.encrypt_requires_commitment else DEFAULT_LEGACY_SUITE
+        check_suite_policy(suite, request.commitment_policy, encrypting=True)
+        context = dict(request.encryption_context)
+        if PUBLIC_KEY_CONTEXT_KEY in context:
+            raise PolicyError(f"encryption context key {PUBLIC_KEY_CONTEXT_KEY!r} is reserved")
+        signing_key = None
+        if suite.signing:
+            curve = suite.info.signature_curve
+            assert curve is not None
+            signing_key = ecdsa.generate_signing_key(curve)
+            public = ecdsa.compress_public_key(signing_key.public_key())
+            context[PUBLIC_KEY_CONTEXT_KEY] = base64.b64encode(public).decode("ascii")
+        materials = EncryptionMaterials(
+            suite=suite,
+            encryption_context=freeze_context(context),
+            signing_key=signing_key,
+            required_context_keys=frozenset(request.required_context_keys),
+        )
+        result = self._keyring.on_encrypt(materials)
+        if result.plaintext_data_key is None or not result.encrypted_data_keys:
+            raise NoUsableKeyError("the keyring produced no data key")
+        if result.suite is not suite or result.encryption_context != materials.encryption_context:
+            raise PolicyError("the keyring changed the suite or encryption context")
+        return result
+
+    def decrypt_materials(self, request: DecryptionRequest) -> DecryptionMaterials:
+        suite = request.suite
+        check_suite_policy(suite, request.commitment_policy, encrypting=False)
+        context = dict(request.encryption_context)
+        required = set()
+        for key, value in request.reproduced_context.items():
+            if key in context:
+                if context[key] != value:
+                    raise ContextMismatchError(f"encryption context value for {key!r} does not match")
+            else:
+                context[key] = value
+                required.add(key)
+        verification_key = None
+        encoded = context.get(PUBLIC_KEY_CONTEXT_KEY)
+        if suite.signing:
+            if encoded is None:
+                raise MalformedInputError("signed message has no verification key in its encryption context")
+            curve = suite.info.signature_curve
+            assert curve is not None
+            try:
+                raw = base64.b64decode(encoded, validate=True)
+            except (binascii.Error, ValueError):
+                raise MalformedInputError("verification key is not valid base64") from None
+            verification_key = ecdsa.load_compressed_public_key(curve, raw)
+        elif encoded is not None:
+            raise MalformedInputError("unsigned message carries a verification key")
+        materials = DecryptionMaterials(
+            suite=suite,
+            encryption_context=freeze_context(context),
+            verification_key=verification_key,
+            required_context_keys=frozenset(required),
+        )
+        result = self._keyring.on_decrypt(materials, request.encrypted_data_keys)
+        if result.plaintext_data_key is None:
+            raise NoUsableKeyError("no keyring recovered the data key")
+        return result
+
+    def __repr__(self) -> str:
+        return f"DefaultMaterials({self._keyring!r})"
+
+
+class RequiredContextMaterials:
+    """Keeps the named context keys out of the message header but binds them to it.
+
+    The caller must supply those pairs again on decrypt; they are authenticated, never stored.
+    """
+
+    def __init__(self, source: Keyring | MaterialsManager, required_keys: Iterable[str]) -> None:
+        keys = frozenset(required_keys)
+        if not keys:
+            raise ConfigurationError("RequiredContextMaterials needs at least one required key")
+        for key in keys:
+            if not isinstance(key, str) or not key:
+                raise ConfigurationError("required context keys must be non-empty strings")
+        self._source = as_materials_manager(source)
+        self._required = keys
+
+    @property
+    def required_keys(self) -> frozenset[str]:
+        return self._required
+
+    def get_encryption_materials(self, request: EncryptionRequest) -> EncryptionMaterials:
+        _require_keys(self._required, request.encryption_context, "encrypt")
+        inner = EncryptionRequest(
+            encryption_context=request.encryption_context,
+            commitment_policy=request.commitment_policy,
+            suite=request.suite,
+            max_plaintext_length=request.max_plaintext_length,
+            required_context_keys=request.required_context_keys | self._required,
+        )
+        materials = self._source.get_encryption_materials(inner)
+        if not self._required <= materials.required_context_keys:
+            raise PolicyError("the underlying materials manager dropped required context keys")
+        return materials
+
+    def decrypt_materials(self, request: DecryptionRequest) -> DecryptionMaterials:
+        _require_keys(self._required, request.reproduced_context, "decrypt")
+        materials = self._source.decrypt_materials(request)
+        missing = self._required - materials.encryption_context.keys()
+        if missing:
+            raise ContextMismatchError(f"required encryption context keys missing: {sorted(missing)}")
+        return materials
+
+    def __repr__(self) -> str:
+        return f"RequiredContextMaterials(required_keys={sorted(self._required)!r})"
+
+
+def _require_keys(required: frozenset[str], context: Mapping[str, str], operation: str) -> None:
+    missing = required - context.keys()
+    if missing:
+        raise ContextMismatchError(f"{operation} needs the required encryption context keys {sorted(missing)}")
+
+
+def as_materials_manager(source: Keyring | MaterialsManager) -> MaterialsManager:
+    """Wrap a keyring in :class:`DefaultMaterials`; pass a materials manager through."""
+    if isinstance(source, MaterialsManager):
+        return source
+    if isinstance(source, Keyring):
+        return DefaultMaterials(source)
+    raise ConfigurationError("source must be a keyring or a materials manager")

@@ -1,0 +1,101 @@
+"""Sealing and opening a message header: what every encrypt and decrypt path shares.
+
+On encrypt, context keys the materials mark as *required* are kept out of the stored header but
+appended, serialized, to the header tag's AAD. On decrypt the same pairs come from the caller.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from ..errors import AuthenticationError, ContextMismatchError, MalformedInputError
+from ..materials.materials import DecryptionMaterials, EncryptionMaterials
+from ..primitives.aead import AesGcm
+from ..primitives.kdf import constant_time_equal
+from ..suites import Suite
+from .context import serialize_context
+from .header import MessageHeader, serialize_header_body
+from .keys import derive_message_keys
+
+__all__ = ["SealedHeader", "check_reproduced_context", "open_header", "seal_header"]
+
+_ZERO_IV = bytes(12)
+
+
+@dataclass(frozen=True)
+class SealedHeader:
+    """The serialized header of a new message and the key that encrypts its body."""
+
+    header: bytes
+    message_id: bytes
+    aead: AesGcm = field(repr=False)
+
+
+def split_context(
+    context: Mapping[str, str], required_keys: frozenset[str]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """(pairs stored in the header, pairs only authenticated)."""
+    stored = {k: v for k, v in context.items() if k not in required_keys}
+    authenticated_only = {k: v for k, v in context.items() if k in required_keys}
+    return stored, authenticated_only
+
+
+def seal_header(materials: EncryptionMaterials, frame_length: int) -> SealedHeader:
+    suite = materials.suite
+    assert isinstance(suite, Suite)
+    data_key = materials.plaintext_data_key
+    assert data_key is not None
+    message_id = os.urandom(32 if suite.message_version == 2 else 16)
+    key, commitment = derive_message_keys(suite.info, data_key, message_id)
+    stored, authenticated_only = split_context(materials.encryption_context, materials.required_context_keys)
+    body = serialize_header_body(
+        suite, message_id, stored, materials.encrypted_data_keys, frame_length, commitment
+    )
+    aead = AesGcm(key)
+    tag = aead.encrypt(_ZERO_IV, b"", body + serialize_context(authenticated_only))
+    auth = tag if suite.message_version == 2 else _ZERO_IV + tag
+    return SealedHeader(body + auth, message_id, aead)
+
+
+def check_reproduced_context(header: MessageHeader, reproduced: Mapping[str, str]) -> None:
+    """Every pair the caller requires that the header stores must have the same value."""
+    stored = header.encryption_context
+    for key, value in reproduced.items():
+        if key in stored and stored[key] != value:
+            raise ContextMismatchError(f"encryption context value for {key!r} does not match the message")
+
+
+def open_header(header: MessageHeader, materials: DecryptionMaterials) -> AesGcm:
+    """Check the key commitment and the header tag; return the body key."""
+    data_key = materials.plaintext_data_key
+    if data_key is None:
+        raise MalformedInputError("decryption materials hold no data key")
+    key, commitment = derive_message_keys(header.suite.info, data_key, header.message_id)
+    if header.suite.committing and not constant_time_equal(commitment, header.commitment):
+        raise AuthenticationError("key commitment does not match: wrong data key for this message")
+    stored = header.encryption_context
+    authenticated_only = {
+        k: materials.encryption_context[k]
+        for k in materials.required_context_keys
+        if k not in stored and k in materials.encryption_context
+    }
+    aead = AesGcm(key)
+    iv = header.header_iv or _ZERO_IV
+    extra = serialize_context(authenticated_only)
+    try:
+        aead.decrypt(iv, header.header_tag, header.body + extra)
+    except AuthenticationError:
+        if authenticated_only:
+            try:
+                aead.decrypt(iv, header.header_tag, header.body)
+            except AuthenticationError:
+                pass
+            else:
+                # The tag verifies without the caller's extra pairs: the message never bound them.
+                raise ContextMismatchError(
+                    f"the message does not bind the required context keys {sorted(authenticated_only)}"
+                ) from None
+        raise AuthenticationError("header authentication failed (wrong key or encryption context)") from None
+    return aead

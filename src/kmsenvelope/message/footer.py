@@ -1,0 +1,51 @@
+"""The message footer of signed suites: uint16 signature length | DER-encoded ECDSA signature.
+
+The signature covers every byte of the header and body (``data-format/message-footer.md``).
+"""
+
+from __future__ import annotations
+
+from ..errors import MalformedInputError
+from ..materials.materials import DecryptionMaterials, EncryptionMaterials
+from ..primitives.ecdsa import Signer, Verifier
+from .codec import Reader, u16
+
+__all__ = ["MAX_FOOTER_LENGTH", "sign", "verify"]
+
+# DER ECDSA-Sig-Value for P-384: at most 2 + 2 * (2 + 49) = 104 bytes; P-256 is shorter.
+MAX_SIGNATURE_LENGTH = 104
+MAX_FOOTER_LENGTH = 2 + MAX_SIGNATURE_LENGTH
+
+
+def sign(materials: EncryptionMaterials, signed: bytes | memoryview) -> bytes:
+    """The footer for a message whose header and body are ``signed``."""
+    assert materials.signing_key is not None
+    hash_name = materials.suite.info.signature_hash
+    assert hash_name is not None
+    signer = Signer(materials.signing_key, hash_name)
+    signer.update(signed)
+    signature = signer.finalize()
+    return u16(len(signature)) + signature
+
+
+def verifier_for(materials: DecryptionMaterials) -> Verifier:
+    if materials.verification_key is None:
+        raise MalformedInputError("signed message without a verification key")
+    hash_name = materials.suite.info.signature_hash
+    assert hash_name is not None
+    return Verifier(materials.verification_key, hash_name)
+
+
+def read_signature(reader: Reader) -> bytes:
+    length = reader.u16("signature length")
+    if length == 0 or length > MAX_SIGNATURE_LENGTH:
+        raise MalformedInputError(f"invalid signature length {length}")
+    return reader.read(length, "signature")
+
+
+def verify(materials: DecryptionMaterials, signed: bytes | memoryview, reader: Reader) -> None:
+    """Read the footer from ``reader`` and verify it over ``signed``; raises SignatureError."""
+    verifier = verifier_for(materials)
+    signature = read_signature(reader)
+    verifier.update(signed)
+    verifier.verify(signature)

@@ -1,0 +1,26 @@
+"""Per-message key derivation and key commitment (ESDK ``framework/algorithm-suites.md``).
+
+* Identity KDF suites use the data key as is.
+* HKDF suites (v1): HKDF(hash, salt=none, ikm=data key, info=suite id || message id).
+* Committing suites (v2): HKDF-SHA512(salt=message id, ikm=data key), info=suite id || "DERIVEKEY"
+  for the encryption key and info="COMMITKEY" for the 32-byte commitment stored in the header.
+"""
+
+from __future__ import annotations
+
+from ..primitives.kdf import hkdf
+from ..suites import SuiteInfo
+
+_DERIVE_KEY_LABEL = b"DERIVEKEY"
+_COMMIT_KEY_LABEL = b"COMMITKEY"
+
+
+def derive_message_keys(suite: SuiteInfo, data_key: bytes, message_id: bytes) -> tuple[bytes, bytes]:
+    """The content encryption key and the key commitment (empty for non-committing suites)."""
+    if suite.kdf_hash is None:
+        return data_key, b""
+    if suite.committing:
+        key = hkdf(suite.kdf_hash, data_key, message_id, suite.id_bytes + _DERIVE_KEY_LABEL, suite.key_length)
+        commitment = hkdf(suite.kdf_hash, data_key, message_id, _COMMIT_KEY_LABEL, 32)
+        return key, commitment
+    return hkdf(suite.kdf_hash, data_key, None, suite.id_bytes + message_id, suite.key_length), b""
