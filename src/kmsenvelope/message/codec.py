@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from ..errors import MalformedInputError
 
-__all__ = ["Reader", "u16", "u32", "u64"]
+__all__ = ["Reader", "TruncatedInputError", "u16", "u32", "u64"]
+
+
+class TruncatedInputError(MalformedInputError):
+    """The input ended before a field did (a streaming reader may fetch more and retry)."""
 
 
 def u16(value: int) -> bytes:
@@ -35,7 +39,9 @@ class Reader:
 
     def _take(self, n: int, what: str) -> memoryview:
         if n < 0 or n > self._end - self.pos:
-            raise MalformedInputError(f"truncated input: {what} needs {n} bytes, {self.remaining} remain")
+            if n < 0:
+                raise MalformedInputError(f"negative length for {what}")
+            raise TruncatedInputError(f"truncated input: {what} needs {n} bytes, {self.remaining} remain")
         start = self.pos
         self.pos = start + n
         return self._data[start : self.pos]
