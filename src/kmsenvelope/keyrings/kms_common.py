@@ -1,0 +1,175 @@
+"""Pieces shared by the AWS KMS keyrings: EDK filtering, KMS error reasons, the Decrypt call."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..aws.accounting import attempts_of, call_kms, error_code
+from ..aws.arn import KmsArn, parse_arn, validate_identifier
+from ..aws.clients import ClientSupplier, KmsClientSupplier, default_region_of
+from ..errors import ConfigurationError, EdkFailure, KmsEnvelopeError, NoUsableKeyError
+from ..materials.materials import EncryptedDataKey
+
+__all__ = [
+    "PROVIDER_ID",
+    "RSA_PROVIDER_ID",
+    "KmsResponseError",
+    "edk_key_arn",
+    "failure_reason",
+    "kms_errors",
+    "provider_info_text",
+    "region_for",
+    "resolve_supplier",
+]
+
+PROVIDER_ID = "aws-kms"
+RSA_PROVIDER_ID = "aws-kms-rsa"
+
+
+class KmsResponseError(KmsEnvelopeError):
+    """AWS KMS answered, but not with what the keyring asked for (wrong key, bad ARN)."""
+
+
+def resolve_supplier(client_supplier: KmsClientSupplier | None) -> KmsClientSupplier:
+    if client_supplier is None:
+        return ClientSupplier()
+    if not callable(client_supplier):
+        raise ConfigurationError("client_supplier must be a callable region -> KMS client")
+    return client_supplier
+
+
+def check_grant_tokens(grant_tokens: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(grant_tokens, str):
+        raise ConfigurationError("grant_tokens must be a sequence of str, not a str")
+    tokens = tuple(grant_tokens)
+    if any(not isinstance(t, str) or not t for t in tokens):
+        raise ConfigurationError("grant tokens must be non-empty str")
+    return tokens
+
+
+def region_for(key_id: str, supplier: KmsClientSupplier) -> str:
+    """The region whose client serves ``key_id``: the ARN's, else the supplier's default region."""
+    validate_identifier(key_id)
+    if key_id.startswith("arn:"):
+        return parse_arn(key_id).region
+    region = default_region_of(supplier)
+    if region is None:
+        raise ConfigurationError(
+            f"key identifier {key_id!r} has no region; use a key ARN or a client supplier whose "
+            "session has a default region"
+        )
+    return region
+
+
+def provider_info_text(edk: EncryptedDataKey) -> str:
+    """The EDK's provider info as text for error messages (hex prefix if not printable UTF-8)."""
+    return edk.describe().partition(" ")[2]
+
+
+def edk_key_arn(edk: EncryptedDataKey) -> tuple[str, KmsArn]:
+    """The key ARN stored in a KMS EDK's provider info.
+
+    The KMS keyring specs say OnDecrypt MUST fail (not skip) when a provider-id match carries provider
+    info that is not a valid key ARN, so this raises :class:`NoUsableKeyError` at once.
+    """
+    try:
+        text = edk.provider_info.decode("utf-8")
+        arn = parse_arn(text)
+        if arn.resource_type != "key":
+            raise ConfigurationError("resource type is not 'key'")
+    except (UnicodeDecodeError, ConfigurationError) as exc:
+        failure = EdkFailure(
+            edk.provider_id, provider_info_text(edk), f"provider info is not a valid AWS KMS key ARN ({exc})"
+        )
+        raise NoUsableKeyError("malformed AWS KMS encrypted data key", [failure]) from None
+    return text, arn
+
+
+def kms_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions a KMS attempt may raise that are collected as per-EDK failures."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return (ClientError, BotoCoreError, KmsEnvelopeError)
+
+
+_REASONS: Mapping[str, str] = {
+    "AccessDeniedException": "access denied by AWS KMS",
+    "DisabledException": "the KMS key is disabled",
+    "NotFoundException": "the KMS key was not found",
+    "KMSInvalidStateException": "the KMS key is not usable in its current state (e.g. pending deletion)",
+    "InvalidCiphertextException": "AWS KMS rejected the ciphertext or encryption context",
+    "IncorrectKeyException": "the ciphertext belongs to a different KMS key",
+    "InvalidKeyUsageException": "the KMS key's usage or algorithm does not allow this operation",
+    "InvalidGrantTokenException": "a grant token was rejected",
+    "KeyUnavailableException": "the KMS key is temporarily unavailable",
+    "NoCredentialsError": "no AWS credentials were found",
+    "EndpointConnectionError": "could not connect to the AWS KMS endpoint",
+    "ConnectTimeoutError": "connecting to AWS KMS timed out",
+    "ReadTimeoutError": "AWS KMS did not answer before the read timeout",
+}
+_THROTTLING = frozenset(
+    {"ThrottlingException", "Throttling", "TooManyRequestsException", "LimitExceededException"}
+)
+_TRANSIENT = frozenset({"KMSInternalException", "DependencyTimeoutException", "ServiceUnavailableException"})
+
+
+def failure_reason(exc: BaseException) -> str:
+    """A short, secret-free explanation of why a KMS attempt failed."""
+    if isinstance(exc, KmsEnvelopeError):
+        return str(exc)
+    code = error_code(exc)
+    attempts = attempts_of(exc)
+    if code in _THROTTLING:
+        return f"throttled by AWS KMS; gave up after {attempts} attempts ({code})"
+    if code in _TRANSIENT:
+        return f"AWS KMS unavailable after {attempts} attempts ({code})"
+    known = _REASONS.get(code)
+    if known is not None:
+        return f"{known} ({code})"
+    response = getattr(exc, "response", None)
+    message = response.get("Error", {}).get("Message", "") if isinstance(response, dict) else ""
+    return f"{code}: {str(message)[:200]}" if message else code
+
+
+def kms_decrypt(
+    client: Any,
+    *,
+    region: str,
+    key_id: str,
+    ciphertext: bytes,
+    grant_tokens: Sequence[str],
+    encryption_context: Mapping[str, str] | None = None,
+    encryption_algorithm: str | None = None,
+) -> bytes:
+    """KMS Decrypt with ``KeyId=key_id``; the response must name exactly that key."""
+    params: dict[str, Any] = {
+        "KeyId": key_id,
+        "CiphertextBlob": ciphertext,
+        "GrantTokens": list(grant_tokens),
+    }
+    if encryption_context is not None:
+        params["EncryptionContext"] = dict(encryption_context)
+    if encryption_algorithm is not None:
+        params["EncryptionAlgorithm"] = encryption_algorithm
+    response = call_kms(client, "Decrypt", region=region, key_id=key_id, **params)
+    answered = response.get("KeyId")
+    if answered != key_id:
+        raise KmsResponseError(f"AWS KMS Decrypt answered for key {answered!r}, not the requested key")
+    plaintext = response.get("Plaintext")
+    if not isinstance(plaintext, bytes):
+        raise KmsResponseError("AWS KMS Decrypt returned no plaintext")
+    return plaintext
+
+
+def response_key_arn(response: Mapping[str, Any], operation: str) -> str:
+    """The ``KeyId`` of a GenerateDataKey/Encrypt response, which must be a valid key ARN."""
+    key_id = response.get("KeyId")
+    try:
+        if not isinstance(key_id, str) or parse_arn(key_id).resource_type != "key":
+            raise ConfigurationError("not a key ARN")
+    except ConfigurationError:
+        raise KmsResponseError(
+            f"AWS KMS {operation} returned KeyId {key_id!r}, which is not a key ARN"
+        ) from None
+    return key_id
