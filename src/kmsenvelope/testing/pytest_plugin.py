@@ -1,0 +1,34 @@
+"""pytest plugin (entry point ``pytest11: kmsenvelope``): the ``local_aws`` fixture.
+
+One patched moto server serves the whole test session (starting it costs about a second); each test
+gets it with injected faults and request recordings cleared before and after. Importing this module
+imports neither moto nor boto3.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from .local_aws import LocalAws
+
+
+@pytest.fixture(scope="session")
+def kmsenvelope_local_aws_server() -> Iterator[LocalAws]:
+    """The session-wide local AWS server behind the ``local_aws`` fixture."""
+    from .local_aws import local_aws as start_local_aws
+
+    with start_local_aws() as aws:
+        yield aws
+
+
+@pytest.fixture
+def local_aws(kmsenvelope_local_aws_server: LocalAws) -> Iterator[LocalAws]:
+    """A local AWS endpoint (patched moto) with no pending faults or recorded requests."""
+    aws = kmsenvelope_local_aws_server
+    aws.reset()
+    yield aws
+    aws.reset()
