@@ -16,8 +16,12 @@ from kmsenvelope.materials.protocols import Keyring
 
 from .conftest import VECTORS, vectors_dir
 
-_PADDING = {("oaep-mgf1", "sha1"): "OAEP-SHA1", ("oaep-mgf1", "sha256"): "OAEP-SHA256",
-            ("oaep-mgf1", "sha384"): "OAEP-SHA384", ("oaep-mgf1", "sha512"): "OAEP-SHA512"}
+_PADDING = {
+    ("oaep-mgf1", "sha1"): "OAEP-SHA1",
+    ("oaep-mgf1", "sha256"): "OAEP-SHA256",
+    ("oaep-mgf1", "sha384"): "OAEP-SHA384",
+    ("oaep-mgf1", "sha512"): "OAEP-SHA512",
+}
 
 
 def _load_manifest() -> tuple[Path, dict[str, Any], dict[str, Any]]:
@@ -43,7 +47,11 @@ def _cached_keyring(spec_json: str) -> Keyring:
     key = KEYS[spec["key"]]
     if spec["encryption-algorithm"] == "aes":
         return RawAesKeyring(spec["provider-id"], key["key-id"], base64.b64decode(key["material"]))
-    padding = "PKCS1" if spec["padding-algorithm"] == "pkcs1" else _PADDING[(spec["padding-algorithm"], spec["padding-hash"])]
+    padding = (
+        "PKCS1"
+        if spec["padding-algorithm"] == "pkcs1"
+        else _PADDING[(spec["padding-algorithm"], spec["padding-hash"])]
+    )
     pem = key["material"].encode()
     if key["type"] == "private":
         return RawRsaKeyring(spec["provider-id"], key["key-id"], private_key=pem, padding=padding)
@@ -65,7 +73,11 @@ def test_vector_decrypts(name: str) -> None:
     keyrings = [_keyring(spec) for spec in test["master-keys"]]
     keyring: Keyring = keyrings[0] if len(keyrings) == 1 else MultiKeyring(children=keyrings)
     context = test["encryption-context"]
-    source = RequiredContextMaterials(keyring, context.keys()) if test["cmm"] == "RequiredEncryptionContext" else keyring
+    source = (
+        RequiredContextMaterials(keyring, context.keys())
+        if test["cmm"] == "RequiredEncryptionContext"
+        else keyring
+    )
     envelope = Envelope(source, commitment_policy=CommitmentPolicy.REQUIRE_ENCRYPT_ALLOW_DECRYPT)
     result = envelope.decrypt_with_header(_file(test["ciphertext"]), context)
     assert result.plaintext == _file(test["result"]["output"]["plaintext"])

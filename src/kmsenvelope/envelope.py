@@ -26,11 +26,14 @@ from .message.codec import Reader
 from .message.crypto import check_reproduced_context, open_header, seal_header
 from .message.header import MAX_FRAME_LENGTH, DecryptLimits, MessageHeader, parse_header
 from .primitives.aead import AesGcm
+from .primitives.buffers import new_bytes
 from .suites import CommitmentPolicy, Suite
 
 __all__ = ["DEFAULT_FRAME_LENGTH", "DecryptResult", "Envelope"]
 
 DEFAULT_FRAME_LENGTH = 64 * 1024
+# Below this, joining per-frame outputs is as fast as writing in place.
+_IN_PLACE_THRESHOLD = 128 * 1024
 
 
 @dataclass(frozen=True)
@@ -125,12 +128,38 @@ class Envelope:
 
     def encrypt(self, plaintext: bytes, context: Mapping[str, str] | None = None) -> bytes:
         """Encrypt ``plaintext`` into one ESDK message bound to ``context``."""
-        out = bytearray()
-        self.encrypt_into(plaintext, out, context)
-        return bytes(out)
+        view = memoryview(plaintext)
+        if view.format != "B" or view.ndim != 1:
+            view = view.cast("B")
+        materials = self.encryption_materials(context, len(view))
+        sealed = seal_header(materials, self._frame_length)
+        signing = materials.signing_key is not None
+        if len(view) >= _IN_PLACE_THRESHOLD and not signing:
+            header = sealed.header
+            total = len(header) + body_mod.framed_body_length(len(view), self._frame_length)
+            fresh = new_bytes(total)
+            if fresh is not None:
+                result, dest = fresh
+                with dest:
+                    dest[: len(header)] = header
+                    body_mod.encrypt_framed_into(
+                        sealed.aead, sealed.message_id, view, self._frame_length, dest[len(header) :]
+                    )
+                return result
+        parts = [sealed.header]
+        body_mod.encrypt_framed_parts(sealed.aead, sealed.message_id, view, self._frame_length, parts)
+        if signing:
+            signer = footer.signer_for(materials)
+            for part in parts:
+                signer.update(part)
+            parts.append(footer.finish(signer))
+        return b"".join(parts)
 
     def encrypt_into(
-        self, plaintext: bytes | bytearray | memoryview, out: bytearray, context: Mapping[str, str] | None = None
+        self,
+        plaintext: bytes | bytearray | memoryview,
+        out: bytearray,
+        context: Mapping[str, str] | None = None,
     ) -> int:
         """Encrypt into ``out``, resized to the message length (reuse it to avoid fresh allocations)."""
         view = memoryview(plaintext).cast("B")
@@ -156,12 +185,16 @@ class Envelope:
         del out[body_end:]
         return len(out)
 
-    def encryption_materials(self, context: Mapping[str, str] | None, plaintext_length: int | None) -> EncryptionMaterials:
+    def encryption_materials(
+        self, context: Mapping[str, str] | None, plaintext_length: int | None
+    ) -> EncryptionMaterials:
         """Materials for one message; checks the context and EDK limit. Used by the streaming writer."""
         frozen = freeze_context(context)
         for key in frozen:
             if key.startswith(RESERVED_CONTEXT_PREFIX):
-                raise PolicyError(f"encryption context keys starting with {RESERVED_CONTEXT_PREFIX!r} are reserved")
+                raise PolicyError(
+                    f"encryption context keys starting with {RESERVED_CONTEXT_PREFIX!r} are reserved"
+                )
         request = EncryptionRequest(
             encryption_context=frozen,
             commitment_policy=self._policy,
@@ -188,10 +221,26 @@ class Envelope:
     def decrypt_with_header(
         self, ciphertext: bytes | bytearray | memoryview, context: Mapping[str, str] | None = None
     ) -> DecryptResult:
-        """Decrypt one message and return the plaintext with its parsed header."""
-        out = bytearray()
-        header, materials = self.decrypt_into(ciphertext, out, context)
-        return DecryptResult(bytes(out), header, materials.encryption_context)
+        """Decrypt one message and return the plaintext with its parsed header.
+
+        Signed messages have their signature verified before anything is decrypted.
+        """
+        data, header, materials, aead, reader = self._open_message(ciphertext, context)
+        if header.framed:
+            frames, total = body_mod.scan_framed(reader, header.frame_length)
+            self._finish(header, materials, data, reader)
+            fresh = new_bytes(total) if total >= _IN_PLACE_THRESHOLD and len(frames) > 1 else None
+            if fresh is not None:
+                plaintext, dest = fresh
+                with dest:
+                    body_mod.decrypt_framed_into(aead, header.message_id, data, frames, dest)
+            else:
+                parts = body_mod.decrypt_framed_parts(aead, header.message_id, data, frames)
+                plaintext = parts[0] if len(parts) == 1 else b"".join(parts)
+        else:
+            plaintext = body_mod.decrypt_non_framed(aead, header.message_id, reader)
+            self._finish(header, materials, data, reader)
+        return DecryptResult(plaintext, header, materials.encryption_context)
 
     def decrypt_into(
         self,
@@ -199,43 +248,56 @@ class Envelope:
         out: bytearray,
         context: Mapping[str, str] | None = None,
     ) -> tuple[MessageHeader, DecryptionMaterials]:
-        """Decrypt into ``out`` (resized to the plaintext length). ``out`` is emptied on any failure.
+        """Decrypt into ``out``, resized to the plaintext length; reuse it to avoid fresh allocations.
 
-        Signed messages have their signature verified before anything is decrypted.
+        ``out`` is zeroed and emptied on any failure. Signed messages are verified before decrypting.
         """
-        data = memoryview(ciphertext).cast("B")
-        limit = self._limits.max_message_size
-        if limit is not None and len(data) > limit:
-            raise PolicyError(f"message of {len(data)} bytes exceeds the limit of {limit}")
-        header = parse_header(data, self._limits)
-        reproduced = freeze_context(context)
-        materials, aead = self.open(header, reproduced)
-        reader = Reader(data, header.size)
-        del out[:]
+        data, header, materials, aead, reader = self._open_message(ciphertext, context)
         try:
             if header.framed:
                 frames, total = body_mod.scan_framed(reader, header.frame_length)
                 self._finish(header, materials, data, reader)
-                out.extend(bytes(total))
-                body_mod.decrypt_framed_into(aead, header.message_id, data, frames, memoryview(out))
+                if len(out) > total:
+                    del out[total:]
+                elif len(out) < total:
+                    out.extend(bytes(total - len(out)))
+                with memoryview(out) as view:
+                    body_mod.decrypt_framed_into(aead, header.message_id, data, frames, view)
             else:
                 plaintext = body_mod.decrypt_non_framed(aead, header.message_id, reader)
                 self._finish(header, materials, data, reader)
-                out.extend(plaintext)
+                out[:] = plaintext
         except BaseException:
             out[:] = bytes(len(out))
             del out[:]
             raise
         return header, materials
 
-    def _finish(self, header: MessageHeader, materials: DecryptionMaterials, data: memoryview, reader: Reader) -> None:
+    def _open_message(
+        self, ciphertext: bytes | bytearray | memoryview, context: Mapping[str, str] | None
+    ) -> tuple[memoryview, MessageHeader, DecryptionMaterials, AesGcm, Reader]:
+        data = memoryview(ciphertext)
+        if data.format != "B" or data.ndim != 1:
+            data = data.cast("B")
+        limit = self._limits.max_message_size
+        if limit is not None and len(data) > limit:
+            raise PolicyError(f"message of {len(data)} bytes exceeds the limit of {limit}")
+        header = parse_header(data, self._limits)
+        materials, aead = self.open(header, freeze_context(context))
+        return data, header, materials, aead, Reader(data, header.size)
+
+    def _finish(
+        self, header: MessageHeader, materials: DecryptionMaterials, data: memoryview, reader: Reader
+    ) -> None:
         """Verify the footer (if signed) and that nothing trails the message."""
         if header.suite.signing:
             footer.verify(materials, data[: reader.pos], reader)
         if reader.remaining:
             raise MalformedInputError(f"{reader.remaining} unexpected bytes after the end of the message")
 
-    def open(self, header: MessageHeader, reproduced: Mapping[str, str]) -> tuple[DecryptionMaterials, AesGcm]:
+    def open(
+        self, header: MessageHeader, reproduced: Mapping[str, str]
+    ) -> tuple[DecryptionMaterials, AesGcm]:
         """Get decryption materials for a parsed header and verify it. Used by the streaming reader."""
         check_suite_policy(header.suite, self._policy, encrypting=False)
         check_reproduced_context(header, reproduced)
@@ -255,7 +317,9 @@ class Envelope:
 
     # -- streaming -----------------------------------------------------------------------------
 
-    def encrypt_stream(self, src: BinaryIO, dst: BinaryIO, context: Mapping[str, str] | None = None) -> MessageHeader:
+    def encrypt_stream(
+        self, src: BinaryIO, dst: BinaryIO, context: Mapping[str, str] | None = None
+    ) -> MessageHeader:
         """Encrypt ``src`` to ``dst`` frame by frame; memory stays bounded by the frame length."""
         from .message.stream import encrypt_stream
 

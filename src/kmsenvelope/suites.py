@@ -67,45 +67,48 @@ def _info(
 
 
 class _SuiteMixin:
-    """Shared accessors. ``value`` is the :class:`SuiteInfo`."""
+    """Shared accessors, read from a plain attribute (enum ``.value`` lookups are slow on hot paths)."""
 
-    value: SuiteInfo
+    _info: SuiteInfo
+
+    def __init__(self, info: SuiteInfo) -> None:
+        self._info = info
 
     @property
     def id(self) -> int:
-        return self.value.id
+        return self._info.id
 
     @property
     def info(self) -> SuiteInfo:
-        return self.value
+        return self._info
 
     @property
     def key_length(self) -> int:
-        return self.value.key_length
+        return self._info.key_length
 
     @property
     def data_key_length(self) -> int:
-        return self.value.data_key_length
+        return self._info.data_key_length
 
     @property
     def committing(self) -> bool:
-        return self.value.committing
+        return self._info.committing
 
     @property
     def signing(self) -> bool:
-        return self.value.signing
+        return self._info.signature_curve is not None
 
     @property
     def symmetric_signature(self) -> bool:
-        return self.value.symmetric_signature
+        return self._info.symmetric_signature
 
     @property
     def message_version(self) -> int:
-        return self.value.message_version
+        return self._info.message_version
 
     @property
     def id_bytes(self) -> bytes:
-        return self.value.id_bytes
+        return self._info.id_bytes
 
 
 class Suite(_SuiteMixin, enum.Enum):

@@ -39,7 +39,9 @@ class MultiKeyring:
     def on_encrypt(self, materials: EncryptionMaterials) -> EncryptionMaterials:
         if self._generator is not None:
             if materials.plaintext_data_key is not None:
-                raise PolicyError("MultiKeyring with a generator received materials that already hold a data key")
+                raise PolicyError(
+                    "MultiKeyring with a generator received materials that already hold a data key"
+                )
             materials = self._generator.on_encrypt(materials)
             if materials.plaintext_data_key is None:
                 raise NoUsableKeyError("the generator keyring produced no data key")
@@ -49,7 +51,9 @@ class MultiKeyring:
             materials = child.on_encrypt(materials)
         return materials
 
-    def on_decrypt(self, materials: DecryptionMaterials, edks: Sequence[EncryptedDataKey]) -> DecryptionMaterials:
+    def on_decrypt(
+        self, materials: DecryptionMaterials, edks: Sequence[EncryptedDataKey]
+    ) -> DecryptionMaterials:
         if materials.plaintext_data_key is not None:
             return materials
         failures: list[EdkFailure] = []

@@ -74,7 +74,9 @@ class RawAesKeyring:
     def on_encrypt(self, materials: EncryptionMaterials) -> EncryptionMaterials:
         return wrapping.on_encrypt(materials, self._wrap)
 
-    def on_decrypt(self, materials: DecryptionMaterials, edks: Sequence[EncryptedDataKey]) -> DecryptionMaterials:
+    def on_decrypt(
+        self, materials: DecryptionMaterials, edks: Sequence[EncryptedDataKey]
+    ) -> DecryptionMaterials:
         def attempt(edk: EncryptedDataKey) -> DecryptionMaterials:
             if len(edk.ciphertext) < TAG_LENGTH:
                 raise MalformedInputError("raw AES EDK ciphertext is too short")
@@ -83,7 +85,9 @@ class RawAesKeyring:
             except AuthenticationError:
                 raise AuthenticationError("wrong wrapping key or encryption context") from None
 
-        return decrypt_first(f"RawAesKeyring({self._namespace!r}, {self.name!r})", materials, edks, self._matches, attempt)
+        return decrypt_first(
+            f"RawAesKeyring({self._namespace!r}, {self.name!r})", materials, edks, self._matches, attempt
+        )
 
     def __repr__(self) -> str:
         return f"RawAesKeyring(namespace={self._namespace!r}, name={self.name!r})"

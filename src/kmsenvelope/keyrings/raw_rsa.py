@@ -92,7 +92,9 @@ class RawRsaKeyring:
     def on_encrypt(self, materials: EncryptionMaterials) -> EncryptionMaterials:
         return wrapping.on_encrypt(materials, self._wrap)
 
-    def on_decrypt(self, materials: DecryptionMaterials, edks: Sequence[EncryptedDataKey]) -> DecryptionMaterials:
+    def on_decrypt(
+        self, materials: DecryptionMaterials, edks: Sequence[EncryptedDataKey]
+    ) -> DecryptionMaterials:
         label = f"RawRsaKeyring({self._namespace!r}, {self._name.decode()!r})"
         if self._private is None:
             if materials.plaintext_data_key is not None:

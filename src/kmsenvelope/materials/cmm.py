@@ -9,7 +9,13 @@ import base64
 import binascii
 from collections.abc import Iterable, Mapping
 
-from ..errors import ConfigurationError, ContextMismatchError, MalformedInputError, NoUsableKeyError, PolicyError
+from ..errors import (
+    ConfigurationError,
+    ContextMismatchError,
+    MalformedInputError,
+    NoUsableKeyError,
+    PolicyError,
+)
 from ..primitives import ecdsa
 from ..suites import CommitmentPolicy, DbeSuite, Suite
 from .materials import (
@@ -61,7 +67,11 @@ class DefaultMaterials:
     def get_encryption_materials(self, request: EncryptionRequest) -> EncryptionMaterials:
         suite = request.suite
         if suite is None:
-            suite = DEFAULT_SUITE if request.commitment_policy.encrypt_requires_commitment else DEFAULT_LEGACY_SUITE
+            suite = (
+                DEFAULT_SUITE
+                if request.commitment_policy.encrypt_requires_commitment
+                else DEFAULT_LEGACY_SUITE
+            )
         check_suite_policy(suite, request.commitment_policy, encrypting=True)
         context = dict(request.encryption_context)
         if PUBLIC_KEY_CONTEXT_KEY in context:
@@ -176,7 +186,9 @@ class RequiredContextMaterials:
 def _require_keys(required: frozenset[str], context: Mapping[str, str], operation: str) -> None:
     missing = required - context.keys()
     if missing:
-        raise ContextMismatchError(f"{operation} needs the required encryption context keys {sorted(missing)}")
+        raise ContextMismatchError(
+            f"{operation} needs the required encryption context keys {sorted(missing)}"
+        )
 
 
 def as_materials_manager(source: Keyring | MaterialsManager) -> MaterialsManager:

@@ -7,10 +7,9 @@ Secrets are excluded from ``repr``.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, TypeAlias
 
 from ..errors import MalformedInputError, PolicyError
 from ..suites import CommitmentPolicy, DbeSuite, Suite
@@ -19,23 +18,25 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey, EllipticCurvePublicKey
 
 __all__ = [
+    "RESERVED_CONTEXT_PREFIX",
     "AnySuite",
     "DecryptionMaterials",
     "DecryptionRequest",
     "EncryptedDataKey",
     "EncryptionMaterials",
     "EncryptionRequest",
-    "RESERVED_CONTEXT_PREFIX",
     "freeze_context",
 ]
 
-AnySuite = Union[Suite, DbeSuite]
+AnySuite: TypeAlias = Suite | DbeSuite
 
 RESERVED_CONTEXT_PREFIX = "aws-crypto-"
 
 
 def freeze_context(context: Mapping[str, str] | None) -> Mapping[str, str]:
     """A validated, read-only copy of an encryption context."""
+    if type(context) is _FrozenDict:
+        return context
     if not context:
         return _EMPTY
     out: dict[str, str] = {}
@@ -47,18 +48,23 @@ def freeze_context(context: Mapping[str, str] | None) -> Mapping[str, str]:
 
 
 class _FrozenDict(dict[str, str]):
-    """A dict that refuses mutation; hashable by content so materials can be cache keys."""
+    """A dict that refuses mutation; hashable by content so materials can be cache keys.
+
+    ``serialized`` caches the ESDK serialization, which keyrings and headers need repeatedly.
+    """
+
+    serialized: bytes | None = None
 
     def _refuse(self, *args: object, **kwargs: object) -> None:
         raise TypeError("encryption context is read-only")
 
-    __setitem__ = _refuse  # type: ignore[assignment]
-    __delitem__ = _refuse  # type: ignore[assignment]
-    clear = _refuse  # type: ignore[assignment]
+    __setitem__ = _refuse
+    __delitem__ = _refuse
+    clear = _refuse
     pop = _refuse  # type: ignore[assignment]
     popitem = _refuse  # type: ignore[assignment]
     setdefault = _refuse  # type: ignore[assignment]
-    update = _refuse  # type: ignore[assignment]
+    update = _refuse
 
     def __hash__(self) -> int:  # type: ignore[override]
         return hash(tuple(sorted(self.items())))
@@ -134,20 +140,33 @@ class EncryptionMaterials:
         sym = self.symmetric_signing_keys + (
             (symmetric_signing_key,) if symmetric_signing_key is not None else ()
         )
-        return dataclasses.replace(
-            self, plaintext_data_key=bytes(plaintext_data_key), encrypted_data_keys=edks,
-            symmetric_signing_keys=sym,
+        return EncryptionMaterials(
+            self.suite,
+            self.encryption_context,
+            edks,
+            bytes(plaintext_data_key),
+            self.signing_key,
+            self.required_context_keys,
+            sym,
         )
 
-    def with_edk(self, edk: EncryptedDataKey, symmetric_signing_key: bytes | None = None) -> EncryptionMaterials:
+    def with_edk(
+        self, edk: EncryptedDataKey, symmetric_signing_key: bytes | None = None
+    ) -> EncryptionMaterials:
         """Materials with one more encrypted data key."""
         if self.plaintext_data_key is None:
             raise PolicyError("cannot add an encrypted data key before a data key exists")
         sym = self.symmetric_signing_keys + (
             (symmetric_signing_key,) if symmetric_signing_key is not None else ()
         )
-        return dataclasses.replace(
-            self, encrypted_data_keys=self.encrypted_data_keys + (edk,), symmetric_signing_keys=sym
+        return EncryptionMaterials(
+            self.suite,
+            self.encryption_context,
+            (*self.encrypted_data_keys, edk),
+            self.plaintext_data_key,
+            self.signing_key,
+            self.required_context_keys,
+            sym,
         )
 
     def __repr__(self) -> str:
@@ -175,8 +194,13 @@ class DecryptionMaterials:
         if self.plaintext_data_key is not None:
             raise PolicyError("decryption materials already hold a data key")
         check_data_key(self.suite, plaintext_data_key)
-        return dataclasses.replace(
-            self, plaintext_data_key=bytes(plaintext_data_key), symmetric_signing_key=symmetric_signing_key
+        return DecryptionMaterials(
+            self.suite,
+            self.encryption_context,
+            bytes(plaintext_data_key),
+            self.verification_key,
+            self.required_context_keys,
+            symmetric_signing_key,
         )
 
     def __repr__(self) -> str:

@@ -83,7 +83,9 @@ def encrypt_framed_into(
         out[pos : pos + 4] = seq
         out[pos + 4 : pos + 16] = iv
         end = pos + 16 + frame_length + TAG
-        aead.encrypt_into(iv, plaintext[src : src + frame_length], prefix + seq + regular_aad_tail, out[pos + 16 : end])
+        aead.encrypt_into(
+            iv, plaintext[src : src + frame_length], prefix + seq + regular_aad_tail, out[pos + 16 : end]
+        )
         pos = end
         src += frame_length
         sequence += 1
@@ -98,6 +100,50 @@ def encrypt_framed_into(
     aad = frame_aad(message_id, FINAL_FRAME_STRING, sequence, final)
     aead.encrypt_into(iv, plaintext[src : src + final], aad, out[pos + 24 : end])
     return end
+
+
+def encrypt_framed_parts(
+    aead: AesGcm, message_id: bytes, plaintext: memoryview, frame_length: int, parts: list[bytes]
+) -> None:
+    """Append the framed body of ``plaintext`` to ``parts`` as frame prefixes and sealed contents.
+
+    Joining the parts once costs one copy; encrypting into a zeroed buffer and then converting it to
+    ``bytes`` would cost a memset and a copy.
+    """
+    layout = FrameLayout(len(plaintext), frame_length)
+    src = 0
+    regular_aad = message_id + FRAME_STRING
+    length_bytes = frame_length.to_bytes(8, "big")
+    encrypt = aead.encrypt
+    append = parts.append
+    for sequence in range(1, layout.regular + 1):
+        seq = sequence.to_bytes(4, "big")
+        iv = _ZERO8 + seq
+        append(seq + iv)
+        append(encrypt(iv, plaintext[src : src + frame_length], regular_aad + seq + length_bytes))
+        src += frame_length
+    sequence = layout.regular + 1
+    seq = sequence.to_bytes(4, "big")
+    iv = _ZERO8 + seq
+    final = layout.final_length
+    append(b"\xff\xff\xff\xff" + seq + iv + final.to_bytes(4, "big"))
+    append(
+        encrypt(iv, plaintext[src : src + final], frame_aad(message_id, FINAL_FRAME_STRING, sequence, final))
+    )
+
+
+def decrypt_framed_parts(
+    aead: AesGcm, message_id: bytes, data: memoryview, frames: list[tuple[int, int, int, int]]
+) -> list[bytes]:
+    """Decrypt frames found by :func:`scan_framed`; one ``bytes`` per frame."""
+    last = len(frames) - 1
+    decrypt = aead.decrypt
+    out = []
+    for index, (iv_at, start, length, sequence) in enumerate(frames):
+        content = FINAL_FRAME_STRING if index == last else FRAME_STRING
+        aad = message_id + content + sequence.to_bytes(4, "big") + length.to_bytes(8, "big")
+        out.append(decrypt(bytes(data[iv_at : iv_at + IV]), data[start : start + length + TAG], aad))
+    return out
 
 
 def scan_framed(reader: Reader, frame_length: int) -> tuple[list[tuple[int, int, int, int]], int]:

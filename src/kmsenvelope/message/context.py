@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..errors import MalformedInputError
+from ..materials.materials import _FrozenDict
 from .codec import Reader, u16
 
 __all__ = ["parse_context", "serialize_context"]
@@ -19,6 +20,16 @@ _MAX_U16 = 0xFFFF
 def serialize_context(context: Mapping[str, str]) -> bytes:
     if not context:
         return b""
+    cached = getattr(context, "serialized", None)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    out = _serialize(context)
+    if type(context) is _FrozenDict:
+        context.serialized = out
+    return out
+
+
+def _serialize(context: Mapping[str, str]) -> bytes:
     try:
         encoded = sorted((k.encode("utf-8"), v.encode("utf-8")) for k, v in context.items())
     except UnicodeEncodeError:

@@ -17,15 +17,24 @@ MAX_SIGNATURE_LENGTH = 104
 MAX_FOOTER_LENGTH = 2 + MAX_SIGNATURE_LENGTH
 
 
-def sign(materials: EncryptionMaterials, signed: bytes | memoryview) -> bytes:
-    """The footer for a message whose header and body are ``signed``."""
+def signer_for(materials: EncryptionMaterials) -> Signer:
     assert materials.signing_key is not None
     hash_name = materials.suite.info.signature_hash
     assert hash_name is not None
-    signer = Signer(materials.signing_key, hash_name)
-    signer.update(signed)
+    return Signer(materials.signing_key, hash_name)
+
+
+def finish(signer: Signer) -> bytes:
+    """The footer once every header and body byte went through ``signer``."""
     signature = signer.finalize()
     return u16(len(signature)) + signature
+
+
+def sign(materials: EncryptionMaterials, signed: bytes | memoryview) -> bytes:
+    """The footer for a message whose header and body are ``signed``."""
+    signer = signer_for(materials)
+    signer.update(signed)
+    return finish(signer)
 
 
 def verifier_for(materials: DecryptionMaterials) -> Verifier:

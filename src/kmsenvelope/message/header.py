@@ -143,7 +143,16 @@ def serialize_header_body(
     content = bytes([CONTENT_FRAMED])
     if suite.message_version == 2:
         return b"".join(
-            (b"\x02", suite.id_bytes, message_id, aad, serialize_edks(edks), content, u32(frame_length), commitment)
+            (
+                b"\x02",
+                suite.id_bytes,
+                message_id,
+                aad,
+                serialize_edks(edks),
+                content,
+                u32(frame_length),
+                commitment,
+            )
         )
     return b"".join(
         (

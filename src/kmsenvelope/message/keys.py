@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from ..primitives.kdf import hkdf
+from ..primitives.kdf import hkdf, hkdf_many
 from ..suites import SuiteInfo
 
 _DERIVE_KEY_LABEL = b"DERIVEKEY"
@@ -20,7 +20,9 @@ def derive_message_keys(suite: SuiteInfo, data_key: bytes, message_id: bytes) ->
     if suite.kdf_hash is None:
         return data_key, b""
     if suite.committing:
-        key = hkdf(suite.kdf_hash, data_key, message_id, suite.id_bytes + _DERIVE_KEY_LABEL, suite.key_length)
-        commitment = hkdf(suite.kdf_hash, data_key, message_id, _COMMIT_KEY_LABEL, 32)
+        # Both outputs share the extract step: same IKM and salt (the message id).
+        key, commitment = hkdf_many(
+            suite.kdf_hash, data_key, message_id, (suite.id_bytes + _DERIVE_KEY_LABEL, _COMMIT_KEY_LABEL), 32
+        )
         return key, commitment
     return hkdf(suite.kdf_hash, data_key, None, suite.id_bytes + message_id, suite.key_length), b""

@@ -152,7 +152,9 @@ def _read_header(src: BinaryIO, limits: DecryptLimits) -> tuple[MessageHeader, b
             if not chunk:
                 raise
             if len(buffer) > limits.max_header_size:
-                raise PolicyError(f"message header exceeds the limit of {limits.max_header_size} bytes") from None
+                raise PolicyError(
+                    f"message header exceeds the limit of {limits.max_header_size} bytes"
+                ) from None
             want = min(want * 2, 1 << 20)
             continue
         return header, bytes(buffer)

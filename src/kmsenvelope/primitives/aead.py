@@ -23,7 +23,7 @@ class AesGcm:
             raise ValueError("AES-GCM key must be 16, 24 or 32 bytes")
         self._aead = AESGCM(key)
 
-    def encrypt(self, iv: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    def encrypt(self, iv: bytes, plaintext: bytes | memoryview, aad: bytes) -> bytes:
         """Ciphertext followed by the 16-byte tag."""
         return self._aead.encrypt(iv, plaintext, aad)
 
@@ -37,7 +37,9 @@ class AesGcm:
         except InvalidTag:
             raise AuthenticationError("authentication tag did not verify") from None
 
-    def decrypt_into(self, iv: bytes, ciphertext_and_tag: bytes | memoryview, aad: bytes, out: memoryview) -> None:
+    def decrypt_into(
+        self, iv: bytes, ciphertext_and_tag: bytes | memoryview, aad: bytes, out: memoryview
+    ) -> None:
         try:
             self._aead.decrypt_into(iv, ciphertext_and_tag, aad, out)
         except InvalidTag:

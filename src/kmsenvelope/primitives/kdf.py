@@ -1,39 +1,103 @@
-"""HKDF (RFC 5869) over the standard library's OpenSSL-backed HMAC.
+"""HKDF (RFC 5869), HMAC and the counter-mode KDF, over the standard library's hashlib.
 
-``hmac.digest`` is a single C call, several times faster per derivation than building a
-``cryptography`` HKDF object, and derivations sit on every message's hot path.
+HMAC is built from precomputed inner/outer hash states (RFC 2104) because every message derives
+several keys from one PRK: copying a keyed state is far cheaper than re-keying OpenSSL's HMAC,
+and key derivation sits on every message's hot path.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+from collections.abc import Callable, Sequence
+from typing import Any
+
+__all__ = [
+    "Hmac",
+    "constant_time_equal",
+    "hkdf",
+    "hkdf_expand",
+    "hkdf_many",
+    "hmac_digest",
+    "kdf_counter_hmac",
+]
 
 _HASH_LEN = {"sha256": 32, "sha384": 48, "sha512": 64}
+_CONSTRUCTORS: dict[str, Callable[..., Any]] = {
+    "sha256": hashlib.sha256,
+    "sha384": hashlib.sha384,
+    "sha512": hashlib.sha512,
+}
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
+
+
+class Hmac:
+    """HMAC keyed once, evaluated many times. The key is never shown."""
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, hash_name: str, key: bytes) -> None:
+        ctor = _CONSTRUCTORS[hash_name]
+        block = 128 if hash_name in ("sha384", "sha512") else 64
+        if len(key) > block:
+            key = ctor(key).digest()
+        padded = bytes(key).ljust(block, b"\x00")
+        self._inner = ctor(padded.translate(_IPAD))
+        self._outer = ctor(padded.translate(_OPAD))
+
+    def digest(self, message: bytes) -> bytes:
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        return "Hmac(<key hidden>)"
+
+
+def hmac_digest(hash_name: str, key: bytes, data: bytes) -> bytes:
+    """One-shot HMAC."""
+    return hmac.digest(key, data, hash_name)
 
 
 def hkdf(hash_name: str, ikm: bytes, salt: bytes | None, info: bytes, length: int) -> bytes:
     """HKDF-Extract then HKDF-Expand; a ``None`` or empty salt means HashLen zero bytes."""
+    return hkdf_many(hash_name, ikm, salt, (info,), length)[0]
+
+
+def hkdf_many(
+    hash_name: str, ikm: bytes, salt: bytes | None, infos: Sequence[bytes], length: int
+) -> list[bytes]:
+    """Several HKDF outputs sharing one extract step (same IKM and salt, different info)."""
     hash_len = _HASH_LEN[hash_name]
     if length > 255 * hash_len:
         raise ValueError("HKDF output too long")
-    prk = hmac.digest(salt or bytes(hash_len), ikm, hash_name)
-    return hkdf_expand(hash_name, prk, info, length)
+    prk = Hmac(hash_name, salt or bytes(hash_len)).digest(ikm)
+    keyed = Hmac(hash_name, prk)
+    return [_expand(keyed, info, length, hash_len) for info in infos]
 
 
 def hkdf_expand(hash_name: str, prk: bytes, info: bytes, length: int) -> bytes:
     """HKDF-Expand alone."""
+    hash_len = _HASH_LEN[hash_name]
+    if length > 255 * hash_len:
+        raise ValueError("HKDF output too long")
+    return _expand(Hmac(hash_name, prk), info, length, hash_len)
+
+
+def _expand(keyed: Hmac, info: bytes, length: int, hash_len: int) -> bytes:
+    if length <= hash_len:
+        return keyed.digest(info + b"\x01")[:length]
     out = b""
     block = b""
     counter = 1
     while len(out) < length:
-        block = hmac.digest(prk, block + info + bytes([counter]), hash_name)
+        block = keyed.digest(block + info + bytes([counter]))
         out += block
         counter += 1
     return out[:length]
-
-
-def hmac_digest(hash_name: str, key: bytes, data: bytes) -> bytes:
-    return hmac.digest(key, data, hash_name)
 
 
 def kdf_counter_hmac(hash_name: str, ikm: bytes, label: bytes, context: bytes, length: int) -> bytes:
@@ -44,10 +108,11 @@ def kdf_counter_hmac(hash_name: str, ikm: bytes, label: bytes, context: bytes, l
     """
     hash_len = _HASH_LEN[hash_name]
     blocks = -(-length // hash_len)
+    keyed = Hmac(hash_name, ikm)
     out = b""
     suffix = label + b"\x00" + context + (length * 8).to_bytes(4, "big")
     for i in range(1, blocks + 1):
-        out += hmac.digest(ikm, i.to_bytes(4, "big") + suffix, hash_name)
+        out += keyed.digest(i.to_bytes(4, "big") + suffix)
     return out[:length]
 
 
