@@ -1,1 +1,59 @@
-"""dynamodb"""
+"""Client-side encryption of DynamoDB items, byte-compatible with the AWS Database Encryption SDK.
+
+::
+
+    from kmsenvelope.dynamodb import Action, ItemEncryptor, TableConfig
+
+    config = TableConfig(
+        "orders", "order_id",
+        actions={"order_id": Action.SIGN_ONLY, "card": Action.ENCRYPT_AND_SIGN},
+        keyring=keyring,
+    )
+    encryptor = ItemEncryptor(config)
+    stored = encryptor.encrypt_item({"order_id": {"S": "o-1"}, "card": {"S": "4111..."}})
+
+Names are loaded lazily; nothing here imports boto3 until resource-style items are converted.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS: dict[str, str] = {
+    "Action": "..structured.model",
+    "ParsedHeader": "..structured.model",
+    "TableConfig": ".config",
+    "DEFAULT_SUITE": ".config",
+    "SIGNING_SUITE": ".config",
+    "ItemEncryptor": ".encryptor",
+    "serialize": ".serialize",
+    "deserialize": ".serialize",
+    "normalize_number": ".numbers",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from ..structured.model import Action as Action
+    from ..structured.model import ParsedHeader as ParsedHeader
+    from .config import DEFAULT_SUITE as DEFAULT_SUITE
+    from .config import SIGNING_SUITE as SIGNING_SUITE
+    from .config import TableConfig as TableConfig
+    from .encryptor import ItemEncryptor as ItemEncryptor
+    from .numbers import normalize_number as normalize_number
+    from .serialize import deserialize as deserialize
+    from .serialize import serialize as serialize
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kmsenvelope.dynamodb' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

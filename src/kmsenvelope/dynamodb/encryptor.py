@@ -1,0 +1,206 @@
+"""Encrypt and decrypt whole DynamoDB items (``encrypt-item.md``, ``decrypt-item.md``).
+
+The item's encryption context is bound to the table and key: ``aws-crypto-table-name``,
+``aws-crypto-partition-name`` (and ``aws-crypto-sort-name``), plus, for version 1 configurations, the
+key values themselves as ``aws-crypto-attr.<name>``. Version 2 (any SIGN_AND_INCLUDE_IN_ENCRYPTION_CONTEXT
+attribute) binds the key values through the record's own context instead. None of these pairs is
+stored: decrypt rebuilds them from the item, so an item moved under another key or table fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import ConfigurationError, MalformedInputError, PolicyError
+from ..materials.protocols import Keyring, MaterialsManager
+from ..structured.context import ATTR_PREFIX, encode_terminal
+from ..structured.decrypt import decrypt_record
+from ..structured.encrypt import encrypt_record
+from ..structured.model import FOOTER_FIELD, HEADER_FIELD, RESERVED_PREFIX, Action, ParsedHeader, Terminal
+from .config import TableConfig
+from .serialize import deserialize, serialize
+
+__all__ = ["MAX_ATTRIBUTES", "ItemEncryptor"]
+
+MAX_ATTRIBUTES = 100
+"""Most attributes an item may have (not counting ``aws_dbe_`` ones), as in the reference encryptor."""
+
+_TABLE_NAME = "aws-crypto-table-name"
+_PARTITION_NAME = "aws-crypto-partition-name"
+_SORT_NAME = "aws-crypto-sort-name"
+
+Item = Mapping[str, Mapping[str, Any]]
+
+
+def _materials_manager(source: Keyring | MaterialsManager) -> MaterialsManager:
+    if isinstance(source, MaterialsManager):
+        return source
+    from ..materials.cmm import DefaultMaterials
+
+    return DefaultMaterials(source)
+
+
+class ItemEncryptor:
+    """Encrypts and decrypts items of one table according to a :class:`TableConfig`.
+
+    ``encrypt_item`` / ``decrypt_item`` work on low-level DynamoDB JSON (``{"S": "..."}``, binary values
+    as ``bytes``); ``encrypt_python_item`` / ``decrypt_python_item`` on boto3 resource-style values.
+    Safe to share between threads if the keyring is.
+    """
+
+    def __init__(self, config: TableConfig) -> None:
+        if not isinstance(config, TableConfig):
+            raise ConfigurationError("ItemEncryptor needs a TableConfig")
+        self._config = config
+        self._manager = _materials_manager(config.keyring)
+        self._table = config.logical_table_name
+        self._keys = (
+            (config.partition_key,) if config.sort_key is None else (config.partition_key, config.sort_key)
+        )
+        self._actions = dict(config.actions)
+        self._context_attributes = tuple(
+            name
+            for name, action in self._actions.items()
+            if action is Action.SIGN_AND_INCLUDE_IN_ENCRYPTION_CONTEXT
+        )
+        self._version = config.version
+        self._suite = config.effective_suite
+        self._unsigned_cache: dict[str, bool] = {}
+        self._serializer: Any = None
+        self._deserializer: Any = None
+
+    @property
+    def config(self) -> TableConfig:
+        return self._config
+
+    def encrypt_item(self, item: Item) -> dict[str, Any]:
+        """The encrypted form of ``item``, with its ``aws_dbe_head`` and ``aws_dbe_foot`` attributes."""
+        return self.encrypt_item_with_header(item)[0]
+
+    def encrypt_item_with_header(self, item: Item) -> tuple[dict[str, Any], ParsedHeader]:
+        """Like :meth:`encrypt_item`, also returning what was written into the header."""
+        self._check_item(item, encrypting=True)
+        for name in self._context_attributes:
+            if name not in item:
+                raise MalformedInputError(
+                    f"attribute {name!r} (SIGN_AND_INCLUDE_IN_ENCRYPTION_CONTEXT) is missing"
+                )
+        actions: dict[str, Action] = {}
+        record: dict[str, Terminal] = {}
+        for name, value in item.items():
+            action = self._actions.get(name)
+            if action is None:
+                if name in (HEADER_FIELD, FOOTER_FIELD):
+                    raise MalformedInputError(f"the item already has an {name!r} attribute")
+                if not self._is_unsigned(name):
+                    raise PolicyError(
+                        f"attribute {name!r} has no configured action and is not allowed unsigned"
+                    )
+                continue
+            if action is Action.DO_NOTHING:
+                continue
+            actions[name] = action
+            record[name] = serialize(value)
+        context, required = self._base_context(self._version, record)
+        encrypted = encrypt_record(
+            self._table, record, actions, self._manager, self._suite, context, required
+        )
+        out = dict(item)
+        for name, action in actions.items():
+            if action is Action.ENCRYPT_AND_SIGN:
+                out[name] = {"B": encrypted.record[name].value}
+        out[HEADER_FIELD] = {"B": encrypted.record[HEADER_FIELD].value}
+        out[FOOTER_FIELD] = {"B": encrypted.record[FOOTER_FIELD].value}
+        return out, encrypted.header
+
+    def decrypt_item(self, item: Item) -> dict[str, Any]:
+        """The plaintext item; raises unless every signed attribute authenticates."""
+        return self.decrypt_item_with_header(item)[0]
+
+    def decrypt_item_with_header(self, item: Item) -> tuple[dict[str, Any], ParsedHeader]:
+        """Like :meth:`decrypt_item`, also returning the verified header (actions, suite, EDKs, context)."""
+        self._check_item(item, encrypting=False)
+        header = _binary(item, HEADER_FIELD)
+        footer = _binary(item, FOOTER_FIELD)
+        if not header:
+            raise MalformedInputError("empty item header")
+        record: dict[str, Terminal] = {}
+        for name, value in item.items():
+            if not self._is_unsigned(name):
+                record[name] = serialize(value)
+        # The header's first byte is the record version, which decides the base context.
+        if header[0] not in (1, 2):
+            raise MalformedInputError("unsupported item header version")
+        context, required = self._base_context(header[0], record)
+        result = decrypt_record(self._table, record, header, footer, self._manager, context, required)
+        out = {name: value for name, value in item.items() if name != HEADER_FIELD and name != FOOTER_FIELD}
+        for name, terminal in result.record.items():
+            out[name] = deserialize(terminal)
+        return out, result.header
+
+    def encrypt_python_item(self, item: Mapping[str, Any]) -> dict[str, Any]:
+        """:meth:`encrypt_item` for boto3 resource-style values (``Decimal``, ``set``, ``Binary``...)."""
+        serializer, deserializer = self._converters()
+        encrypted = self.encrypt_item({name: serializer.serialize(value) for name, value in item.items()})
+        return {name: deserializer.deserialize(value) for name, value in encrypted.items()}
+
+    def decrypt_python_item(self, item: Mapping[str, Any]) -> dict[str, Any]:
+        """:meth:`decrypt_item` for boto3 resource-style items."""
+        serializer, deserializer = self._converters()
+        decrypted = self.decrypt_item({name: serializer.serialize(value) for name, value in item.items()})
+        return {name: deserializer.deserialize(value) for name, value in decrypted.items()}
+
+    def _converters(self) -> tuple[Any, Any]:
+        if self._serializer is None:
+            # boto3 is imported only by the callers who need resource-style values.
+            from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+            self._deserializer = TypeDeserializer()
+            self._serializer = TypeSerializer()
+        return self._serializer, self._deserializer
+
+    def _is_unsigned(self, name: str) -> bool:
+        cached = self._unsigned_cache.get(name)
+        if cached is None:
+            cached = self._config.allowed_unsigned_name(name)
+            if len(self._unsigned_cache) < 10_000:
+                self._unsigned_cache[name] = cached
+        return cached
+
+    def _check_item(self, item: Item, *, encrypting: bool) -> None:
+        if not isinstance(item, Mapping):
+            raise MalformedInputError("an item must be a mapping of attribute names to attribute values")
+        count = len(item) if encrypting else sum(1 for name in item if not name.startswith(RESERVED_PREFIX))
+        if count > MAX_ATTRIBUTES:
+            raise MalformedInputError(f"items may have at most {MAX_ATTRIBUTES} attributes")
+        for key in self._keys:
+            if key not in item:
+                raise MalformedInputError(f"the item has no {key!r} key attribute")
+
+    def _base_context(
+        self, version: int, record: Mapping[str, Terminal]
+    ) -> tuple[dict[str, str], tuple[str, ...]]:
+        config = self._config
+        context = {_TABLE_NAME: self._table, _PARTITION_NAME: config.partition_key}
+        if config.sort_key is not None:
+            context[_SORT_NAME] = config.sort_key
+        if version == 1:
+            for key in self._keys:
+                context[ATTR_PREFIX + key] = encode_terminal(record[key])
+        return context, tuple(context)
+
+    def __repr__(self) -> str:
+        return f"ItemEncryptor(table={self._table!r}, suite={self._suite!r})"
+
+
+def _binary(item: Item, name: str) -> bytes:
+    value = item.get(name)
+    if value is None:
+        raise MalformedInputError(f"the item has no {name!r} attribute: it is not an encrypted item")
+    if not isinstance(value, Mapping) or len(value) != 1 or "B" not in value:
+        raise MalformedInputError(f"the {name!r} attribute must be binary")
+    raw = value["B"]
+    if not isinstance(raw, (bytes, bytearray, memoryview)):
+        raise MalformedInputError(f"the {name!r} attribute must be binary")
+    return bytes(raw)

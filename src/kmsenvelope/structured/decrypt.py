@@ -1,0 +1,179 @@
+"""Decrypt a flat record of terminals (``structured-encryption/decrypt-structure.md``).
+
+Nothing is decrypted before the header commitment, the recipient tag and (for the ECDSA flavor) the
+signature have all verified over every signed attribute.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from ..errors import MalformedInputError, PolicyError
+from ..materials.materials import DecryptionMaterials, DecryptionRequest
+from ..materials.protocols import MaterialsManager
+from ..suites import CommitmentPolicy, DbeSuite
+from .context import canonical_path, serialize_context, v2_context
+from .crypt import FieldKeys
+from .footer import canonical_hash, verify_footer
+from .header import Header, RecordKeys, parse_header
+from .model import (
+    BINARY_TYPE,
+    FOOTER_FIELD,
+    HEADER_FIELD,
+    LEGEND_ACTIONS,
+    LEGEND_CONTEXT,
+    LEGEND_ENCRYPT,
+    ParsedHeader,
+    Terminal,
+)
+
+__all__ = ["DecryptedRecord", "decrypt_record", "decrypt_structure"]
+
+
+@dataclass(frozen=True)
+class DecryptedRecord:
+    """``record`` holds the decrypted attributes (all of them for :func:`decrypt_structure`)."""
+
+    record: dict[str, Terminal]
+    header: ParsedHeader
+
+
+def decrypt_structure(
+    table_name: str,
+    record: Mapping[str, Terminal],
+    signed: Mapping[str, bool],
+    materials: MaterialsManager,
+    *,
+    encryption_context: Mapping[str, str] | None = None,
+) -> DecryptedRecord:
+    """Verify and decrypt ``record``.
+
+    ``signed`` names every attribute except the header and footer and says whether it is expected to be
+    signed (the authenticate schema). The result holds every attribute but the header and footer.
+    """
+    expected = set(record) - {HEADER_FIELD, FOOTER_FIELD}
+    if set(signed) != expected:
+        raise MalformedInputError("the authenticate schema must name exactly the record's attributes")
+    header, footer = _header_and_footer(record)
+    signed_fields = {name: record[name] for name, sign in signed.items() if sign}
+    result = decrypt_record(
+        table_name, signed_fields, header, footer, materials, dict(encryption_context or {}), ()
+    )
+    out = {name: record[name] for name in expected}
+    out.update(result.record)
+    return DecryptedRecord(out, result.header)
+
+
+def _header_and_footer(record: Mapping[str, Terminal]) -> tuple[bytes, bytes]:
+    try:
+        header, footer = record[HEADER_FIELD], record[FOOTER_FIELD]
+    except KeyError:
+        raise MalformedInputError("record has no header or no footer") from None
+    if header.type_id != BINARY_TYPE or footer.type_id != BINARY_TYPE:
+        raise MalformedInputError("record header and footer must be binary")
+    return header.value, footer.value
+
+
+def decrypt_record(
+    table_name: str,
+    signed: Mapping[str, Terminal],
+    header_value: bytes,
+    footer_value: bytes,
+    manager: MaterialsManager,
+    context: dict[str, str],
+    required_keys: Iterable[str],
+) -> DecryptedRecord:
+    """The decrypt operation behind :func:`decrypt_structure` and the DynamoDB item encryptor.
+
+    ``signed`` holds exactly the attributes in signature scope; ``context`` (taken over, not copied) is
+    the caller's reproduced encryption context, whose keys listed in ``required_keys`` must be bound to
+    the record without being stored in it. Returns only the decrypted attributes.
+    """
+    if not signed:
+        raise MalformedInputError("at least one attribute must be signed")
+    header = parse_header(header_value)
+    fields = sorted((canonical_path(table_name, name), name) for name in signed)
+    legend = header.legend
+    if len(legend) != len(fields):
+        raise MalformedInputError(
+            "the record's signed attributes do not match its header "
+            f"({len(legend)} signed when written, {len(fields)} in signature scope now)"
+        )
+
+    required = set(required_keys)
+    if header.version == 2:
+        context_fields = {
+            name: signed[name]
+            for (_, name), byte in zip(fields, legend, strict=True)
+            if byte == LEGEND_CONTEXT
+        }
+        extra = v2_context(context_fields)
+        if not extra.keys().isdisjoint(context):
+            raise PolicyError("version 2 record context collides with the caller's encryption context")
+        context.update(extra)
+        required |= extra.keys()
+
+    materials = manager.decrypt_materials(
+        DecryptionRequest(
+            suite=header.suite,
+            encrypted_data_keys=header.encrypted_data_keys,
+            encryption_context=header.stored_context,
+            commitment_policy=CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT,
+            reproduced_context=context,
+        )
+    )
+    suite = _check_materials(materials, header, context, required)
+    assert materials.plaintext_data_key is not None and materials.symmetric_signing_key is not None
+
+    keys = RecordKeys(suite, materials.plaintext_data_key, header.message_id)
+    keys.verify(header)
+    hashed = [
+        (path, signed[name], byte == LEGEND_ENCRYPT)
+        for (path, name), byte in zip(fields, legend, strict=True)
+    ]
+    record_hash = canonical_hash(header.raw, serialize_context(materials.encryption_context), hashed)
+    verify_footer(
+        footer_value,
+        record_hash,
+        len(header.encrypted_data_keys),
+        materials.symmetric_signing_key,
+        materials.verification_key if suite.signing else None,
+    )
+
+    field_keys = FieldKeys(keys.field_root_key, legend.count(LEGEND_ENCRYPT))
+    out: dict[str, Terminal] = {}
+    offset = 0
+    for (path, name), byte in zip(fields, legend, strict=True):
+        if byte == LEGEND_ENCRYPT:
+            out[name] = field_keys.decrypt(offset, path, signed[name])
+            offset += 1
+    parsed = ParsedHeader(
+        version=header.version,
+        suite=suite,
+        actions={name: LEGEND_ACTIONS[byte] for (_, name), byte in zip(fields, legend, strict=True)},
+        encrypted_data_keys=header.encrypted_data_keys,
+        stored_context=header.stored_context,
+        encryption_context=materials.encryption_context,
+    )
+    return DecryptedRecord(out, parsed)
+
+
+def _check_materials(
+    materials: DecryptionMaterials, header: Header, context: Mapping[str, str], required: set[str]
+) -> DbeSuite:
+    suite = materials.suite
+    if not isinstance(suite, DbeSuite) or suite is not header.suite:
+        raise PolicyError("the materials manager changed the record's algorithm suite")
+    if materials.plaintext_data_key is None or materials.symmetric_signing_key is None:
+        raise PolicyError("the materials manager returned no data key or no symmetric signing key")
+    if suite.signing and materials.verification_key is None:
+        raise PolicyError("the materials manager returned no verification key for a signed record")
+    final = materials.encryption_context
+    for key, value in context.items():
+        # The reproduced pairs are what binds the record to its table, key and context attributes.
+        if final.get(key) != value:
+            raise PolicyError("the materials manager dropped or changed a reproduced encryption context pair")
+    if not required <= final.keys():
+        raise PolicyError("required encryption context keys are missing from the decryption materials")
+    return suite

@@ -1,0 +1,179 @@
+"""Encrypt a flat record of terminals (``structured-encryption/encrypt-structure.md``).
+
+Steps: sort the signed attributes by canonical path; build the encryption context (adding the version 2
+pairs for SIGN_AND_INCLUDE_IN_ENCRYPTION_CONTEXT attributes, which become required keys); get materials
+from the materials manager; derive the record keys; write the header; encrypt the ENCRYPT_AND_SIGN
+attributes; hash the record and write the footer.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from ..errors import MalformedInputError, PolicyError
+from ..materials.materials import RESERVED_CONTEXT_PREFIX, EncryptionMaterials, EncryptionRequest
+from ..materials.protocols import MaterialsManager
+from ..suites import CommitmentPolicy, DbeSuite
+from .context import canonical_path, serialize_context, v2_context
+from .crypt import FieldKeys
+from .footer import canonical_hash, make_footer
+from .header import MESSAGE_ID_LENGTH, RecordKeys, serialize_header, serialize_partial_header
+from .model import BINARY_TYPE, FOOTER_FIELD, HEADER_FIELD, Action, ParsedHeader, Terminal
+
+__all__ = ["EncryptedRecord", "encrypt_record", "encrypt_structure"]
+
+DEFAULT_SUITE = DbeSuite.AES_256_GCM_HKDF_SHA512_COMMIT_KEY_ECDSA_P384_SYMSIG_HMAC_SHA384
+"""The structured-encryption default when no suite is given (``encrypt-structure.md``)."""
+
+_ENCRYPT = Action.ENCRYPT_AND_SIGN
+_CONTEXT = Action.SIGN_AND_INCLUDE_IN_ENCRYPTION_CONTEXT
+
+
+@dataclass(frozen=True)
+class EncryptedRecord:
+    """The encrypted record: every input attribute (encrypted ones replaced) plus header and footer."""
+
+    record: dict[str, Terminal]
+    header: ParsedHeader
+
+
+def encrypt_structure(
+    table_name: str,
+    record: Mapping[str, Terminal],
+    actions: Mapping[str, Action],
+    materials: MaterialsManager,
+    *,
+    suite: DbeSuite | None = None,
+    encryption_context: Mapping[str, str] | None = None,
+) -> EncryptedRecord:
+    """Encrypt and sign ``record`` under ``actions`` (one action per attribute, no more, no fewer).
+
+    ``encryption_context`` is stored in the header and may not use the reserved ``aws-crypto-`` prefix.
+    """
+    context = dict(encryption_context or {})
+    if any(key.startswith(RESERVED_CONTEXT_PREFIX) for key in context):
+        raise PolicyError(f"encryption context keys starting with {RESERVED_CONTEXT_PREFIX!r} are reserved")
+    if set(record) != set(actions):
+        raise MalformedInputError("the crypto actions must name exactly the attributes of the record")
+    return encrypt_record(table_name, record, actions, materials, suite or DEFAULT_SUITE, context, ())
+
+
+def encrypt_record(
+    table_name: str,
+    record: Mapping[str, Terminal],
+    actions: Mapping[str, Action],
+    manager: MaterialsManager,
+    suite: DbeSuite,
+    context: dict[str, str],
+    required_keys: Iterable[str],
+) -> EncryptedRecord:
+    """The encrypt operation behind :func:`encrypt_structure` and the DynamoDB item encryptor.
+
+    ``actions`` must give an action for every attribute of ``record``. ``context`` is taken over (not
+    copied); pairs named in ``required_keys`` are authenticated but left out of the header, and must be
+    supplied again to decrypt.
+    """
+    if not isinstance(suite, DbeSuite):
+        raise PolicyError("structured encryption needs a DB-ESDK algorithm suite")
+    if HEADER_FIELD in record or FOOTER_FIELD in record:
+        raise MalformedInputError(f"attribute names {HEADER_FIELD!r} and {FOOTER_FIELD!r} are reserved")
+
+    signed: list[tuple[bytes, str, Action]] = []
+    context_fields: dict[str, Terminal] = {}
+    encrypted_count = 0
+    encrypted_size = 0
+    for name, terminal in record.items():
+        action = actions[name]
+        if action is Action.DO_NOTHING:
+            continue
+        signed.append((canonical_path(table_name, name), name, action))
+        if action is _ENCRYPT:
+            encrypted_count += 1
+            encrypted_size += len(terminal.value)
+        elif action is _CONTEXT:
+            context_fields[name] = terminal
+    if not signed:
+        raise MalformedInputError("at least one attribute must be signed")
+    signed.sort()
+
+    required = frozenset(required_keys)
+    version = 1
+    if context_fields:
+        version = 2
+        extra = v2_context(context_fields)
+        if not extra.keys().isdisjoint(context):
+            raise PolicyError("version 2 record context collides with the caller's encryption context")
+        context.update(extra)
+        required |= extra.keys()
+
+    materials = manager.get_encryption_materials(
+        EncryptionRequest(
+            encryption_context=context,
+            commitment_policy=CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT,
+            suite=suite,
+            max_plaintext_length=2 * encrypted_count + encrypted_size,
+            required_context_keys=required,
+        )
+    )
+    _check_materials(materials, required)
+    used_suite = materials.suite
+    assert isinstance(used_suite, DbeSuite) and materials.plaintext_data_key is not None
+
+    message_id = os.urandom(MESSAGE_ID_LENGTH)
+    legend = bytes(action.legend for _, _, action in signed)
+    full_context = materials.encryption_context
+    stored = {k: v for k, v in full_context.items() if k not in materials.required_context_keys}
+    keys = RecordKeys(used_suite, materials.plaintext_data_key, message_id)
+    header = serialize_header(
+        serialize_partial_header(
+            version, used_suite, message_id, legend, stored, materials.encrypted_data_keys
+        ),
+        keys,
+    )
+
+    out = dict(record)
+    field_keys = FieldKeys(keys.field_root_key, encrypted_count)
+    hashed: list[tuple[bytes, Terminal, bool]] = []
+    offset = 0
+    for path, name, action in signed:
+        if action is _ENCRYPT:
+            stored_terminal = field_keys.encrypt(offset, path, record[name])
+            offset += 1
+            out[name] = stored_terminal
+            hashed.append((path, stored_terminal, True))
+        else:
+            hashed.append((path, record[name], False))
+    record_hash = canonical_hash(header, serialize_context(full_context), hashed)
+    footer = make_footer(record_hash, materials.symmetric_signing_keys, materials.signing_key)
+    out[HEADER_FIELD] = Terminal(BINARY_TYPE, header)
+    out[FOOTER_FIELD] = Terminal(BINARY_TYPE, footer)
+
+    parsed = ParsedHeader(
+        version=version,
+        suite=used_suite,
+        actions={name: action for _, name, action in signed},
+        encrypted_data_keys=materials.encrypted_data_keys,
+        stored_context=stored,
+        encryption_context=full_context,
+    )
+    return EncryptedRecord(out, parsed)
+
+
+def _check_materials(materials: EncryptionMaterials, required: frozenset[str]) -> None:
+    """Refuse materials the format cannot carry or that dropped what we asked for."""
+    suite = materials.suite
+    if not isinstance(suite, DbeSuite):
+        raise PolicyError("the materials manager returned a suite that is not a DB-ESDK suite")
+    if materials.plaintext_data_key is None:
+        raise PolicyError("the materials manager returned no data key")
+    edks = materials.encrypted_data_keys
+    if not 0 < len(edks) < 256:
+        raise PolicyError("a record needs between 1 and 255 encrypted data keys")
+    if len(materials.symmetric_signing_keys) != len(edks):
+        raise PolicyError("the materials need one symmetric signing key per encrypted data key")
+    if suite.signing and materials.signing_key is None:
+        raise PolicyError("the materials manager returned no signing key for a signing suite")
+    if not required <= materials.required_context_keys:
+        raise PolicyError("the materials manager dropped required encryption context keys")
