@@ -11,13 +11,16 @@ decides how to use them for the suite at hand.
 
 from __future__ import annotations
 
+import hmac
 import os
 from collections.abc import Callable, Mapping
 
-from ..errors import AuthenticationError, MalformedInputError
-from ..materials.materials import DecryptionMaterials, EncryptedDataKey, EncryptionMaterials
+from ..errors import AuthenticationError, MalformedInputError, PolicyError
+from ..materials.materials import AnySuite, DecryptionMaterials, EncryptedDataKey, EncryptionMaterials
+from ..primitives.aead import AesGcm
+from ..primitives.kdf import hkdf_expand
 
-__all__ = ["GenerateAndWrap", "Unwrap", "Wrap", "on_encrypt", "unwrap_edk"]
+__all__ = ["GenerateAndWrap", "Unwrap", "Wrap", "encryption_context_aad", "on_encrypt", "unwrap_edk"]
 
 Wrap = Callable[[bytes, Mapping[str, str]], EncryptedDataKey]
 """wrap(key, encryption_context) -> EDK holding ``key``."""
@@ -57,11 +60,91 @@ def unwrap_edk(materials: DecryptionMaterials, edk: EncryptedDataKey, unwrap: Un
     return materials.with_data_key(key)
 
 
+# Intermediate key wrapping (MPL ``framework/algorithm-suites.md#intermediate-key-wrapping``).
+# The EDK ciphertext is AES-GCM(kek, zero IV, AAD=serialized context)(data key) || keyring-wrapped
+# intermediate key, where kek and the symmetric signing key are HKDF expansions of the intermediate key.
+_KEYWRAP_MAC_INFO = b"AWS_MPL_INTERMEDIATE_KEYWRAP_MAC"
+_KEYWRAP_ENC_INFO = b"AWS_MPL_INTERMEDIATE_KEYWRAP_ENC"
+_ZERO_IV = bytes(12)
+_GCM_TAG_LENGTH = 16
+
+
+def encryption_context_aad(context: Mapping[str, str]) -> bytes:
+    """The MPL's canonical encryption context bytes (``structures.md#serialization``), used as AAD.
+
+    uint16 pair count, then each pair sorted by UTF-8 key bytes as uint16 length + bytes for key and
+    value; the empty context is the empty string.
+    """
+    if not context:
+        return b""
+    try:
+        pairs = sorted((k.encode("utf-8"), v.encode("utf-8")) for k, v in context.items())
+    except UnicodeEncodeError:
+        raise MalformedInputError("encryption context must be valid Unicode") from None
+    if len(pairs) > 0xFFFF:
+        raise MalformedInputError("encryption context has too many pairs")
+    parts = [len(pairs).to_bytes(2, "big")]
+    for key, value in pairs:
+        if len(key) > 0xFFFF or len(value) > 0xFFFF:
+            raise MalformedInputError("encryption context key or value longer than 65535 bytes")
+        parts += (len(key).to_bytes(2, "big"), key, len(value).to_bytes(2, "big"), value)
+    return b"".join(parts)
+
+
+def _intermediate_keys(suite: AnySuite, intermediate_key: bytes) -> tuple[bytes, bytes]:
+    """(key encryption key, symmetric signing key) derived from one intermediate key."""
+    hash_name = suite.info.kdf_hash
+    if hash_name is None or not suite.committing:
+        raise PolicyError("intermediate key wrapping needs a committing suite with an HKDF")
+    length = suite.key_length
+    # HKDF-Extract with an empty salt; the MPL expands both keys from the same PRK.
+    prk = hmac.digest(b"", intermediate_key, hash_name)
+    return (
+        hkdf_expand(hash_name, prk, _KEYWRAP_ENC_INFO, length),
+        hkdf_expand(hash_name, prk, _KEYWRAP_MAC_INFO, length),
+    )
+
+
 def _intermediate_on_encrypt(
     materials: EncryptionMaterials, wrap: Wrap, generate_and_wrap: GenerateAndWrap | None
 ) -> EncryptionMaterials:
-    raise NotImplementedError("intermediate key wrapping (DB-ESDK suites) is not implemented yet")
+    suite = materials.suite
+    context = materials.encryption_context
+    key_length = suite.key_length
+    data_key = materials.plaintext_data_key
+    generated = data_key is None
+    if data_key is None:
+        data_key = os.urandom(suite.data_key_length)
+    # Every EDK gets its own intermediate key, so each recipient gets its own signing key.
+    if generate_and_wrap is not None:
+        intermediate, inner = generate_and_wrap(key_length, context)
+        if len(intermediate) != key_length:
+            raise MalformedInputError("key provider returned an intermediate key of the wrong length")
+    else:
+        intermediate = os.urandom(key_length)
+        inner = wrap(intermediate, context)
+    kek, signing_key = _intermediate_keys(suite, intermediate)
+    wrapped_data_key = AesGcm(kek).encrypt(_ZERO_IV, data_key, encryption_context_aad(context))
+    edk = EncryptedDataKey(inner.provider_id, inner.provider_info, wrapped_data_key + inner.ciphertext)
+    if generated:
+        return materials.with_data_key(data_key, edk, symmetric_signing_key=signing_key)
+    return materials.with_edk(edk, symmetric_signing_key=signing_key)
 
 
-def _intermediate_unwrap(materials: DecryptionMaterials, edk: EncryptedDataKey, unwrap: Unwrap) -> DecryptionMaterials:
-    raise NotImplementedError("intermediate key wrapping (DB-ESDK suites) is not implemented yet")
+def _intermediate_unwrap(
+    materials: DecryptionMaterials, edk: EncryptedDataKey, unwrap: Unwrap
+) -> DecryptionMaterials:
+    suite = materials.suite
+    context = materials.encryption_context
+    key_length = suite.key_length
+    wrapped_length = suite.data_key_length + _GCM_TAG_LENGTH
+    ciphertext = edk.ciphertext
+    if len(ciphertext) <= wrapped_length:
+        raise MalformedInputError("intermediate-wrapped EDK ciphertext is too short")
+    inner = EncryptedDataKey(edk.provider_id, edk.provider_info, ciphertext[wrapped_length:])
+    intermediate = unwrap(inner, context)
+    if len(intermediate) != key_length:
+        raise AuthenticationError("unwrapped intermediate key has the wrong length")
+    kek, signing_key = _intermediate_keys(suite, intermediate)
+    data_key = AesGcm(kek).decrypt(_ZERO_IV, ciphertext[:wrapped_length], encryption_context_aad(context))
+    return materials.with_data_key(data_key, symmetric_signing_key=signing_key)
