@@ -105,7 +105,8 @@ def _string_set(values: list[str], what: str) -> bytes:
 
 
 def _serialize(value: object, depth: int) -> tuple[bytes, bytes]:
-    if not isinstance(value, Mapping) or len(value) != 1:
+    # type() first: the Mapping ABC check is slow and nearly every value is a plain dict.
+    if not (type(value) is dict or isinstance(value, Mapping)) or len(value) != 1:
         raise MalformedInputError("an attribute value must have exactly one type key")
     ((tag, inner),) = value.items()
     if tag == "S":

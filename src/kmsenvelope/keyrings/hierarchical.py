@@ -32,7 +32,7 @@ from ..errors import (
 )
 from ..materials.materials import DecryptionMaterials, EncryptedDataKey, EncryptionMaterials
 from ..primitives.aead import AesGcm
-from ..primitives.kdf import kdf_counter_hmac
+from ..primitives.kdf import Hmac, kdf_counter_hmac
 from . import wrapping
 
 __all__ = ["PROVIDER_ID", "BranchKeyIdSupplier", "HierarchicalKeyring"]
@@ -58,7 +58,8 @@ class _BranchKey:
     __slots__ = ("id_bytes", "key", "version", "version_bytes")
 
     def __init__(self, materials: BranchKeyMaterials) -> None:
-        self.key = materials.branch_key
+        # Keyed once: every wrap and unwrap derives a fresh key from this branch key.
+        self.key = Hmac("sha256", materials.branch_key)
         self.version = materials.branch_key_version
         self.version_bytes = materials.version_bytes
         self.id_bytes = materials.branch_key_id.encode("utf-8")

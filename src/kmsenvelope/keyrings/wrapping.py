@@ -11,14 +11,19 @@ decides how to use them for the suite at hand.
 
 from __future__ import annotations
 
-import hmac
 import os
 from collections.abc import Callable, Mapping
 
 from ..errors import AuthenticationError, MalformedInputError, PolicyError
-from ..materials.materials import AnySuite, DecryptionMaterials, EncryptedDataKey, EncryptionMaterials
+from ..materials.materials import (
+    AnySuite,
+    DecryptionMaterials,
+    EncryptedDataKey,
+    EncryptionMaterials,
+    _FrozenDict,
+)
 from ..primitives.aead import AesGcm
-from ..primitives.kdf import hkdf_expand
+from ..primitives.kdf import hkdf_many
 
 __all__ = ["GenerateAndWrap", "Unwrap", "Wrap", "encryption_context_aad", "on_encrypt", "unwrap_edk"]
 
@@ -65,6 +70,7 @@ def unwrap_edk(materials: DecryptionMaterials, edk: EncryptedDataKey, unwrap: Un
 # intermediate key, where kek and the symmetric signing key are HKDF expansions of the intermediate key.
 _KEYWRAP_MAC_INFO = b"AWS_MPL_INTERMEDIATE_KEYWRAP_MAC"
 _KEYWRAP_ENC_INFO = b"AWS_MPL_INTERMEDIATE_KEYWRAP_ENC"
+_KEYWRAP_INFOS = (_KEYWRAP_ENC_INFO, _KEYWRAP_MAC_INFO)
 _ZERO_IV = bytes(12)
 _GCM_TAG_LENGTH = 16
 
@@ -73,10 +79,14 @@ def encryption_context_aad(context: Mapping[str, str]) -> bytes:
     """The MPL's canonical encryption context bytes (``structures.md#serialization``), used as AAD.
 
     uint16 pair count, then each pair sorted by UTF-8 key bytes as uint16 length + bytes for key and
-    value; the empty context is the empty string.
+    value; the empty context is the empty string. Unlike the ESDK message header, the total length is
+    not limited to 64 KiB.
     """
     if not context:
         return b""
+    cached = getattr(context, "serialized", None)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
     try:
         pairs = sorted((k.encode("utf-8"), v.encode("utf-8")) for k, v in context.items())
     except UnicodeEncodeError:
@@ -88,7 +98,11 @@ def encryption_context_aad(context: Mapping[str, str]) -> bytes:
         if len(key) > 0xFFFF or len(value) > 0xFFFF:
             raise MalformedInputError("encryption context key or value longer than 65535 bytes")
         parts += (len(key).to_bytes(2, "big"), key, len(value).to_bytes(2, "big"), value)
-    return b"".join(parts)
+    out = b"".join(parts)
+    # Same bytes as the ESDK serialization the slot caches, which stops at 64 KiB.
+    if type(context) is _FrozenDict and len(out) <= 0xFFFF:
+        context.serialized = out
+    return out
 
 
 def _intermediate_keys(suite: AnySuite, intermediate_key: bytes) -> tuple[bytes, bytes]:
@@ -96,13 +110,9 @@ def _intermediate_keys(suite: AnySuite, intermediate_key: bytes) -> tuple[bytes,
     hash_name = suite.info.kdf_hash
     if hash_name is None or not suite.committing:
         raise PolicyError("intermediate key wrapping needs a committing suite with an HKDF")
-    length = suite.key_length
-    # HKDF-Extract with an empty salt; the MPL expands both keys from the same PRK.
-    prk = hmac.digest(b"", intermediate_key, hash_name)
-    return (
-        hkdf_expand(hash_name, prk, _KEYWRAP_ENC_INFO, length),
-        hkdf_expand(hash_name, prk, _KEYWRAP_MAC_INFO, length),
-    )
+    # One HKDF-Extract with an empty salt; the MPL expands both keys from the same PRK.
+    kek, signing_key = hkdf_many(hash_name, intermediate_key, None, _KEYWRAP_INFOS, suite.key_length)
+    return kek, signing_key
 
 
 def _intermediate_on_encrypt(

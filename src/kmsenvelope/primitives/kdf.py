@@ -100,15 +100,16 @@ def _expand(keyed: Hmac, info: bytes, length: int, hash_len: int) -> bytes:
     return out[:length]
 
 
-def kdf_counter_hmac(hash_name: str, ikm: bytes, label: bytes, context: bytes, length: int) -> bytes:
+def kdf_counter_hmac(hash_name: str, ikm: bytes | Hmac, label: bytes, context: bytes, length: int) -> bytes:
     """NIST SP 800-108 KDF in counter mode with HMAC (32-bit counter first, 32-bit length in bits).
 
     Used by the hierarchical keyring and the DB-ESDK; laid out as the MPL's ``KdfCtr`` does:
-    ``counter || label || 0x00 || context || L``.
+    ``counter || label || 0x00 || context || L``. ``ikm`` may be an :class:`Hmac` already keyed with
+    the input key (of ``hash_name``), for callers deriving many keys from one long-lived key.
     """
     hash_len = _HASH_LEN[hash_name]
     blocks = -(-length // hash_len)
-    keyed = Hmac(hash_name, ikm)
+    keyed = ikm if isinstance(ikm, Hmac) else Hmac(hash_name, ikm)
     out = b""
     suffix = label + b"\x00" + context + (length * 8).to_bytes(4, "big")
     for i in range(1, blocks + 1):

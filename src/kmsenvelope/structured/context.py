@@ -12,6 +12,7 @@ import functools
 from collections.abc import Mapping
 
 from ..errors import MalformedInputError
+from ..keyrings.wrapping import encryption_context_aad
 from .model import Terminal
 
 __all__ = [
@@ -49,19 +50,14 @@ def canonical_path(table_name: str, attribute: str) -> bytes:
 
 
 def serialize_context(context: Mapping[str, str]) -> bytes:
-    """Header encoding of an encryption context: uint16 count (0 allowed), pairs sorted by UTF-8 key."""
-    try:
-        pairs = sorted((k.encode("utf-8"), v.encode("utf-8")) for k, v in context.items())
-    except UnicodeEncodeError:
-        raise MalformedInputError("encryption context must be valid Unicode") from None
-    if len(pairs) > 0xFFFF:
-        raise MalformedInputError("encryption context has too many pairs")
-    parts = [len(pairs).to_bytes(2, "big")]
-    for key, value in pairs:
-        if len(key) > 0xFFFF or len(value) > 0xFFFF:
-            raise MalformedInputError("encryption context key or value longer than 65535 bytes")
-        parts += (len(key).to_bytes(2, "big"), key, len(value).to_bytes(2, "big"), value)
-    return b"".join(parts)
+    """Header encoding of an encryption context: uint16 count (0 allowed), pairs sorted by UTF-8 key.
+
+    Only the empty context differs from the keyrings' canonical AAD (two zero bytes instead of none),
+    so the AAD already computed for the keyring is reused.
+    """
+    if not context:
+        return b"\x00\x00"
+    return encryption_context_aad(context)
 
 
 def encode_terminal(terminal: Terminal) -> str:
@@ -75,7 +71,10 @@ def v2_context(fields: Mapping[str, Terminal]) -> dict[str, str]:
     Strings and numbers go in as their text, null as ``null``, booleans as ``true``/``false`` and
     anything else base64-encoded; the legend records each value's type in key order.
     """
-    entries = sorted(((ATTR_PREFIX + name).encode("utf-8"), ATTR_PREFIX + name, name) for name in fields)
+    try:
+        entries = sorted(((ATTR_PREFIX + name).encode("utf-8"), ATTR_PREFIX + name, name) for name in fields)
+    except UnicodeEncodeError:
+        raise MalformedInputError("attribute names must be valid Unicode") from None
     out: dict[str, str] = {}
     legend = []
     for _, key, name in entries:

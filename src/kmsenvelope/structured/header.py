@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from ..errors import AuthenticationError, MalformedInputError
 from ..materials.materials import EncryptedDataKey
-from ..primitives.kdf import hkdf_expand
+from ..primitives.kdf import hkdf_many
 from ..suites import DbeSuite
 from .context import serialize_context
 from .model import LEGEND_ACTIONS
@@ -26,6 +26,7 @@ __all__ = [
     "RecordKeys",
     "parse_header",
     "serialize_header",
+    "serialize_partial_header",
 ]
 
 MESSAGE_ID_LENGTH = 32
@@ -65,10 +66,14 @@ class RecordKeys:
     def __init__(self, suite: DbeSuite, data_key: bytes, message_id: bytes) -> None:
         hash_name = suite.info.kdf_hash
         assert hash_name is not None
-        prk = hmac.digest(b"", data_key, hash_name)
         self.suite = suite
-        self.commit_key = hkdf_expand(hash_name, prk, _COMMIT_INFO + message_id, suite.key_length)
-        self.field_root_key = hkdf_expand(hash_name, prk, _DERIVE_INFO + message_id, suite.key_length)
+        self.commit_key, self.field_root_key = hkdf_many(
+            hash_name,
+            data_key,
+            None,
+            (_COMMIT_INFO + message_id, _DERIVE_INFO + message_id),
+            suite.key_length,
+        )
 
     def commitment(self, partial_header: bytes) -> bytes:
         hash_name = self.suite.info.kdf_hash
