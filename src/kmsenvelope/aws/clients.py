@@ -52,6 +52,12 @@ class ClientSupplier:
         return self._endpoint_url
 
     @property
+    def regions(self) -> tuple[str, ...]:
+        """Regions for which a client has been built so far."""
+        with self._lock:
+            return tuple(sorted(self._clients))
+
+    @property
     def default_region(self) -> str | None:
         """The session's region, used for key identifiers that carry no region (aliases, bare key ids)."""
         with self._lock:

@@ -7,39 +7,17 @@ server starts. See ``docs/testing.md``.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from . import moto_patches as moto_patches
+from .interceptor import TIMEOUT, RecordedRequest
+from .local import ACCOUNT_ID, LocalAws, MrkKey, RsaKey, local_aws
 
-_EXPORTS = {
-    "local_aws": ".local_aws",
-    "LocalAws": ".local_aws",
-    "MrkKey": ".local_aws",
-    "RsaKey": ".local_aws",
-    "ACCOUNT_ID": ".local_aws",
-    "TIMEOUT": ".interceptor",
-    "RecordedRequest": ".interceptor",
-}
-
-__all__ = sorted(_EXPORTS)
-
-if TYPE_CHECKING:
-    from .interceptor import TIMEOUT as TIMEOUT
-    from .interceptor import RecordedRequest as RecordedRequest
-    from .local_aws import ACCOUNT_ID as ACCOUNT_ID
-    from .local_aws import LocalAws as LocalAws
-    from .local_aws import MrkKey as MrkKey
-    from .local_aws import RsaKey as RsaKey
-    from .local_aws import local_aws as local_aws
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'kmsenvelope.testing' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__all__ = [
+    "ACCOUNT_ID",
+    "TIMEOUT",
+    "LocalAws",
+    "MrkKey",
+    "RecordedRequest",
+    "RsaKey",
+    "local_aws",
+    "moto_patches",
+]

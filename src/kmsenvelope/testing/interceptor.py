@@ -25,7 +25,7 @@ TIMEOUT = "timeout"
 """Fault kind: hold the request for ``stall_seconds`` before moto answers it."""
 
 _REDACTED = ("Plaintext",)
-_CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/,\s]+)/([^/,\s]+)/aws4_request")
+_CREDENTIAL_SCOPE = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/,\s]+)/([^/,\s]+)/aws4_request")
 _STATUS = {"KMSInternalException": 500, "InternalFailure": 500, "ServiceUnavailable": 503}
 
 StartResponse = Callable[..., Any]
@@ -43,6 +43,8 @@ class RecordedRequest:
     timestamp: float
     fault: str | None = None
     """The injected fault this request received, if any."""
+    access_key_id: str = ""
+    """The access key id the request was signed with (never the secret)."""
 
     @property
     def key_id(self) -> str | None:
@@ -121,7 +123,7 @@ class Interceptor:
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else b""
         environ["wsgi.input"] = io.BytesIO(body)
-        service, region = _scope(environ.get("HTTP_AUTHORIZATION", ""))
+        access_key_id, service, region = _scope(environ.get("HTTP_AUTHORIZATION", ""))
         operation, params = _operation(environ, body)
 
         with self._lock:
@@ -137,6 +139,7 @@ class Interceptor:
                     params=MappingProxyType(params),
                     timestamp=time.time(),
                     fault=fault.error if fault is not None else None,
+                    access_key_id=access_key_id,
                 )
             )
 
@@ -158,11 +161,11 @@ class Interceptor:
         return [payload]
 
 
-def _scope(authorization: str) -> tuple[str, str]:
+def _scope(authorization: str) -> tuple[str, str, str]:
     match = _CREDENTIAL_SCOPE.search(authorization)
     if match is None:
-        return "", ""
-    return match.group(2), match.group(1)
+        return "", "", ""
+    return match.group(1), match.group(3), match.group(2)
 
 
 def _operation(environ: Mapping[str, Any], body: bytes) -> tuple[str, dict[str, Any]]:

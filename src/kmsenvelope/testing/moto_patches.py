@@ -18,14 +18,15 @@ server runs and reverted when the last one stops.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["PATCHES", "MotoPatch", "apply", "revert"]
+__all__ = ["PATCHES", "MotoPatch", "active", "apply", "revert", "suspended"]
 
 
 @dataclass(frozen=True)
@@ -224,3 +225,24 @@ def revert() -> None:
         if _users == 0:
             while _undo:
                 _undo.pop()()
+
+
+def active() -> bool:
+    """Whether the patches are installed."""
+    with _lock:
+        return bool(_undo)
+
+
+@contextlib.contextmanager
+def suspended() -> Iterator[None]:
+    """Run a block against unpatched moto (to show what a patch fixes); reinstalls afterwards."""
+    with _lock:
+        while _undo:
+            _undo.pop()()
+    try:
+        yield
+    finally:
+        with _lock:
+            if _users > 0 and not _undo:
+                for patch in PATCHES:
+                    _undo.append(patch.install())

@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from .local_aws import LocalAws
+    from .local import LocalAws
 
 
 @pytest.fixture(scope="session")
 def kmsenvelope_local_aws_server() -> Iterator[LocalAws]:
     """The session-wide local AWS server behind the ``local_aws`` fixture."""
-    from .local_aws import local_aws as start_local_aws
+    from .local import local_aws as start_local_aws
 
     with start_local_aws() as aws:
         yield aws

@@ -137,14 +137,21 @@ class LocalAws:
         )
         return RsaKey(arn=arn, public_key_pem=pem)
 
+    # moto's DisableKey, EnableKey and ScheduleKeyDeletion look keys up by bare key id only.
+
     def disable_key(self, arn: str) -> None:
-        self.client("kms", _region_of(arn)).disable_key(KeyId=arn)
+        """Disable the key (in the ARN's region)."""
+        self.client("kms", _region_of(arn)).disable_key(KeyId=_key_id_of(arn))
 
     def enable_key(self, arn: str) -> None:
-        self.client("kms", _region_of(arn)).enable_key(KeyId=arn)
+        """Enable the key (in the ARN's region)."""
+        self.client("kms", _region_of(arn)).enable_key(KeyId=_key_id_of(arn))
 
     def schedule_key_deletion(self, arn: str, days: int = 7) -> None:
-        self.client("kms", _region_of(arn)).schedule_key_deletion(KeyId=arn, PendingWindowInDays=days)
+        """Put the key in ``PendingDeletion`` (in the ARN's region)."""
+        self.client("kms", _region_of(arn)).schedule_key_deletion(
+            KeyId=_key_id_of(arn), PendingWindowInDays=days
+        )
 
     # -- faults and recordings --------------------------------------------------------------------
 
@@ -196,6 +203,10 @@ class LocalAws:
 
 def _region_of(arn: str) -> str:
     return arn.split(":")[3]
+
+
+def _key_id_of(arn: str) -> str:
+    return arn.rpartition(":key/")[2] if arn.startswith("arn:") else arn
 
 
 @contextlib.contextmanager
