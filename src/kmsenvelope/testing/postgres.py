@@ -132,19 +132,8 @@ def _start() -> _Server:
             port = _free_port()
             try:
                 _run(
-                    [
-                        _binary("pg_ctl"),
-                        "-D",
-                        str(data),
-                        "-l",
-                        str(directory / "server.log"),
-                        "-w",
-                        "-t",
-                        str(_START_TIMEOUT),
-                        "-o",
-                        f"-p {port}",
-                        "start",
-                    ],
+                    [_binary("pg_ctl"), "-D", str(data), "-l", str(directory / "server.log"), "-w",
+                     "-t", str(_START_TIMEOUT), "-o", f"-p {port}", "start"],
                     user,
                     timeout=_START_TIMEOUT + 5,
                 )
