@@ -28,7 +28,8 @@ def test_reexported_from_aws_package() -> None:
 
 def test_parse_key_arn() -> None:
     arn = parse_arn(KEY)
-    assert arn == KmsArn("aws", "kms", "us-east-1", "2222222222222", "key", "1234abcd-12ab-34cd-56ef-1234567890ab")
+    resource_id = "1234abcd-12ab-34cd-56ef-1234567890ab"
+    assert arn == KmsArn("aws", "kms", "us-east-1", "2222222222222", "key", resource_id)
     assert str(arn) == KEY
     assert not arn.is_mrk
 

@@ -80,7 +80,7 @@ def test_import_and_construction_do_not_import_boto3() -> None:
         "import sys, kmsenvelope\n"
         "from kmsenvelope import KmsKeyring, KmsDiscoveryKeyring, KmsRsaKeyring, DiscoveryFilter\n"
         "import kmsenvelope.aws, kmsenvelope.testing, kmsenvelope.testing.pytest_plugin\n"
-        "KmsKeyring('arn:aws:kms:us-east-1:111122223333:key/k', additional_key_ids=['arn:aws:kms:eu-west-1:1:key/x'])\n"
+        "KmsKeyring('arn:aws:kms:us-east-1:1:key/k', additional_key_ids=['arn:aws:kms:eu-west-1:1:key/x'])\n"
         "KmsDiscoveryKeyring('us-east-1', discovery_filter=DiscoveryFilter('aws', ['111122223333']))\n"
         "KmsRsaKeyring('arn:aws:kms:us-east-1:111122223333:key/k')\n"
         "kmsenvelope.stats()\n"

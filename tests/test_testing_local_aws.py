@@ -10,7 +10,8 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
-from kmsenvelope.testing import TIMEOUT, LocalAws, local_aws as local_aws_cm, moto_patches
+from kmsenvelope.testing import TIMEOUT, LocalAws, moto_patches
+from kmsenvelope.testing import local_aws as local_aws_cm
 
 NO_RETRY = Config(retries={"mode": "standard", "max_attempts": 0})
 
