@@ -1,1 +1,82 @@
-"""cli"""
+"""The ``kmsenvelope`` command line: keygen, encrypt, decrypt, inspect and bench.
+
+Needs the ``cli`` extra (click, rich). Nothing in the library imports this package, and rich is imported
+only where output is rendered, so ``import kmsenvelope`` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from .exits import EXIT_CODE_EPILOG, CliError, ExitCode, debug_enabled, error_for
+
+__all__ = ["cli", "main"]
+
+
+class _Group(click.Group):
+    """A group whose commands turn expected library and OS errors into one-line errors and exit codes."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except KeyboardInterrupt:
+            raise CliError("interrupted", ExitCode.INTERRUPTED) from None
+        except Exception as exc:
+            mapped = error_for(exc)
+            if mapped is not None:
+                raise mapped from None
+            if debug_enabled():
+                traceback.print_exc()
+            raise CliError(
+                f"unexpected {type(exc).__name__}: {exc} (set KMSENVELOPE_DEBUG=1 for a traceback)",
+                ExitCode.INTERNAL,
+            ) from None
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+@click.group(cls=_Group, epilog=EXIT_CODE_EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(_version(), prog_name="kmsenvelope")
+def cli() -> None:
+    """Client-side envelope encryption, byte-compatible with the AWS Encryption SDK.
+
+    \b
+    kmsenvelope keygen aes backup.key
+    kmsenvelope encrypt --key backup.key --context purpose=backup data.tar -o data.tar.enc
+    kmsenvelope decrypt --key backup.key --require-context purpose=backup data.tar.enc -o data.tar
+    kmsenvelope inspect data.tar.enc
+    kmsenvelope bench --quick
+    """
+
+
+def _register() -> None:
+    from .bench_cmd import bench
+    from .commands import decrypt, encrypt, keygen
+    from .inspect import inspect
+
+    for command in (keygen, encrypt, decrypt, inspect, bench):
+        command.epilog = EXIT_CODE_EPILOG
+        cli.add_command(command)
+
+
+_register()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the command line (the ``kmsenvelope`` console script)."""
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="kmsenvelope")
+    except KeyboardInterrupt:  # pragma: no cover - outside a command
+        click.echo("kmsenvelope: error: interrupted", err=True)
+        sys.exit(int(ExitCode.INTERRUPTED))

@@ -1,0 +1,5 @@
+"""``python -m kmsenvelope.cli``: the same as the ``kmsenvelope`` console script."""
+
+from . import main
+
+main()

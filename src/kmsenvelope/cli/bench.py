@@ -1,0 +1,426 @@
+"""The measurement engine behind ``kmsenvelope bench``, reusable from ``benchmarks/``.
+
+* :func:`measure` times a zero-argument callable and returns operations per second.
+* ``*_pair`` functions build ``(encrypt, decrypt)`` callables for one implementation and payload,
+  after checking once that they round-trip; they raise :class:`Unavailable` when the implementation
+  is not installed or not built.
+* :func:`throughput_row` measures a pair into a :class:`ThroughputRow`; :func:`ratio_rows` derives the
+  speed ratios; :func:`machine_info` and :func:`library_versions` describe where the numbers came from.
+
+Example::
+
+    from kmsenvelope.cli import bench
+    enc, dec = bench.kmsenvelope_pair(bench.DEFAULT_SUITE, b"x" * 4096)
+    print(bench.measure(enc, min_time=0.5), "encrypts/s")
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..suites import CommitmentPolicy, Suite
+
+__all__ = [
+    "DEFAULT_CONTEXT",
+    "DEFAULT_SUITE",
+    "NOT_AVAILABLE",
+    "Pair",
+    "RatioRow",
+    "ThroughputRow",
+    "Unavailable",
+    "aesgcm_pair",
+    "esdk_pair",
+    "kmsenvelope_pair",
+    "library_versions",
+    "machine_info",
+    "measure",
+    "ratio_rows",
+    "throughput_row",
+]
+
+DEFAULT_SUITE = Suite.AES_256_GCM_HKDF_SHA512_COMMIT_KEY
+DEFAULT_CONTEXT: Mapping[str, str] = {"purpose": "benchmark", "tenant": "acme"}
+FRAME_LENGTH = 64 * 1024
+NOT_AVAILABLE = "not available"
+MB = 1_000_000
+NAMESPACE = "kmsenvelope-bench"
+KEY_NAME = "bench-aes-256"
+
+KMSENVELOPE = "kmsenvelope"
+KMSENVELOPE_INTO = "kmsenvelope (into reused buffer)"
+ESDK = "aws-encryption-sdk"
+AESGCM_FRESH = "AES-GCM one-shot (fresh buffer)"
+AESGCM_INTO = "AES-GCM one-shot (encrypt_into, reused buffer)"
+IMPLEMENTATIONS = (KMSENVELOPE, KMSENVELOPE_INTO, ESDK, AESGCM_FRESH, AESGCM_INTO)
+
+Pair = tuple[Callable[[], object], Callable[[], object]]
+
+
+class Unavailable(Exception):
+    """A benchmark subject that cannot be measured here; ``str(exc)`` says why."""
+
+
+# -- timing --------------------------------------------------------------------------------------
+
+
+def _time_batch(fn: Callable[[], object], n: int) -> float:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        for _ in range(n):
+            fn()
+        return time.perf_counter() - start
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def measure(fn: Callable[[], object], *, min_time: float = 0.2, repeat: int = 3) -> float:
+    """Operations per second of ``fn()``: the best of at least ``repeat`` timed batches.
+
+    One untimed warm-up call, then the batch size grows until a batch takes about
+    ``min_time / repeat``; batches run until ``min_time`` has passed and ``repeat`` batches are done
+    (or, for very slow calls, until ``4 * min_time`` has passed). The garbage collector is paused
+    inside batches. Best-of is used because on a shared machine interference only ever slows down.
+    """
+    if min_time <= 0 or repeat < 1:
+        raise ValueError("min_time must be > 0 and repeat >= 1")
+    fn()
+    target = min_time / repeat
+    n = 1
+    elapsed = _time_batch(fn, n)
+    total = elapsed
+    while elapsed < target:
+        grow = target / max(elapsed, 1e-9) * 1.1
+        n = max(n + 1, int(n * min(grow, 10.0)))
+        elapsed = _time_batch(fn, n)
+        total += elapsed
+    best = n / max(elapsed, 1e-12)
+    batches = 1
+    while total < min_time or batches < repeat:
+        if total >= 4 * min_time:
+            break
+        elapsed = _time_batch(fn, n)
+        total += elapsed
+        batches += 1
+        best = max(best, n / max(elapsed, 1e-12))
+    return best
+
+
+# -- subjects ------------------------------------------------------------------------------------
+
+
+def _policy(suite: Suite) -> CommitmentPolicy:
+    if suite.committing:
+        return CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT
+    return CommitmentPolicy.FORBID_ENCRYPT_ALLOW_DECRYPT
+
+
+def bench_key() -> bytes:
+    """A fixed 256-bit wrapping key: benchmark data only, never used for anything else."""
+    return bytes(range(32))
+
+
+def _check(ok: bool, what: str) -> None:
+    if not ok:
+        raise RuntimeError(f"{what} did not round-trip; refusing to benchmark it")
+
+
+def kmsenvelope_pair(
+    suite: Suite,
+    payload: bytes,
+    *,
+    keyring: Any = None,
+    context: Mapping[str, str] = DEFAULT_CONTEXT,
+    frame_length: int = FRAME_LENGTH,
+    into: bool = False,
+) -> Pair:
+    """kmsenvelope ``Envelope.encrypt``/``decrypt`` (or ``*_into`` a reused buffer) with a raw AES keyring."""
+    from ..envelope import Envelope
+    from ..keyrings.raw_aes import RawAesKeyring
+
+    if keyring is None:
+        keyring = RawAesKeyring(NAMESPACE, KEY_NAME, bench_key())
+    envelope = Envelope(keyring, suite=suite, frame_length=frame_length, commitment_policy=_policy(suite))
+    ciphertext = envelope.encrypt(payload, context)
+    _check(envelope.decrypt(ciphertext) == payload, "kmsenvelope")
+    if not into:
+        return (lambda: envelope.encrypt(payload, context), lambda: envelope.decrypt(ciphertext))
+    sealed = bytearray()
+    opened = bytearray()
+    return (
+        lambda: envelope.encrypt_into(payload, sealed, context),
+        lambda: envelope.decrypt_into(ciphertext, opened),
+    )
+
+
+def esdk_available() -> str | None:
+    """The installed aws-encryption-sdk version, or None."""
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+
+        return version("aws-encryption-sdk")
+    except PackageNotFoundError:
+        return None
+
+
+def esdk_pair(
+    suite: Suite,
+    payload: bytes,
+    *,
+    context: Mapping[str, str] = DEFAULT_CONTEXT,
+    frame_length: int = FRAME_LENGTH,
+) -> Pair:
+    """The AWS Encryption SDK for Python with a raw AES-256 master key (same key name and suite)."""
+    try:
+        import aws_encryption_sdk
+        from aws_encryption_sdk.identifiers import Algorithm, EncryptionKeyType, WrappingAlgorithm
+        from aws_encryption_sdk.identifiers import CommitmentPolicy as EsdkPolicy
+        from aws_encryption_sdk.internal.crypto.wrapping_keys import WrappingKey
+        from aws_encryption_sdk.key_providers.raw import RawMasterKeyProvider
+    except ImportError:
+        raise Unavailable("aws-encryption-sdk is not installed (pip install aws-encryption-sdk)") from None
+
+    wrapping = WrappingKey(
+        wrapping_algorithm=WrappingAlgorithm.AES_256_GCM_IV12_TAG16_NO_PADDING,
+        wrapping_key=bench_key(),
+        wrapping_key_type=EncryptionKeyType.SYMMETRIC,
+    )
+
+    class _Provider(RawMasterKeyProvider):  # type: ignore[misc]
+        provider_id = NAMESPACE
+
+        def _get_raw_key(self, key_id: bytes) -> Any:
+            return wrapping
+
+    provider = _Provider()
+    provider.add_master_key(KEY_NAME.encode())
+    client = aws_encryption_sdk.EncryptionSDKClient(
+        commitment_policy=getattr(EsdkPolicy, _policy(suite).value)
+    )
+    algorithm = Algorithm.get_by_id(suite.id)
+    ctx = dict(context)
+
+    def encrypt() -> bytes:
+        ct, _ = client.encrypt(
+            source=payload,
+            key_provider=provider,
+            algorithm=algorithm,
+            encryption_context=ctx,
+            frame_length=frame_length,
+        )
+        return bytes(ct)
+
+    ciphertext = encrypt()
+    _check(
+        bytes(client.decrypt(source=ciphertext, key_provider=provider)[0]) == payload, "aws-encryption-sdk"
+    )
+    return (encrypt, lambda: client.decrypt(source=ciphertext, key_provider=provider))
+
+
+def aesgcm_pair(payload: bytes, *, into: bool = False) -> Pair:
+    """One AES-256-GCM call over the whole payload: the ceiling no message format can beat.
+
+    The IV is fixed because only speed is measured; nothing encrypted here is kept.
+    """
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    aead = AESGCM(bench_key())
+    iv = bytes(12)
+    aad = b"kmsenvelope-bench"
+    ciphertext = aead.encrypt(iv, payload, aad)
+    _check(aead.decrypt(iv, ciphertext, aad) == payload, "AES-GCM")
+    if not into:
+        return (lambda: aead.encrypt(iv, payload, aad), lambda: aead.decrypt(iv, ciphertext, aad))
+    if not hasattr(aead, "encrypt_into"):
+        raise Unavailable("this cryptography version has no AESGCM.encrypt_into")
+    sealed = bytearray(len(ciphertext))
+    opened = bytearray(len(payload))
+    return (
+        lambda: aead.encrypt_into(iv, payload, aad, sealed),
+        lambda: aead.decrypt_into(iv, ciphertext, aad, opened),
+    )
+
+
+def make_pair(implementation: str, suite: Suite, payload: bytes) -> Pair:
+    """The ``(encrypt, decrypt)`` pair of one of :data:`IMPLEMENTATIONS`."""
+    if implementation == KMSENVELOPE:
+        return kmsenvelope_pair(suite, payload)
+    if implementation == KMSENVELOPE_INTO:
+        return kmsenvelope_pair(suite, payload, into=True)
+    if implementation == ESDK:
+        return esdk_pair(suite, payload)
+    if implementation == AESGCM_FRESH:
+        return aesgcm_pair(payload)
+    if implementation == AESGCM_INTO:
+        return aesgcm_pair(payload, into=True)
+    raise ValueError(f"unknown implementation {implementation!r}")
+
+
+# -- rows ----------------------------------------------------------------------------------------
+
+
+def _mb(ops: float | None, size: int) -> float | None:
+    return None if ops is None else ops * size / MB
+
+
+@dataclass(frozen=True)
+class ThroughputRow:
+    """Encrypt and decrypt speed of one implementation at one payload size (None: not measured)."""
+
+    implementation: str
+    size: int
+    suite: str | None
+    encrypt_ops_per_s: float | None
+    decrypt_ops_per_s: float | None
+    reason: str | None = None
+
+    @property
+    def available(self) -> bool:
+        return self.encrypt_ops_per_s is not None and self.decrypt_ops_per_s is not None
+
+    @property
+    def encrypt_mb_per_s(self) -> float | None:
+        return _mb(self.encrypt_ops_per_s, self.size)
+
+    @property
+    def decrypt_mb_per_s(self) -> float | None:
+        return _mb(self.decrypt_ops_per_s, self.size)
+
+    def to_dict(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["encrypt_mb_per_s"] = self.encrypt_mb_per_s
+        doc["decrypt_mb_per_s"] = self.decrypt_mb_per_s
+        doc["status"] = "ok" if self.available else NOT_AVAILABLE
+        return doc
+
+
+def throughput_row(implementation: str, suite: Suite, size: int, *, min_time: float) -> ThroughputRow:
+    """Measure one implementation at one size; an :class:`Unavailable` subject gives a marked row."""
+    suite_id = None if implementation in (AESGCM_FRESH, AESGCM_INTO) else f"0x{suite.id:04X}"
+    payload = os.urandom(size)
+    try:
+        encrypt, decrypt = make_pair(implementation, suite, payload)
+    except Unavailable as exc:
+        return ThroughputRow(implementation, size, suite_id, None, None, str(exc))
+    return ThroughputRow(
+        implementation,
+        size,
+        suite_id,
+        measure(encrypt, min_time=min_time),
+        measure(decrypt, min_time=min_time),
+    )
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None or b == 0 else a / b
+
+
+@dataclass(frozen=True)
+class RatioRow:
+    """kmsenvelope's speed relative to the ESDK (x times) and to the AES-GCM ceiling (fraction)."""
+
+    suite: str
+    size: int
+    vs_esdk_encrypt: float | None
+    vs_esdk_decrypt: float | None
+    of_ceiling_encrypt: float | None
+    of_ceiling_decrypt: float | None
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def ratio_rows(rows: Iterable[ThroughputRow]) -> list[RatioRow]:
+    """One :class:`RatioRow` per (suite, size) that has a kmsenvelope row."""
+    rows = list(rows)
+    ceiling = {r.size: r for r in rows if r.implementation == AESGCM_FRESH}
+    esdk = {(r.suite, r.size): r for r in rows if r.implementation == ESDK}
+    out = []
+    for row in rows:
+        if row.implementation != KMSENVELOPE or row.suite is None:
+            continue
+        other = esdk.get((row.suite, row.size))
+        top = ceiling.get(row.size)
+        reasons = [r.reason for r in (other, top) if r is not None and r.reason]
+        out.append(
+            RatioRow(
+                suite=row.suite,
+                size=row.size,
+                vs_esdk_encrypt=_ratio(row.encrypt_ops_per_s, other.encrypt_ops_per_s if other else None),
+                vs_esdk_decrypt=_ratio(row.decrypt_ops_per_s, other.decrypt_ops_per_s if other else None),
+                of_ceiling_encrypt=_ratio(row.encrypt_ops_per_s, top.encrypt_ops_per_s if top else None),
+                of_ceiling_decrypt=_ratio(row.decrypt_ops_per_s, top.decrypt_ops_per_s if top else None),
+                reason="; ".join(reasons) or None,
+            )
+        )
+    return out
+
+
+# -- provenance ----------------------------------------------------------------------------------
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU count, platform and Python of this machine."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    info: dict[str, Any] = {
+        "cpu_count": os.cpu_count(),
+        "usable_cpus": len(affinity(0)) if affinity is not None else os.cpu_count(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or None,
+        "python": sys.version.split()[0],
+        "python_implementation": platform.python_implementation(),
+    }
+    try:
+        from cryptography.hazmat.backends.openssl.backend import backend
+
+        info["openssl"] = backend.openssl_version_text()
+    except Exception:  # pragma: no cover - depends on the cryptography build
+        info["openssl"] = None
+    return info
+
+
+_LIBRARIES = (
+    "kmsenvelope",
+    "cryptography",
+    "aws-encryption-sdk",
+    "boto3",
+    "botocore",
+    "moto",
+    "click",
+    "rich",
+)
+
+
+def library_versions() -> dict[str, str | None]:
+    """Installed versions of kmsenvelope and what the benchmark compares it with (None: not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions: dict[str, str | None] = {}
+    for name in _LIBRARIES:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+@dataclass
+class Section:
+    """A titled list of rows (any of the row types here) for rendering and JSON."""
+
+    name: str
+    rows: list[Any] = field(default_factory=list)
+
+    def to_list(self) -> list[dict[str, Any]]:
+        return [row.to_dict() for row in self.rows]
