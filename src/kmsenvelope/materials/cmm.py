@@ -73,11 +73,12 @@ class DefaultMaterials:
                 else DEFAULT_LEGACY_SUITE
             )
         check_suite_policy(suite, request.commitment_policy, encrypting=True)
-        context = dict(request.encryption_context)
+        context: Mapping[str, str] = freeze_context(request.encryption_context)
         if PUBLIC_KEY_CONTEXT_KEY in context:
             raise PolicyError(f"encryption context key {PUBLIC_KEY_CONTEXT_KEY!r} is reserved")
         signing_key = None
         if suite.signing:
+            context = dict(context)
             curve = suite.info.signature_curve
             assert curve is not None
             signing_key = ecdsa.generate_signing_key(curve)
@@ -99,15 +100,16 @@ class DefaultMaterials:
     def decrypt_materials(self, request: DecryptionRequest) -> DecryptionMaterials:
         suite = request.suite
         check_suite_policy(suite, request.commitment_policy, encrypting=False)
-        context = dict(request.encryption_context)
-        required = set()
+        stored = request.encryption_context
+        extra: dict[str, str] = {}
         for key, value in request.reproduced_context.items():
-            if key in context:
-                if context[key] != value:
-                    raise ContextMismatchError(f"encryption context value for {key!r} does not match")
-            else:
-                context[key] = value
-                required.add(key)
+            if key not in stored:
+                extra[key] = value
+            elif stored[key] != value:
+                raise ContextMismatchError(f"encryption context value for {key!r} does not match")
+        # Reproduced pairs the header does not store become required: authenticated, never stored.
+        context = {**stored, **extra} if extra else stored
+        required = extra.keys()
         verification_key = None
         encoded = context.get(PUBLIC_KEY_CONTEXT_KEY)
         if suite.signing:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..errors import MalformedInputError
-from ..materials.materials import _FrozenDict
-from .codec import Reader, u16
+from ..materials.materials import _FrozenDict, freeze_context
+from .codec import TruncatedInputError, u16
 
 __all__ = ["parse_context", "serialize_context"]
 
@@ -40,33 +40,49 @@ def _serialize(context: Mapping[str, str]) -> bytes:
     for key, value in encoded:
         if len(key) > _MAX_U16 or len(value) > _MAX_U16:
             raise MalformedInputError("encryption context key or value longer than 65535 bytes")
-        parts += (u16(len(key)), key, u16(len(value)), value)
+        parts += (len(key).to_bytes(2, "big"), key, len(value).to_bytes(2, "big"), value)
     out = b"".join(parts)
     if len(out) > _MAX_U16:
         raise MalformedInputError("serialized encryption context longer than 65535 bytes")
     return out
 
 
-def parse_context(data: bytes | memoryview) -> dict[str, str]:
-    """Parse serialized pairs; duplicates, bad UTF-8, trailing bytes and a zero count are rejected."""
+def parse_context(data: bytes | memoryview) -> Mapping[str, str]:
+    """Parse serialized pairs into a read-only mapping that remembers its serialization.
+
+    Duplicates, bad UTF-8, trailing bytes and a zero count are rejected.
+    """
     if len(data) == 0:
-        return {}
-    reader = Reader(data)
-    count = reader.u16("context pair count")
+        return freeze_context(None)
+    buf = bytes(data)
+    end = len(buf)
+    if end < 2:
+        raise TruncatedInputError("truncated input: context pair count")
+    count = int.from_bytes(buf[:2], "big")
     if count == 0:
         raise MalformedInputError("encryption context with zero pairs must be empty")
+    pos = 2
     out: dict[str, str] = {}
-    for _ in range(count):
-        key_bytes = reader.short_bytes("context key")
-        value_bytes = reader.short_bytes("context value")
-        try:
-            key = key_bytes.decode("utf-8")
-            value = value_bytes.decode("utf-8")
-        except UnicodeDecodeError:
-            raise MalformedInputError("encryption context is not valid UTF-8") from None
-        if key in out:
-            raise MalformedInputError("duplicate key in encryption context")
-        out[key] = value
-    if reader.remaining:
+    try:
+        for _ in range(count):
+            if pos + 2 > end:
+                raise TruncatedInputError("truncated input: context key length")
+            length = int.from_bytes(buf[pos : pos + 2], "big")
+            pos += 2 + length
+            if pos + 2 > end:
+                raise TruncatedInputError("truncated input: context key")
+            key = buf[pos - length : pos].decode("utf-8")
+            length = int.from_bytes(buf[pos : pos + 2], "big")
+            pos += 2 + length
+            if pos > end:
+                raise TruncatedInputError("truncated input: context value")
+            if key in out:
+                raise MalformedInputError("duplicate key in encryption context")
+            out[key] = buf[pos - length : pos].decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedInputError("encryption context is not valid UTF-8") from None
+    if pos != end:
         raise MalformedInputError("trailing bytes after encryption context")
-    return out
+    frozen = _FrozenDict(out)
+    frozen.serialized = buf
+    return frozen

@@ -35,8 +35,10 @@ class SealedHeader:
 
 def split_context(
     context: Mapping[str, str], required_keys: frozenset[str]
-) -> tuple[dict[str, str], dict[str, str]]:
+) -> tuple[Mapping[str, str], Mapping[str, str]]:
     """(pairs stored in the header, pairs only authenticated)."""
+    if not required_keys:
+        return context, {}
     stored = {k: v for k, v in context.items() if k not in required_keys}
     authenticated_only = {k: v for k, v in context.items() if k in required_keys}
     return stored, authenticated_only

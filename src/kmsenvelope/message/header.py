@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ..errors import MalformedInputError, PolicyError
-from ..materials.materials import EncryptedDataKey, freeze_context
+from ..materials.materials import EncryptedDataKey
 from ..suites import Suite
-from .codec import Reader, u16, u32
+from .codec import TruncatedInputError, u16, u32
 from .context import parse_context, serialize_context
 
 __all__ = [
@@ -170,31 +170,54 @@ def serialize_header_body(
 
 
 def parse_header(data: bytes | bytearray | memoryview, limits: DecryptLimits) -> MessageHeader:
-    """Parse and validate a header at the start of ``data``. Does not verify the header tag."""
-    reader = Reader(data)
-    version = reader.u8("version")
-    if version == 1:
-        if reader.u8("type") != _V1_TYPE:
+    """Parse and validate a header at the start of ``data``. Does not verify the header tag.
+
+    Written as flat code with explicit bounds checks because it runs once per decrypted message.
+    """
+    buf = data if isinstance(data, bytes) else bytes(memoryview(data)[: limits.max_header_size + 1])
+    end = len(buf)
+    if end < 4:
+        raise TruncatedInputError("truncated input: message header")
+    version = buf[0]
+    if version == 2:
+        pos = 1
+    elif version == 1:
+        if buf[1] != _V1_TYPE:
             raise MalformedInputError("unknown message type")
-    elif version != 2:
+        pos = 2
+    else:
         raise MalformedInputError(f"unsupported message format version {version}")
-    suite = Suite.from_id(reader.u16("suite id"))
-    if suite.message_version != version:
-        raise MalformedInputError(f"suite 0x{suite.id:04X} is not valid in a version {version} message")
-    message_id = reader.read(32 if version == 2 else 16, "message id")
-    aad_length = reader.u16("AAD length")
-    _check_header_size(reader.pos + aad_length, limits)
-    context = parse_context(reader.view(aad_length, "encryption context"))
-    edks = _parse_edks(reader, limits)
-    content_type = reader.u8("content type")
+    suite = Suite.from_id(int.from_bytes(buf[pos : pos + 2], "big"))
+    info = suite.info
+    if info.message_version != version:
+        raise MalformedInputError(f"suite 0x{info.id:04X} is not valid in a version {version} message")
+    id_length = 32 if version == 2 else 16
+    pos += 2 + id_length + 2
+    if pos > end:
+        raise TruncatedInputError("truncated input: message id")
+    message_id = buf[pos - 2 - id_length : pos - 2]
+    aad_length = int.from_bytes(buf[pos - 2 : pos], "big")
+    _check_header_size(pos + aad_length, limits)
+    if pos + aad_length > end:
+        raise TruncatedInputError("truncated input: encryption context")
+    context = parse_context(buf[pos : pos + aad_length])
+    pos += aad_length
+    edks, pos = _parse_edks(buf, pos, end, limits)
+    fixed = (1 + 4 + 1 + 4) if version == 1 else (1 + 4 + _COMMITMENT_LENGTH)
+    if pos + fixed > end:
+        raise TruncatedInputError("truncated input: header fields after the encrypted data keys")
+    content_type = buf[pos]
+    pos += 1
     if content_type not in (CONTENT_FRAMED, CONTENT_NON_FRAMED):
         raise MalformedInputError(f"unknown content type {content_type}")
     if version == 1:
-        if reader.read(4, "reserved") != b"\x00\x00\x00\x00":
+        if buf[pos : pos + 4] != b"\x00\x00\x00\x00":
             raise MalformedInputError("reserved header bytes are not zero")
-        if reader.u8("IV length") != suite.info.iv_length:
+        if buf[pos + 4] != info.iv_length:
             raise MalformedInputError("header IV length does not match the suite")
-    frame_length = reader.u32("frame length")
+        pos += 5
+    frame_length = int.from_bytes(buf[pos : pos + 4], "big")
+    pos += 4
     if content_type == CONTENT_FRAMED:
         if frame_length == 0:
             raise MalformedInputError("framed message with frame length 0")
@@ -202,23 +225,28 @@ def parse_header(data: bytes | bytearray | memoryview, limits: DecryptLimits) ->
             raise PolicyError(f"frame length {frame_length} exceeds the limit {limits.max_frame_length}")
     elif frame_length != 0:
         raise MalformedInputError("non-framed message with a non-zero frame length")
-    commitment = reader.read(_COMMITMENT_LENGTH, "key commitment") if version == 2 else b""
-    body_end = reader.pos
-    header_iv = reader.read(suite.info.iv_length, "header IV") if version == 1 else b""
-    header_tag = reader.read(suite.info.tag_length, "header tag")
-    _check_header_size(reader.pos, limits)
+    commitment = b""
+    if version == 2:
+        commitment = buf[pos : pos + _COMMITMENT_LENGTH]
+        pos += _COMMITMENT_LENGTH
+    body_end = pos
+    iv_length = info.iv_length if version == 1 else 0
+    auth_end = pos + iv_length + info.tag_length
+    _check_header_size(auth_end, limits)
+    if auth_end > end:
+        raise TruncatedInputError("truncated input: header authentication")
     return MessageHeader(
-        version=version,
-        suite=suite,
-        message_id=message_id,
-        encryption_context=freeze_context(context),
-        encrypted_data_keys=edks,
-        content_type=content_type,
-        frame_length=frame_length,
-        commitment=commitment,
-        header_iv=header_iv,
-        header_tag=header_tag,
-        body=bytes(memoryview(data)[:body_end]),
+        version,
+        suite,
+        message_id,
+        context,
+        edks,
+        content_type,
+        frame_length,
+        commitment,
+        buf[pos : pos + iv_length],
+        buf[pos + iv_length : auth_end],
+        buf[:body_end],
     )
 
 
@@ -227,8 +255,13 @@ def _check_header_size(size: int, limits: DecryptLimits) -> None:
         raise PolicyError(f"message header exceeds the limit of {limits.max_header_size} bytes")
 
 
-def _parse_edks(reader: Reader, limits: DecryptLimits) -> tuple[EncryptedDataKey, ...]:
-    count = reader.u16("EDK count")
+def _parse_edks(
+    buf: bytes, pos: int, end: int, limits: DecryptLimits
+) -> tuple[tuple[EncryptedDataKey, ...], int]:
+    if pos + 2 > end:
+        raise TruncatedInputError("truncated input: EDK count")
+    count = int.from_bytes(buf[pos : pos + 2], "big")
+    pos += 2
     if count == 0:
         raise MalformedInputError("message has no encrypted data keys")
     if limits.max_encrypted_data_keys is not None and count > limits.max_encrypted_data_keys:
@@ -237,12 +270,19 @@ def _parse_edks(reader: Reader, limits: DecryptLimits) -> tuple[EncryptedDataKey
         )
     edks = []
     for _ in range(count):
+        fields = []
+        for what in ("EDK provider id", "EDK provider info", "EDK ciphertext"):
+            if pos + 2 > end:
+                raise TruncatedInputError(f"truncated input: {what} length")
+            length = int.from_bytes(buf[pos : pos + 2], "big")
+            pos += 2 + length
+            if pos > end:
+                raise TruncatedInputError(f"truncated input: {what}")
+            fields.append(buf[pos - length : pos])
+        _check_header_size(pos, limits)
         try:
-            provider_id = reader.short_bytes("EDK provider id").decode("utf-8")
+            provider_id = fields[0].decode("utf-8")
         except UnicodeDecodeError:
             raise MalformedInputError("EDK provider id is not valid UTF-8") from None
-        provider_info = reader.short_bytes("EDK provider info")
-        ciphertext = reader.short_bytes("EDK ciphertext")
-        _check_header_size(reader.pos, limits)
-        edks.append(EncryptedDataKey(provider_id, provider_info, ciphertext))
-    return tuple(edks)
+        edks.append(EncryptedDataKey(provider_id, fields[1], fields[2]))
+    return tuple(edks), pos
