@@ -9,7 +9,9 @@ from .conftest import REPO_ROOT
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=600
+    )
 
 
 def test_ruff_clean() -> None:
@@ -26,7 +28,8 @@ def test_import_is_light() -> None:
     """`import kmsenvelope` must not pull in boto3, SQLAlchemy, rich, click or moto."""
     code = (
         "import sys, kmsenvelope; "
-        "heavy = [m for m in ('boto3', 'botocore', 'sqlalchemy', 'rich', 'click', 'moto') if m in sys.modules]; "
+        "names = ('boto3', 'botocore', 'sqlalchemy', 'rich', 'click', 'moto'); "
+        "heavy = [m for m in names if m in sys.modules]; "
         "print(','.join(heavy))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
