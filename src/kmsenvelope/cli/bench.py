@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import gc
 import os
-import platform
-import sys
+import statistics
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..suites import CommitmentPolicy, Suite
+from .bench_env import library_versions, machine_info
 
 __all__ = [
     "DEFAULT_CONTEXT",
@@ -83,16 +83,21 @@ def _time_batch(fn: Callable[[], object], n: int) -> float:
             gc.enable()
 
 
-def measure(fn: Callable[[], object], *, min_time: float = 0.2, repeat: int = 3) -> float:
-    """Operations per second of ``fn()``: the best of at least ``repeat`` timed batches.
+def measure(
+    fn: Callable[[], object], *, min_time: float = 0.2, repeat: int = 3, statistic: str = "best"
+) -> float:
+    """Operations per second of ``fn()`` over at least ``repeat`` timed batches.
 
     One untimed warm-up call, then the batch size grows until a batch takes about
     ``min_time / repeat``; batches run until ``min_time`` has passed and ``repeat`` batches are done
     (or, for very slow calls, until ``4 * min_time`` has passed). The garbage collector is paused
-    inside batches. Best-of is used because on a shared machine interference only ever slows down.
+    inside batches. ``statistic`` is ``"best"`` (default: on a shared machine interference only ever
+    slows a batch down) or ``"median"`` of the batch rates.
     """
     if min_time <= 0 or repeat < 1:
         raise ValueError("min_time must be > 0 and repeat >= 1")
+    if statistic not in ("best", "median"):
+        raise ValueError("statistic must be 'best' or 'median'")
     fn()
     target = min_time / repeat
     n = 1
@@ -103,16 +108,12 @@ def measure(fn: Callable[[], object], *, min_time: float = 0.2, repeat: int = 3)
         n = max(n + 1, int(n * min(grow, 10.0)))
         elapsed = _time_batch(fn, n)
         total += elapsed
-    best = n / max(elapsed, 1e-12)
-    batches = 1
-    while total < min_time or batches < repeat:
-        if total >= 4 * min_time:
-            break
+    rates = [n / max(elapsed, 1e-12)]
+    while (total < min_time or len(rates) < repeat) and total < 4 * min_time:
         elapsed = _time_batch(fn, n)
         total += elapsed
-        batches += 1
-        best = max(best, n / max(elapsed, 1e-12))
-    return best
+        rates.append(n / max(elapsed, 1e-12))
+    return max(rates) if statistic == "best" else statistics.median(rates)
 
 
 # -- subjects ------------------------------------------------------------------------------------
@@ -364,55 +365,6 @@ def ratio_rows(rows: Iterable[ThroughputRow]) -> list[RatioRow]:
             )
         )
     return out
-
-
-# -- provenance ----------------------------------------------------------------------------------
-
-
-def machine_info() -> dict[str, Any]:
-    """CPU count, platform and Python of this machine."""
-    affinity = getattr(os, "sched_getaffinity", None)
-    info: dict[str, Any] = {
-        "cpu_count": os.cpu_count(),
-        "usable_cpus": len(affinity(0)) if affinity is not None else os.cpu_count(),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "processor": platform.processor() or None,
-        "python": sys.version.split()[0],
-        "python_implementation": platform.python_implementation(),
-    }
-    try:
-        from cryptography.hazmat.backends.openssl.backend import backend
-
-        info["openssl"] = backend.openssl_version_text()
-    except Exception:  # pragma: no cover - depends on the cryptography build
-        info["openssl"] = None
-    return info
-
-
-_LIBRARIES = (
-    "kmsenvelope",
-    "cryptography",
-    "aws-encryption-sdk",
-    "boto3",
-    "botocore",
-    "moto",
-    "click",
-    "rich",
-)
-
-
-def library_versions() -> dict[str, str | None]:
-    """Installed versions of kmsenvelope and what the benchmark compares it with (None: not installed)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    versions: dict[str, str | None] = {}
-    for name in _LIBRARIES:
-        try:
-            versions[name] = version(name)
-        except PackageNotFoundError:
-            versions[name] = None
-    return versions
 
 
 @dataclass

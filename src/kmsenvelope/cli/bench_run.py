@@ -9,6 +9,7 @@ import importlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any
 
 from ..suites import Suite
@@ -156,8 +157,62 @@ def kms_rows(config: BenchConfig) -> list[KmsRow]:
     return _kms_rows_local(config, local_aws)
 
 
+def _caching_manager(keyring: Any) -> Any:
+    """``CachingMaterials`` over ``keyring``; :class:`Unavailable` when it is not built."""
+    caching = feature("kmsenvelope.materials.caching", "CachingMaterials")
+    if caching is None:
+        raise Unavailable("kmsenvelope.CachingMaterials is not built yet")
+    try:
+        return caching(keyring)
+    except Exception as exc:
+        raise Unavailable(f"CachingMaterials(keyring) failed: {type(exc).__name__}: {exc}") from None
+
+
 def _kms_rows_local(config: BenchConfig, local_aws: Any) -> list[KmsRow]:
-    raise Unavailable("wired up once kmsenvelope.testing.local_aws() lands")
+    from ..envelope import Envelope
+    from ..keyrings.kms import KmsKeyring
+
+    payload = bytes(1024)
+    rows = []
+    with local_aws() as aws:
+        keyring = KmsKeyring(
+            aws.create_key(description="kmsenvelope bench"), client_supplier=aws.client_supplier()
+        )
+        for label in (NO_CACHE, WITH_CACHE):
+            try:
+                source = keyring if label == NO_CACHE else _caching_manager(keyring)
+            except Unavailable as exc:
+                rows.append(KmsRow.unavailable(label, str(exc)))
+                continue
+            envelope = Envelope(source)
+            ciphertext = envelope.encrypt(payload, bench.DEFAULT_CONTEXT)
+            if envelope.decrypt(ciphertext) != payload:
+                raise RuntimeError("KMS round trip failed; refusing to benchmark it")
+            seen = len(aws.requests())
+            per_encrypt, per_decrypt = _count_kms(
+                config.kms_messages,
+                partial(envelope.encrypt, payload, bench.DEFAULT_CONTEXT),
+                envelope.decrypt,
+            )
+            server_calls = len(aws.requests()) - seen
+            counted = round((per_encrypt + per_decrypt) * config.kms_messages)
+            if server_calls != counted:
+                raise RuntimeError(
+                    f"kmsenvelope.stats() counted {counted} KMS calls but the local KMS saw {server_calls}"
+                )
+            rows.append(
+                KmsRow(
+                    label,
+                    config.kms_messages,
+                    per_encrypt,
+                    per_decrypt,
+                    bench.measure(
+                        partial(envelope.encrypt, payload, bench.DEFAULT_CONTEXT), min_time=config.min_time
+                    ),
+                    bench.measure(partial(envelope.decrypt, ciphertext), min_time=config.min_time),
+                )
+            )
+    return rows
 
 
 # -- DynamoDB ------------------------------------------------------------------------------------
@@ -182,12 +237,47 @@ class ItemsRow:
         return doc
 
 
+def _item() -> dict[str, Any]:
+    return {
+        "pk": {"S": "customer#0001"},
+        "sk": {"S": "profile"},
+        "name": {"S": "Ada Lovelace"},
+        "email": {"S": "ada@example.com"},
+        "balance": {"N": "1234.56"},
+        "tags": {"SS": ["early-adopter", "gold"]},
+        "document": {"B": bytes(range(256))},
+        "updated": {"S": "2026-01-01T00:00:00Z"},
+    }
+
+
 def item_rows(config: BenchConfig) -> list[ItemsRow]:
-    """Items/s of :class:`kmsenvelope.dynamodb.ItemEncryptor`, when it is built."""
-    encryptor = feature("kmsenvelope.dynamodb", "ItemEncryptor")
-    if encryptor is None:
+    """Items/s of :class:`kmsenvelope.dynamodb.ItemEncryptor` (8 attributes, 5 encrypted), when built."""
+    encryptor_type = feature("kmsenvelope.dynamodb", "ItemEncryptor")
+    if encryptor_type is None:
         return [ItemsRow(ITEMS, None, None, "kmsenvelope.dynamodb.ItemEncryptor is not built yet")]
-    raise Unavailable("wired up once kmsenvelope.dynamodb.ItemEncryptor lands")
+    from ..dynamodb import DEFAULT_SUITE, SIGNING_SUITE, Action, TableConfig
+    from ..keyrings.raw_aes import RawAesKeyring
+
+    keyring = RawAesKeyring(bench.NAMESPACE, bench.KEY_NAME, bench.bench_key())
+    sign, encrypt = Action.SIGN_ONLY, Action.ENCRYPT_AND_SIGN
+    actions = {"pk": sign, "sk": sign, "name": encrypt, "email": encrypt, "balance": encrypt}
+    actions.update(tags=encrypt, document=encrypt, updated=sign)
+    item = _item()
+    rows = []
+    for suite in (DEFAULT_SUITE, SIGNING_SUITE):
+        table = TableConfig("bench_table", "pk", sort_key="sk", actions=actions, keyring=keyring, suite=suite)
+        encryptor = encryptor_type(table)
+        stored = encryptor.encrypt_item(item)
+        if encryptor.decrypt_item(stored) != item:
+            raise RuntimeError("DynamoDB item round trip failed; refusing to benchmark it")
+        rows.append(
+            ItemsRow(
+                f"{ITEMS}, suite 0x{suite.id:04X}",
+                bench.measure(partial(encryptor.encrypt_item, item), min_time=config.min_time),
+                bench.measure(partial(encryptor.decrypt_item, stored), min_time=config.min_time),
+            )
+        )
+    return rows
 
 
 # -- the run -------------------------------------------------------------------------------------
