@@ -1,0 +1,169 @@
+"""The caching materials manager (ESDK ``framework/caching-cmm.md``): reuse data keys to cut KMS calls.
+
+One KMS ``GenerateDataKey`` then serves many messages, and one ``Decrypt`` many reads, within the
+limits set here. Cache identifiers follow the spec's Appendix A. One addition: when the caller
+supplies a reproduced (required) encryption context on decrypt, its hash is appended to the decrypt
+identifier, because the materials returned depend on it; without it two callers requiring different
+values could share an entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Callable, Mapping
+
+from ..errors import ConfigurationError
+from ..message.context import serialize_context
+from ..suites import Suite
+from .cache import LocalMaterialsCache
+from .cmm import as_materials_manager
+from .materials import (
+    AnySuite,
+    DecryptionMaterials,
+    DecryptionRequest,
+    EncryptedDataKey,
+    EncryptionMaterials,
+    EncryptionRequest,
+)
+from .protocols import Keyring, MaterialsManager
+
+__all__ = ["CachingMaterials", "decrypt_cache_id", "encrypt_cache_id"]
+
+_U64_MAX = 2**64 - 1
+_ZERO_512 = bytes(64)
+
+
+def _sha512(data: bytes) -> bytes:
+    return hashlib.sha512(data).digest()
+
+
+def _serialize_edk(edk: EncryptedDataKey) -> bytes:
+    pid = edk.provider_id.encode("utf-8")
+    return b"".join(
+        (
+            len(pid).to_bytes(2, "big"),
+            pid,
+            len(edk.provider_info).to_bytes(2, "big"),
+            edk.provider_info,
+            len(edk.ciphertext).to_bytes(2, "big"),
+            edk.ciphertext,
+        )
+    )
+
+
+def encrypt_cache_id(partition_hash: bytes, suite: AnySuite | None, context: Mapping[str, str]) -> bytes:
+    """Appendix A: encryption materials, with or without an algorithm suite."""
+    context_hash = _sha512(serialize_context(context))
+    if suite is None:
+        return _sha512(partition_hash + b"\x00" + context_hash)
+    return _sha512(partition_hash + b"\x01" + suite.id_bytes + context_hash)
+
+
+def decrypt_cache_id(partition_hash: bytes, request: DecryptionRequest) -> bytes:
+    """Appendix A: decryption materials (plus the reproduced context, when there is one)."""
+    edk_hashes = sorted(_sha512(_serialize_edk(edk)) for edk in request.encrypted_data_keys)
+    parts = [partition_hash, request.suite.id_bytes, *edk_hashes, _ZERO_512]
+    parts.append(_sha512(serialize_context(request.encryption_context)))
+    if request.reproduced_context:
+        parts.append(_sha512(serialize_context(request.reproduced_context)))
+    return _sha512(b"".join(parts))
+
+
+def _identity_kdf(suite: AnySuite | None) -> bool:
+    return isinstance(suite, Suite) and suite.info.kdf_hash is None
+
+
+class CachingMaterials:
+    """Caches materials from a keyring or materials manager, within an age and usage limits.
+
+    * ``max_age``: seconds an entry lives (required, > 0).
+    * ``max_messages``: messages one cached data key may encrypt; message ``max_messages + 1`` gets
+      fresh materials.
+    * ``max_bytes``: plaintext bytes one cached data key may encrypt.
+    * ``capacity``: entries kept (least recently used evicted first).
+    * ``partition``: entries are shared only between caching managers with the same partition and cache.
+
+    Streaming encryption (unknown plaintext length) and identity-KDF suites bypass the cache, as the
+    spec requires. Thread-safe; failures are never cached.
+    """
+
+    def __init__(
+        self,
+        source: Keyring | MaterialsManager,
+        *,
+        max_age: float,
+        max_messages: int = 2**32,
+        max_bytes: int = 2**63 - 1,
+        capacity: int = 1000,
+        partition: str | None = None,
+        cache: LocalMaterialsCache[EncryptionMaterials | DecryptionMaterials] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not isinstance(max_age, (int, float)) or isinstance(max_age, bool) or not max_age > 0:
+            raise ConfigurationError("max_age must be a number of seconds greater than zero")
+        if not isinstance(max_messages, int) or not 1 <= max_messages <= _U64_MAX:
+            raise ConfigurationError("max_messages must be an int between 1 and 2**64 - 1")
+        if not isinstance(max_bytes, int) or not 0 <= max_bytes <= 2**63 - 1:
+            raise ConfigurationError("max_bytes must be an int between 0 and 2**63 - 1")
+        if partition is not None and (not isinstance(partition, str) or not partition):
+            raise ConfigurationError("partition must be a non-empty string")
+        self._source = as_materials_manager(source)
+        self._max_age = float(max_age)
+        self._max_messages = max_messages
+        self._max_bytes = max_bytes
+        self._partition = partition or str(uuid.uuid4())
+        self._partition_hash = _sha512(self._partition.encode("utf-8"))
+        self._cache: LocalMaterialsCache[EncryptionMaterials | DecryptionMaterials] = (
+            cache if cache is not None else LocalMaterialsCache(capacity, clock=clock)
+        )
+
+    @property
+    def cache(self) -> LocalMaterialsCache[EncryptionMaterials | DecryptionMaterials]:
+        return self._cache
+
+    @property
+    def partition(self) -> str:
+        return self._partition
+
+    def get_encryption_materials(self, request: EncryptionRequest) -> EncryptionMaterials:
+        size = request.max_plaintext_length
+        if size is None or size > self._max_bytes or _identity_kdf(request.suite):
+            return self._source.get_encryption_materials(request)
+        key = encrypt_cache_id(self._partition_hash, request.suite, request.encryption_context)
+        if request.required_context_keys:
+            # Materials depend on which keys are kept out of the header.
+            names = sorted(k.encode("utf-8") for k in request.required_context_keys)
+            key = _sha512(key + b"\x00".join(names))
+        cached = self._cache.use(key, 1, size, self._max_messages, self._max_bytes)
+        if isinstance(cached, EncryptionMaterials):
+            return cached
+        inner = EncryptionRequest(
+            encryption_context=request.encryption_context,
+            commitment_policy=request.commitment_policy,
+            suite=request.suite,
+            max_plaintext_length=self._max_bytes,
+            required_context_keys=request.required_context_keys,
+        )
+        materials = self._source.get_encryption_materials(inner)
+        if not _identity_kdf(materials.suite):
+            self._cache.put(key, materials, self._max_age, 1, size)
+        return materials
+
+    def decrypt_materials(self, request: DecryptionRequest) -> DecryptionMaterials:
+        if _identity_kdf(request.suite):
+            return self._source.decrypt_materials(request)
+        key = decrypt_cache_id(self._partition_hash, request)
+        cached = self._cache.get(key)
+        if isinstance(cached, DecryptionMaterials):
+            return cached
+        materials = self._source.decrypt_materials(request)
+        self._cache.put(key, materials, self._max_age)
+        return materials
+
+    def __repr__(self) -> str:
+        return (
+            f"CachingMaterials(max_age={self._max_age}, max_messages={self._max_messages}, "
+            f"max_bytes={self._max_bytes}, partition={self._partition!r}, cache={self._cache!r})"
+        )
