@@ -10,8 +10,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from kmsenvelope import HierarchicalKeyring, StaticBranchKeyStore
+from kmsenvelope.aws.key_store import StaticBranchKeyStore
 from kmsenvelope.dynamodb import SIGNING_SUITE, TableConfig
+from kmsenvelope.keyrings.hierarchical import HierarchicalKeyring
 from kmsenvelope.suites import DbeSuite
 
 from .conftest import VECTORS
@@ -68,7 +69,11 @@ def vector_config(config: Mapping[str, Any], keyring: Any) -> TableConfig:
         actions=config["attributeActionsOnEncrypt"],
         keyring=keyring,
         allowed_unsigned=config.get("allowedUnsignedAttributes", ()),
-        suite=SUITES[config.get("algorithmSuiteId", "ALG_AES_256_GCM_HKDF_SHA512_COMMIT_KEY_ECDSA_P384_SYMSIG_HMAC_SHA384")],
+        suite=SUITES[
+            config.get(
+                "algorithmSuiteId", "ALG_AES_256_GCM_HKDF_SHA512_COMMIT_KEY_ECDSA_P384_SYMSIG_HMAC_SHA384"
+            )
+        ],
     )
 
 

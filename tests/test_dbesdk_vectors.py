@@ -95,7 +95,9 @@ def _scope(config: TableConfig, item: dict[str, Any]) -> frozenset[str]:
 def test_our_items_follow_the_vector_rules(manifest: str) -> None:
     """Encrypt every positive plaintext under its config; decrypt under every config of the manifest."""
     tests = [test for test_id, test in POSITIVE if test_id.startswith(manifest.removesuffix(".json") + ":")]
-    configs = [test["config"] for test_id, test in TESTS if test_id.startswith(manifest.removesuffix(".json"))]
+    configs = [
+        test["config"] for test_id, test in TESTS if test_id.startswith(manifest.removesuffix(".json"))
+    ]
     assert tests and configs
     accepted = refused = 0
     for test in tests:
@@ -121,7 +123,9 @@ def _round_trip_configs() -> list[tuple[str, dict[str, Any]]]:
     return sorted(configs.items())
 
 
-@pytest.mark.parametrize(("name", "config"), _round_trip_configs(), ids=[name for name, _ in _round_trip_configs()])
+@pytest.mark.parametrize(
+    ("name", "config"), _round_trip_configs(), ids=[name for name, _ in _round_trip_configs()]
+)
 def test_data_json_round_trip(name: str, config: dict[str, Any]) -> None:
     """The manifests' RoundTripTest records (sets, odd numbers, nested values) survive our round trip."""
     data = load_json(vectors_dir("dbesdk") / "data.json")

@@ -27,8 +27,8 @@ _EXPORTS: dict[str, str] = {
     "DEFAULT_SUITE": ".config",
     "SIGNING_SUITE": ".config",
     "ItemEncryptor": ".encryptor",
-    "serialize": ".serialize",
-    "deserialize": ".serialize",
+    "serialize": ".attributes",
+    "deserialize": ".attributes",
     "normalize_number": ".numbers",
 }
 
@@ -37,13 +37,13 @@ __all__ = sorted(_EXPORTS)
 if TYPE_CHECKING:
     from ..structured.model import Action as Action
     from ..structured.model import ParsedHeader as ParsedHeader
+    from .attributes import deserialize as deserialize
+    from .attributes import serialize as serialize
     from .config import DEFAULT_SUITE as DEFAULT_SUITE
     from .config import SIGNING_SUITE as SIGNING_SUITE
     from .config import TableConfig as TableConfig
     from .encryptor import ItemEncryptor as ItemEncryptor
     from .numbers import normalize_number as normalize_number
-    from .serialize import deserialize as deserialize
-    from .serialize import serialize as serialize
 
 
 def __getattr__(name: str) -> Any:

@@ -18,8 +18,8 @@ from ..structured.context import ATTR_PREFIX, encode_terminal
 from ..structured.decrypt import decrypt_record
 from ..structured.encrypt import encrypt_record
 from ..structured.model import FOOTER_FIELD, HEADER_FIELD, RESERVED_PREFIX, Action, ParsedHeader, Terminal
+from .attributes import deserialize, serialize
 from .config import TableConfig
-from .serialize import deserialize, serialize
 
 __all__ = ["MAX_ATTRIBUTES", "ItemEncryptor"]
 
@@ -141,15 +141,30 @@ class ItemEncryptor:
 
     def encrypt_python_item(self, item: Mapping[str, Any]) -> dict[str, Any]:
         """:meth:`encrypt_item` for boto3 resource-style values (``Decimal``, ``set``, ``Binary``...)."""
-        serializer, deserializer = self._converters()
-        encrypted = self.encrypt_item({name: serializer.serialize(value) for name, value in item.items()})
-        return {name: deserializer.deserialize(value) for name, value in encrypted.items()}
+        return self._from_client(self.encrypt_item(self._to_client(item)))
 
     def decrypt_python_item(self, item: Mapping[str, Any]) -> dict[str, Any]:
         """:meth:`decrypt_item` for boto3 resource-style items."""
-        serializer, deserializer = self._converters()
-        decrypted = self.decrypt_item({name: serializer.serialize(value) for name, value in item.items()})
-        return {name: deserializer.deserialize(value) for name, value in decrypted.items()}
+        return self._from_client(self.decrypt_item(self._to_client(item)))
+
+    def _to_client(self, item: Mapping[str, Any]) -> dict[str, Any]:
+        serializer = self._converters()[0]
+        if not isinstance(item, Mapping):
+            raise MalformedInputError("an item must be a mapping of attribute names to values")
+        out = {}
+        for name, value in item.items():
+            try:
+                out[name] = serializer.serialize(value)
+            except (TypeError, ValueError):
+                # boto3's message quotes the value, which may be a secret: name only the type.
+                raise MalformedInputError(
+                    f"attribute {name!r}: a {type(value).__name__} cannot be stored in DynamoDB"
+                ) from None
+        return out
+
+    def _from_client(self, item: Mapping[str, Any]) -> dict[str, Any]:
+        deserializer = self._converters()[1]
+        return {name: deserializer.deserialize(value) for name, value in item.items()}
 
     def _converters(self) -> tuple[Any, Any]:
         if self._serializer is None:
