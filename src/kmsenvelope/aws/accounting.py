@@ -41,6 +41,7 @@ class KmsCall:
 
     @property
     def ok(self) -> bool:
+        """True if the call succeeded (possibly after retries)."""
         return self.outcome == OK
 
 
@@ -58,14 +59,17 @@ class KmsStats:
 
     @property
     def by_operation(self) -> Mapping[str, int]:
+        """Call counts per KMS operation (``Decrypt``, ``GenerateDataKey``, ...)."""
         return self._group(0)
 
     @property
     def by_region(self) -> Mapping[str, int]:
+        """Call counts per AWS region."""
         return self._group(1)
 
     @property
     def by_outcome(self) -> Mapping[str, int]:
+        """Call counts per outcome: ``"ok"`` or an error code."""
         return self._group(2)
 
     def count(

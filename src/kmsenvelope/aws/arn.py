@@ -40,6 +40,16 @@ class KmsArn:
         """True for a multi-Region *key* ARN; an alias is never an MRK, even if named ``mrk-...``."""
         return self.resource_type == "key" and self.resource_id.startswith("mrk-")
 
+    @property
+    def account_id(self) -> str:
+        """Alias of :attr:`account`."""
+        return self.account
+
+    @property
+    def resource(self) -> str:
+        """The resource section, ``<resource_type>/<resource_id>``."""
+        return f"{self.resource_type}/{self.resource_id}"
+
     def with_region(self, region: str) -> KmsArn:
         """The same ARN in another region (how a replica of a multi-Region key is addressed)."""
         return replace(self, region=region)

@@ -49,6 +49,7 @@ class ClientSupplier:
 
     @property
     def endpoint_url(self) -> str | None:
+        """The endpoint override, if any."""
         return self._endpoint_url
 
     @property

@@ -52,6 +52,7 @@ class KmsDiscoveryKeyring:
 
     @property
     def region(self) -> str:
+        """The region whose KMS this keyring calls."""
         return self._region
 
     def __repr__(self) -> str:

@@ -89,6 +89,7 @@ class KmsRsaKeyring:
 
     @property
     def key_id(self) -> str:
+        """The configured KMS key identifier (written as the EDK's provider info)."""
         return self._key_id
 
     def __repr__(self) -> str:

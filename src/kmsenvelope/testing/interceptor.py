@@ -48,6 +48,7 @@ class RecordedRequest:
 
     @property
     def key_id(self) -> str | None:
+        """The request's ``KeyId`` parameter, if any."""
         value = self.params.get("KeyId")
         return value if isinstance(value, str) else None
 
@@ -97,6 +98,7 @@ class Interceptor:
         stall_seconds: float,
         message: str,
     ) -> None:
+        """Queue a fault for the next ``count`` matching requests."""
         if count < 1:
             raise ValueError("count must be >= 1")
         with self._lock:
@@ -110,6 +112,7 @@ class Interceptor:
             return sum(f.remaining for f in self._state.faults)
 
     def requests(self) -> tuple[RecordedRequest, ...]:
+        """Every request since the last reset, oldest first."""
         with self._lock:
             return tuple(self._state.requests)
 

@@ -182,6 +182,7 @@ class LocalAws:
         )
 
     def pending_faults(self) -> int:
+        """How many injected failures have not been delivered yet."""
         return self._interceptor.pending_faults()
 
     def requests(
