@@ -13,7 +13,8 @@ from kmsenvelope.dynamodb import deserialize, normalize_number, serialize
 from kmsenvelope.errors import MalformedInputError
 from kmsenvelope.structured import Terminal
 
-from ._dbesdk import DBESDK, load_json, semantic
+from ._dbesdk import load_json, semantic
+from .conftest import vectors_dir
 
 
 def u32(n: int) -> bytes:
@@ -131,10 +132,11 @@ def test_string_sets_and_map_keys_sort_in_utf16_order() -> None:
     assert terminal.value == u32(2) + u32(4) + "\U00010002".encode() + u32(3) + "\ufe4c".encode()
     mapped = serialize({"M": {"\ufe4c": {"NULL": True}, "\U00010002": {"NULL": True}}})
     assert mapped.value.index("\U00010002".encode()) < mapped.value.index("\ufe4c".encode())
-    strings = load_json(DBESDK / "data.json")["Strings"] if (DBESDK / "data.json").exists() else []
-    if strings:
-        ordered = deserialize(serialize({"SS": strings}))["SS"]
-        assert ordered == sorted(strings, key=lambda s: s.encode("utf-16-be"))
+    strings = load_json(vectors_dir("dbesdk") / "data.json")["Strings"]
+    assert len(strings) == 14
+    ordered = deserialize(serialize({"SS": strings}))["SS"]
+    assert ordered == sorted(strings, key=lambda s: s.encode("utf-16-be"))
+    assert ordered != sorted(strings)  # the vectors' strings do tell the two orders apart
 
 
 @pytest.mark.parametrize(
