@@ -390,3 +390,34 @@ def test_static_store() -> None:
     ):
         with pytest.raises(ConfigurationError):
             StaticBranchKeyStore(*bad)
+
+
+def test_short_or_foreign_version_edks_are_refused() -> None:
+    store = RotatingStore()
+    store.create("bk-1")
+    keyring = HierarchicalKeyring(store, branch_key_id="bk-1")
+    materials = DecryptionMaterials(
+        suite=Suite.AES_256_GCM_HKDF_SHA512_COMMIT_KEY, encryption_context=CONTEXT
+    )
+    with pytest.raises(NoUsableKeyError) as info:
+        keyring.on_decrypt(materials, [EncryptedDataKey("aws-kms-hierarchy", b"bk-1", b"x" * 60)])
+    assert "MalformedInputError" in str(info.value)
+    unknown_version = os.urandom(28) + uuid.uuid4().bytes + os.urandom(48)
+    with pytest.raises(NoUsableKeyError) as info:
+        keyring.on_decrypt(materials, [EncryptedDataKey("aws-kms-hierarchy", b"bk-1", unknown_version)])
+    assert "KeyStoreError" in str(info.value)
+
+
+def test_store_answer_for_another_version_is_refused() -> None:
+    class WrongVersion(RotatingStore):
+        def get_branch_key_version(self, branch_key_id: str, version: str) -> BranchKeyMaterials:
+            return self.versions[branch_key_id][-1]
+
+    store = WrongVersion()
+    store.create("bk-1")
+    keyring = HierarchicalKeyring(store, branch_key_id="bk-1")
+    old = keyring.on_encrypt(_encrypt_materials(Suite.AES_256_GCM_HKDF_SHA512_COMMIT_KEY))
+    store.rotate("bk-1")
+    with pytest.raises(NoUsableKeyError) as info:
+        _decrypt(HierarchicalKeyring(store, branch_key_id="bk-1"), old)
+    assert "different branch key version" in str(info.value)

@@ -27,6 +27,7 @@ from ..errors import (
     EdkFailure,
     KeyStoreError,
     KmsEnvelopeError,
+    MalformedInputError,
     NoUsableKeyError,
     PolicyError,
 )
@@ -219,7 +220,7 @@ class HierarchicalKeyring:
         def unwrap(edk: EncryptedDataKey, context: Mapping[str, str]) -> bytes:
             ciphertext = edk.ciphertext
             if len(ciphertext) <= _OVERHEAD:
-                raise KeyStoreError("hierarchical EDK ciphertext is too short") from None
+                raise MalformedInputError("hierarchical EDK ciphertext is too short")
             start = _SALT_LENGTH + _IV_LENGTH
             version = str(uuid.UUID(bytes=bytes(ciphertext[start : start + _VERSION_LENGTH])))
             cache_key = (branch_key_id, version)
@@ -256,7 +257,6 @@ def _checked(materials: BranchKeyMaterials, branch_key_id: str, version: str | N
         raise KeyStoreError("the key store returned a different branch key id than requested")
     if version is not None and materials.branch_key_version != version:
         raise KeyStoreError("the key store returned a different branch key version than requested")
-    materials.version_bytes  # noqa: B018 -- validates that the version is a canonical UUID
     return materials
 
 
