@@ -45,11 +45,19 @@ __all__ = sorted([*_EXPORTS, "errors"])
 
 if TYPE_CHECKING:
     from . import errors as errors
+    from .aws.accounting import stats as stats
+    from .aws.arn import DiscoveryFilter as DiscoveryFilter
+    from .aws.key_store import StaticBranchKeyStore as StaticBranchKeyStore
     from .envelope import DecryptResult as DecryptResult
     from .envelope import Envelope as Envelope
+    from .keyrings.hierarchical import HierarchicalKeyring as HierarchicalKeyring
+    from .keyrings.kms import KmsKeyring as KmsKeyring
+    from .keyrings.kms_discovery import KmsDiscoveryKeyring as KmsDiscoveryKeyring
+    from .keyrings.kms_rsa import KmsRsaKeyring as KmsRsaKeyring
     from .keyrings.multi import MultiKeyring as MultiKeyring
     from .keyrings.raw_aes import RawAesKeyring as RawAesKeyring
     from .keyrings.raw_rsa import RawRsaKeyring as RawRsaKeyring
+    from .materials.caching import CachingMaterials as CachingMaterials
     from .materials.cmm import DefaultMaterials as DefaultMaterials
     from .materials.cmm import RequiredContextMaterials as RequiredContextMaterials
     from .materials.materials import EncryptedDataKey as EncryptedDataKey

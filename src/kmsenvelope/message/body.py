@@ -196,7 +196,12 @@ def decrypt_framed_into(
         content = FINAL_FRAME_STRING if index == last else FRAME_STRING
         aad = frame_aad(message_id, content, sequence, length)
         iv = bytes(data[iv_at : iv_at + IV])
-        aead.decrypt_into(iv, data[start : start + length + TAG], aad, out[dst : dst + length])
+        target = out[dst : dst + length]
+        try:
+            aead.decrypt_into(iv, data[start : start + length + TAG], aad, target)
+        finally:
+            # A failure's traceback keeps frames alive; an unreleased slice would pin the caller's buffer.
+            target.release()
         dst += length
 
 
