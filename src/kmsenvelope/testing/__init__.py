@@ -10,6 +10,7 @@ from __future__ import annotations
 from . import moto_patches as moto_patches
 from .interceptor import TIMEOUT, RecordedRequest
 from .local import ACCOUNT_ID, LocalAws, MrkKey, RsaKey, local_aws
+from .postgres import postgres
 
 __all__ = [
     "ACCOUNT_ID",
@@ -20,4 +21,5 @@ __all__ = [
     "RsaKey",
     "local_aws",
     "moto_patches",
+    "postgres",
 ]

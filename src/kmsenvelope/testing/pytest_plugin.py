@@ -1,4 +1,4 @@
-"""pytest plugin (entry point ``pytest11: kmsenvelope``): the ``local_aws`` fixture.
+"""pytest plugin (entry point ``pytest11: kmsenvelope``): the ``local_aws`` and ``postgres`` fixtures.
 
 One patched moto server serves the whole test session (starting it costs about a second); each test
 gets it with injected faults and request recordings cleared before and after. Importing this module
@@ -32,3 +32,12 @@ def local_aws(kmsenvelope_local_aws_server: LocalAws) -> Iterator[LocalAws]:
     aws.reset()
     yield aws
     aws.reset()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[str]:
+    """SQLAlchemy URL of a throwaway PostgreSQL for the session (or of ``KMSENVELOPE_TEST_DSN``)."""
+    from .postgres import postgres as start_postgres
+
+    with start_postgres() as dsn:
+        yield dsn
