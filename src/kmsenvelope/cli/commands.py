@@ -6,14 +6,15 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, TypeVar
 
 import click
 
+from ..errors import KmsEnvelopeError, NoUsableKeyError
 from ..suites import CommitmentPolicy, Suite
 from . import keys as keys_mod
 from .exits import CliError, ExitCode
-from .streams import STDIO, Base64Writer, atomic_output, base64_input, open_input
+from .streams import STDIO, Base64Writer, HeadRecorder, atomic_output, base64_input, open_input
 
 __all__ = ["decrypt", "encrypt", "keygen", "parse_context", "parse_suite"]
 
@@ -220,8 +221,35 @@ def decrypt(
     )
     envelope = Envelope(keyring, commitment_policy=policy, max_encrypted_data_keys=max_encrypted_data_keys)
     with open_input(input_path) as raw_src, atomic_output(output, private=True) as dst:
-        src: BinaryIO = base64_input(raw_src) if use_base64 else raw_src
-        envelope.decrypt_stream(src, dst, required)
+        src = HeadRecorder(base64_input(raw_src) if use_base64 else raw_src)
+        try:
+            envelope.decrypt_stream(src, dst, required)  # type: ignore[arg-type]
+        except NoUsableKeyError:
+            _explain_missing_context(src.head, required)
+            raise
+
+
+def _explain_missing_context(head: bytes, required: dict[str, str]) -> None:
+    """Turn "no usable key" into a context error when required pairs are not stored in the message.
+
+    Such pairs are authenticated as required context (ESDK required-encryption-context semantics), so a
+    pair the message was never bound to makes every data key fail to unwrap.
+    """
+    if not required:
+        return
+    from ..message.header import DecryptLimits, parse_header
+
+    try:
+        stored = parse_header(head, DecryptLimits()).encryption_context
+    except KmsEnvelopeError:
+        return
+    missing = sorted(key for key in required if key not in stored)
+    if missing:
+        raise CliError(
+            f"the message does not store encryption context key(s) {', '.join(map(repr, missing))}: they are "
+            "not bound to it (or are required context this key cannot verify)",
+            ExitCode.CONTEXT,
+        )
 
 
 @click.group()

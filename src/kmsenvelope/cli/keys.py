@@ -294,6 +294,10 @@ def build_keyring(
                     f"decrypting with AWS KMS needs a key ARN, not {value!r} (or use --discovery)",
                     ExitCode.KEY_CONFIG,
                 )
+            if not value.startswith("arn:") and kms.default_region(get_supplier()) is None:
+                raise CliError(
+                    f"KMS key {value!r} has no region: pass --region or use a key ARN", ExitCode.USAGE
+                )
             keyrings.append(_kms_keyring(value, get_supplier()))
         else:
             raise CliError(f"key file not found: {value}", ExitCode.FILE)
