@@ -30,6 +30,17 @@ _EXPORTS: dict[str, str] = {
     "serialize": ".attributes",
     "deserialize": ".attributes",
     "normalize_number": ".numbers",
+    "EncryptedClient": ".client",
+    "EncryptedTable": ".table",
+    "EncryptedResource": ".resource",
+    "RequestRefusedError": ".policy",
+    "StandardBeacon": ".beacons",
+    "CompoundBeacon": ".beacons",
+    "EncryptedPart": ".beacons",
+    "SignedPart": ".beacons",
+    "Constructor": ".beacons",
+    "ConstructorPart": ".beacons",
+    "BeaconKeySource": ".beacons",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -39,11 +50,22 @@ if TYPE_CHECKING:
     from ..structured.model import ParsedHeader as ParsedHeader
     from .attributes import deserialize as deserialize
     from .attributes import serialize as serialize
+    from .beacons import BeaconKeySource as BeaconKeySource
+    from .beacons import CompoundBeacon as CompoundBeacon
+    from .beacons import Constructor as Constructor
+    from .beacons import ConstructorPart as ConstructorPart
+    from .beacons import EncryptedPart as EncryptedPart
+    from .beacons import SignedPart as SignedPart
+    from .beacons import StandardBeacon as StandardBeacon
+    from .client import EncryptedClient as EncryptedClient
     from .config import DEFAULT_SUITE as DEFAULT_SUITE
     from .config import SIGNING_SUITE as SIGNING_SUITE
     from .config import TableConfig as TableConfig
     from .encryptor import ItemEncryptor as ItemEncryptor
     from .numbers import normalize_number as normalize_number
+    from .policy import RequestRefusedError as RequestRefusedError
+    from .resource import EncryptedResource as EncryptedResource
+    from .table import EncryptedTable as EncryptedTable
 
 
 def __getattr__(name: str) -> Any:

@@ -49,6 +49,7 @@ class TableConfig:
     suite: DbeSuite | None = None
     beacons: Sequence[Any] = ()
     _unsigned: frozenset[str] = field(init=False, repr=False, compare=False)
+    _search: Any = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
         _check_name(self.logical_table_name, "logical_table_name", _MAX_NAME_BYTES)
@@ -68,11 +69,11 @@ class TableConfig:
             _check_name(name, "allowed_unsigned entries", _MAX_NAME_BYTES)
         if self.allowed_unsigned_prefix is not None and not isinstance(self.allowed_unsigned_prefix, str):
             raise ConfigurationError("allowed_unsigned_prefix must be a string")
-        if isinstance(self.beacons, str) or len(tuple(self.beacons)):
-            raise ConfigurationError("searchable encryption (beacons) is not supported yet")
+        if isinstance(self.beacons, str) or not isinstance(self.beacons, Sequence):
+            raise ConfigurationError("beacons must be a sequence (see kmsenvelope.dynamodb.beacons)")
         object.__setattr__(self, "_unsigned", unsigned)
         object.__setattr__(self, "allowed_unsigned", tuple(sorted(unsigned)))
-        object.__setattr__(self, "beacons", ())
+        object.__setattr__(self, "beacons", tuple(self.beacons))
 
         if not isinstance(self.actions, Mapping):
             raise ConfigurationError("actions must map attribute names to actions")
@@ -102,6 +103,10 @@ class TableConfig:
         for role, key in (("partition", self.partition_key), ("sort", self.sort_key)):
             if key is not None and actions.get(key) is not key_action:
                 raise ConfigurationError(f"the {role} key {key!r} must be configured as {key_action.name}")
+        if self.beacons:
+            from .beacons import SearchInfo  # searchable encryption: validation and keys live there
+
+            object.__setattr__(self, "_search", SearchInfo(self, self.beacons))
 
     @property
     def version(self) -> int:

@@ -69,6 +69,7 @@ class ItemEncryptor:
         self._unsigned_cache: dict[str, bool] = {}
         self._serializer: Any = None
         self._deserializer: Any = None
+        self._search = config._search  # beacons (kmsenvelope.dynamodb.beacons), None without
 
     @property
     def config(self) -> TableConfig:
@@ -112,6 +113,8 @@ class ItemEncryptor:
                 out[name] = {"B": encrypted.record[name].value}
         out[HEADER_FIELD] = {"B": encrypted.record[HEADER_FIELD].value}
         out[FOOTER_FIELD] = {"B": encrypted.record[FOOTER_FIELD].value}
+        if self._search is not None:
+            self._search.add_beacons(item, out)
         return out, encrypted.header
 
     def decrypt_item(self, item: Item) -> dict[str, Any]:
@@ -137,6 +140,8 @@ class ItemEncryptor:
         out = {name: value for name, value in item.items() if name != HEADER_FIELD and name != FOOTER_FIELD}
         for name, terminal in result.record.items():
             out[name] = deserialize(terminal)
+        if self._search is not None:
+            out = self._search.strip(out)
         return out, result.header
 
     def encrypt_python_item(self, item: Mapping[str, Any]) -> dict[str, Any]:

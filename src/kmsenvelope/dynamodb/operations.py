@@ -1,0 +1,140 @@
+"""Per-table request and response transformations shared by the encrypted client, table and resource.
+
+Everything here works on low-level DynamoDB JSON and never talks to the network: the wrappers call
+``before`` methods, send the returned request with boto3, then call ``after`` methods on the response.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import ConfigurationError
+from .config import TableConfig
+from .encryptor import ItemEncryptor
+from .policy import (
+    RequestRefusedError,
+    check_condition,
+    check_legacy,
+    check_update,
+    check_writable,
+)
+from .search import ReadFilter, plan_read
+
+__all__ = ["TableOperations", "configured_tables", "table_name"]
+
+_WHOLE_ITEM = ("ALL_OLD", "ALL_NEW")
+
+
+def table_name(value: object) -> str | None:
+    """A request's ``TableName`` as a bare name (table ARNs are accepted by DynamoDB too)."""
+    if not isinstance(value, str):
+        return None
+    if value.startswith("arn:") and ":table/" in value:
+        return value.split(":table/", 1)[1].split("/", 1)[0]
+    return value
+
+
+def configured_tables(tables: Mapping[str, TableConfig]) -> dict[str, TableOperations]:
+    """Validate a ``{table name: TableConfig}`` mapping and build each table's operations."""
+    if not isinstance(tables, Mapping):
+        raise ConfigurationError("tables must map DynamoDB table names to TableConfig objects")
+    out: dict[str, TableOperations] = {}
+    for name, config in tables.items():
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError("table names must be non-empty strings")
+        if not isinstance(config, TableConfig):
+            raise ConfigurationError(f"table {name!r}: expected a TableConfig")
+        out[name] = TableOperations(name, config)
+    return out
+
+
+class TableOperations:
+    """What encryption changes in each DynamoDB operation on one table."""
+
+    def __init__(self, name: str, config: TableConfig) -> None:
+        self.name = name
+        self.config = config
+        self.encryptor = ItemEncryptor(config)
+        info = config._search
+        self._reserved = frozenset(info.compound) if info is not None else frozenset()
+        self.keys = tuple(k for k in (config.partition_key, config.sort_key) if k is not None)
+
+    # -- items -----------------------------------------------------------------------------------
+
+    def encrypt(self, item: Mapping[str, Any]) -> dict[str, Any]:
+        """The stored form of a plaintext item (beacons included)."""
+        check_writable(self.name, item, self._reserved)
+        return self.encryptor.encrypt_item(item)
+
+    def decrypt(self, item: Mapping[str, Any]) -> dict[str, Any]:
+        """The plaintext of a stored item; raises unless it authenticates."""
+        return self.encryptor.decrypt_item(item)
+
+    def key_of(self, item: Mapping[str, Any]) -> tuple[str, ...]:
+        """A hashable form of an item's primary key."""
+        return tuple(repr(item.get(k)) for k in self.keys)
+
+    # -- requests --------------------------------------------------------------------------------
+
+    def before_put(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """PutItem (and a transaction's Put): validate the condition, encrypt the item."""
+        self.check_write(params)
+        if "Item" not in params:
+            raise RequestRefusedError("put_item needs an Item")
+        out = dict(params)
+        out["Item"] = self.encrypt(params["Item"])
+        return out
+
+    def check_write(self, params: Mapping[str, Any]) -> None:
+        """DeleteItem, ConditionCheck, Put: no legacy parameters, no condition on encrypted data."""
+        check_legacy(self.name, params)
+        check_condition(
+            self.name,
+            self.config.actions,
+            params.get("ConditionExpression"),
+            params.get("ExpressionAttributeNames"),
+        )
+
+    def check_update(self, params: Mapping[str, Any]) -> None:
+        """UpdateItem (and a transaction's Update): only attributes allowed unsigned may change."""
+        self.check_write(params)
+        check_update(
+            self.name,
+            self.config.allowed_unsigned_name,
+            params.get("UpdateExpression"),
+            params.get("ExpressionAttributeNames"),
+            self.keys,
+        )
+
+    def check_get(self, params: Mapping[str, Any]) -> None:
+        """GetItem, BatchGetItem and TransactGetItems entries."""
+        check_legacy(self.name, params)
+
+    def before_read(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], ReadFilter | None]:
+        """Query and Scan: legacy parameters refused, beacons substituted."""
+        check_legacy(self.name, params)
+        return plan_read(self.config.actions, self.config._search, params)
+
+    # -- responses -------------------------------------------------------------------------------
+
+    def after_read(self, response: dict[str, Any], flt: ReadFilter | None) -> dict[str, Any]:
+        """Decrypt every item of a Query or Scan page, then drop beacon false positives."""
+        if "Items" in response:
+            response["Items"] = [self.decrypt(item) for item in response["Items"]]
+        return flt.apply(response) if flt is not None else response
+
+    def after_write(self, response: dict[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+        """Decrypt ``Attributes`` returned as a whole item (``ReturnValues`` ALL_OLD or ALL_NEW)."""
+        if "Attributes" in response and params.get("ReturnValues") in _WHOLE_ITEM:
+            response["Attributes"] = self.decrypt(response["Attributes"])
+        return response
+
+    def after_get(self, response: dict[str, Any]) -> dict[str, Any]:
+        """Decrypt GetItem's ``Item``."""
+        if "Item" in response:
+            response["Item"] = self.decrypt(response["Item"])
+        return response
+
+    def __repr__(self) -> str:
+        return f"TableOperations({self.name!r})"

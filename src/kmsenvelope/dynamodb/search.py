@@ -1,0 +1,282 @@
+"""Queries and scans over encrypted tables (``ddb-support.md#queryinputforbeacons`` and friends).
+
+Before the call, every operand of ``KeyConditionExpression`` and ``FilterExpression`` that names a
+beacon is pointed at its ``aws_dbe_b_`` attribute and the values compared with it are replaced by
+their beacon values (under fresh placeholders, so a value used elsewhere keeps its plaintext).
+An encrypted attribute without a beacon cannot be searched and is refused. After the call, when a
+beacon was used, the original expressions are evaluated on the decrypted items to drop the false
+positives that truncated hashes produce, and ``Count`` is corrected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..primitives.kdf import Hmac
+from ..structured.model import Action
+from . import _parts
+from .beacons import BEACON_PREFIX, CompoundBeacon, SearchInfo, StandardBeacon
+from .evaluate import evaluate, item_path
+from .expressions import (
+    Between,
+    Compare,
+    Expression,
+    Function,
+    In,
+    Logical,
+    Node,
+    Not,
+    Operand,
+    Path,
+    Size,
+    Value,
+    parse_condition,
+    path_elements,
+    placeholders,
+)
+from .policy import RequestRefusedError
+
+__all__ = ["ReadFilter", "plan_read"]
+
+_READ_EXPRESSIONS = ("KeyConditionExpression", "FilterExpression")
+_EQUALITY = ("=", "<>", "IN")
+
+
+class ReadFilter:
+    """Re-checks the original query expressions on decrypted items."""
+
+    def __init__(
+        self,
+        info: SearchInfo,
+        expressions: list[Expression],
+        names: Mapping[str, str] | None,
+        values: Mapping[str, Any] | None,
+    ) -> None:
+        self._info = info
+        self._expressions = expressions
+        self._names = names
+        self._values = values
+
+    def matches(self, item: Mapping[str, Any]) -> bool:
+        """Whether a decrypted item satisfies every original expression."""
+        info = self._info
+
+        def resolve(elements: Any) -> Any:
+            if len(elements) == 1 and info.beacon(elements[0]) is not None:
+                return info.virtual_value(elements[0], item)
+            return item_path(item, elements)
+
+        return all(evaluate(e, resolve, self._names, self._values) for e in self._expressions)
+
+    def apply(self, response: dict[str, Any]) -> dict[str, Any]:
+        """Drop the items that only matched by beacon collision; fix ``Count``."""
+        if "Items" in response:
+            response["Items"] = [item for item in response["Items"] if self.matches(item)]
+            if "Count" in response:
+                response["Count"] = len(response["Items"])
+        return response
+
+
+def plan_read(
+    actions: Mapping[str, Action], info: SearchInfo | None, request: Mapping[str, Any]
+) -> tuple[dict[str, Any], ReadFilter | None]:
+    """The request to send and, when beacons were used, the filter for the decrypted results."""
+    out = dict(request)
+    names = request.get("ExpressionAttributeNames")
+    values = request.get("ExpressionAttributeValues")
+    rewriter = _Beaconizer(actions, info, names, values)
+    for field in _READ_EXPRESSIONS:
+        text = request.get(field)
+        if text is None:
+            continue
+        if not isinstance(text, str):
+            raise RequestRefusedError(f"{field} must be a string on an encrypted table")
+        expression = parse_condition(text)
+        if rewriter.run(expression):
+            out[field] = expression.text()
+    if not rewriter.any_changed:
+        return out, None
+    if request.get("Select") == "COUNT":
+        raise RequestRefusedError(
+            "Select=COUNT cannot be used with beacons: false positives could not be removed"
+        )
+    used: set[str] = set()
+    for field in (*_READ_EXPRESSIONS, "ProjectionExpression"):
+        used |= placeholders(out.get(field))
+    out["ExpressionAttributeNames"] = {k: v for k, v in rewriter.names.items() if k in used}
+    out["ExpressionAttributeValues"] = {k: v for k, v in rewriter.values.items() if k in used}
+    for field in ("ExpressionAttributeNames", "ExpressionAttributeValues"):
+        if not out[field]:
+            del out[field]
+    assert info is not None
+    # Every original expression is re-checked: a beacon in one of them makes the page approximate.
+    checks = [parse_condition(request[f]) for f in _READ_EXPRESSIONS if request.get(f) is not None]
+    return out, ReadFilter(info, checks, names, values)
+
+
+class _Beaconizer:
+    def __init__(
+        self,
+        actions: Mapping[str, Action],
+        info: SearchInfo | None,
+        names: Mapping[str, str] | None,
+        values: Mapping[str, Any] | None,
+    ) -> None:
+        self.actions = actions
+        self.info = info
+        self.original_names = names
+        self.original_values = values or {}
+        self.names: dict[str, str] = dict(names or {})
+        self.values: dict[str, Any] = dict(values or {})
+        self.changed = False
+        self.any_changed = False
+        self._keys: dict[str, Hmac] | None = None
+        self._counter = 0
+
+    def run(self, expression: Expression) -> bool:
+        """Rewrite ``expression`` in place; whether it now uses a beacon."""
+        self.changed = False
+        self.visit(expression.root)
+        self.any_changed = self.any_changed or self.changed
+        return self.changed
+
+    def visit(self, node: Node) -> None:
+        if isinstance(node, Logical):
+            for item in node.items:
+                self.visit(item)
+        elif isinstance(node, Not):
+            self.visit(node.item)
+        elif isinstance(node, Compare):
+            left, right = self.classify(node.left), self.classify(node.right)
+            if left is not None and right is not None:
+                raise RequestRefusedError("two beaconized or encrypted operands cannot be compared")
+            if left is not None:
+                self.rewrite(node.left, left, node.op, [node.right])
+            elif right is not None:
+                self.rewrite(node.right, right, _mirror(node.op), [node.left])
+        elif isinstance(node, Between):
+            beacon = self.classify(node.operand)
+            self._plain(node.low, node.high)
+            if beacon is not None:
+                self.rewrite(node.operand, beacon, "BETWEEN", [node.low, node.high])
+        elif isinstance(node, In):
+            beacon = self.classify(node.operand)
+            self._plain(*node.choices)
+            if beacon is not None:
+                self.rewrite(node.operand, beacon, "IN", node.choices)
+        else:
+            self.function(node)
+
+    def function(self, node: Function) -> None:
+        if node.name in ("attribute_exists", "attribute_not_exists"):
+            path = node.args[0]
+            if isinstance(path, Path) and self._beacon_name(path) is not None:
+                self._point_at_beacon(path, self._beacon_name(path) or "")
+            return
+        beacon = self.classify(node.args[0])
+        self._plain(*node.args[1:])
+        if beacon is None:
+            return
+        if node.name == "attribute_type":
+            raise RequestRefusedError("attribute_type() cannot be used on a beacon")
+        self.rewrite(node.args[0], beacon, node.name, node.args[1:])
+
+    def classify(self, operand: Operand) -> StandardBeacon | CompoundBeacon | None:
+        """The beacon an operand names; refuses encrypted attributes that have none."""
+        if isinstance(operand, Value):
+            return None
+        path = operand.path if isinstance(operand, Size) else operand
+        elements = path_elements(path.token.text, self.original_names)
+        top = elements[0]
+        beacon = self.info.beacon(top) if self.info is not None and isinstance(top, str) else None
+        if isinstance(operand, Size) and (beacon is not None or self._encrypted(top)):
+            raise RequestRefusedError(f"size() of encrypted attribute {top!r} cannot be queried")
+        if beacon is not None:
+            if len(elements) > 1:
+                raise RequestRefusedError(f"beacon {top!r} has no nested attributes to query")
+            return beacon
+        if self._encrypted(top):
+            raise RequestRefusedError(
+                f"attribute {top!r} is encrypted and has no beacon: it cannot be used in a query or filter"
+            )
+        return None
+
+    def rewrite(
+        self, path: Operand, beacon: StandardBeacon | CompoundBeacon, op: str, operands: list[Operand]
+    ) -> None:
+        assert isinstance(path, Path) and self.info is not None
+        if any(not isinstance(o, Value) for o in operands):
+            raise RequestRefusedError(f"beacon {beacon.name!r} can only be compared with values")
+        texts = [self._value(o) for o in operands if isinstance(o, Value)]
+        keys = self._hmac_keys()
+        if isinstance(beacon, StandardBeacon):
+            if op not in ("=", "IN"):
+                raise RequestRefusedError(
+                    f"the operation {op!r} cannot be used with standard beacon {beacon.name!r}"
+                )
+            new = [{"S": self.info.standard_value(beacon.name, v, keys)} for v in texts]
+        else:
+            strings = [_string_of(v, beacon) for v in texts]
+            pieces = strings[0].split(beacon.split)
+            if op in ("<", "<=", ">", ">=") and not _parts.less_than_comparable(beacon, pieces):
+                raise RequestRefusedError(
+                    f"{op!r} on beacon {beacon.name!r} needs a LessThanComparable value"
+                )
+            if op == "BETWEEN" and not _parts.between_comparable(beacon, strings[0], strings[1]):
+                raise RequestRefusedError(f"BETWEEN on beacon {beacon.name!r} needs BetweenComparable bounds")
+            equal = op in _EQUALITY
+            new = [{"S": _parts.query_value(self.info, beacon, s, keys, equal)} for s in strings]
+        self._point_at_beacon(path, beacon.name)
+        for operand, value in zip(operands, new, strict=True):
+            assert isinstance(operand, Value)
+            operand.token.text = self._alias(":", value)
+
+    def _point_at_beacon(self, path: Path, name: str) -> None:
+        path.token.text = self._alias("#", BEACON_PREFIX + name)
+        self.changed = True
+
+    def _alias(self, sigil: str, value: Any) -> str:
+        self._counter += 1
+        alias = f"{sigil}aws_dbe_b{self._counter}"
+        while alias in self.names or alias in self.values:
+            self._counter += 1
+            alias = f"{sigil}aws_dbe_b{self._counter}"
+        (self.names if sigil == "#" else self.values)[alias] = value
+        return alias
+
+    def _value(self, operand: Value) -> Any:
+        name = operand.token.text
+        if name not in self.original_values:
+            raise RequestRefusedError(f"{name} is not defined in ExpressionAttributeValues")
+        return self.original_values[name]
+
+    def _plain(self, *operands: Operand) -> None:
+        for operand in operands:
+            if self.classify(operand) is not None:
+                raise RequestRefusedError("a beacon can only be compared with values")
+
+    def _beacon_name(self, path: Path) -> str | None:
+        top = path_elements(path.token.text, self.original_names)[0]
+        if self.info is not None and isinstance(top, str) and self.info.beacon(top) is not None:
+            return top
+        return None
+
+    def _encrypted(self, name: str | int) -> bool:
+        return isinstance(name, str) and self.actions.get(name) is Action.ENCRYPT_AND_SIGN
+
+    def _hmac_keys(self) -> dict[str, Hmac]:
+        if self._keys is None:
+            assert self.info is not None
+            self._keys = self.info.hmac_keys()
+        return self._keys
+
+
+def _mirror(op: str) -> str:
+    return {"<": ">", "<=": ">=", ">": "<", ">=": "<="}.get(op, op)
+
+
+def _string_of(value: Any, beacon: CompoundBeacon) -> str:
+    if not isinstance(value, Mapping) or "S" not in value:
+        raise RequestRefusedError(f"compound beacon {beacon.name!r} can only be queried with string values")
+    return str(value["S"])
