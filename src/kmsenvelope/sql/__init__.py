@@ -12,20 +12,12 @@ See ``docs/sql.md``. ``import kmsenvelope`` does not import this package (nor SQ
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
-
 from .beacon_keys import BeaconKeys
 from .beacons import BeaconType, beacon_column, mapped_beacon, with_beacons
 from .exact import exact_rows, install_exact_match
+from .migrate import ReencryptStats, reencrypt
+from .rows import EncryptedColumns, Sealed, UnsealedValueError
 from .types import COLUMN_KEY, TABLE_KEY, EncryptedType, EncryptedValueError
-
-# Loaded on first use: row mode needs kmsenvelope.structured, reencrypt is rarely imported.
-_LAZY = {
-    "reencrypt": ".reencrypt",
-    "ReencryptStats": ".reencrypt",
-    "EncryptedColumns": ".rows",
-}
 
 __all__ = [
     "COLUMN_KEY",
@@ -36,6 +28,8 @@ __all__ = [
     "EncryptedType",
     "EncryptedValueError",
     "ReencryptStats",
+    "Sealed",
+    "UnsealedValueError",
     "beacon_column",
     "exact_rows",
     "install_exact_match",
@@ -43,21 +37,3 @@ __all__ = [
     "reencrypt",
     "with_beacons",
 ]
-
-if TYPE_CHECKING:
-    from .reencrypt import ReencryptStats as ReencryptStats
-    from .reencrypt import reencrypt as reencrypt
-    from .rows import EncryptedColumns as EncryptedColumns
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'kmsenvelope.sql' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__

@@ -92,10 +92,6 @@ class _BeaconQuery(TypeDecorator[str]):
     def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
         return self.beacon.compute(self.source, value)
 
-    def process_literal_param(self, value: Any, dialect: Dialect) -> str:
-        # Used by EXPLAIN-style rendering with literal_binds; a beacon is not secret once computed.
-        computed = self.beacon.compute(self.source, value)
-        return "NULL" if computed is None else f"'{computed}'"
 
 
 def find_beacon(selectable: Any, source_name: str) -> Column[Any] | None:
@@ -108,6 +104,11 @@ def find_beacon(selectable: Any, source_name: str) -> Column[Any] | None:
         if isinstance(type_, BeaconType) and type_.source == source_name:
             return cast("Column[Any]", column)
     return None
+
+
+def _is_sql(value: Any) -> bool:
+    # Columns, ORM attributes and other SQL expressions: their values are ciphertexts or unknown here.
+    return isinstance(value, ClauseElement) or hasattr(value, "__clause_element__")
 
 
 def beacon_criterion(expr: ColumnElement[Any], op: OperatorType, other: Any) -> ColumnElement[bool]:
@@ -123,14 +124,18 @@ def beacon_criterion(expr: ColumnElement[Any], op: OperatorType, other: Any) -> 
         )
     beacon_type = beacon.type
     assert isinstance(beacon_type, BeaconType)
+    if source_type.kind not in _SEARCHABLE:
+        raise ConfigurationError(f"beacons are not supported for {source_type.kind.label} columns")
     query_type = _BeaconQuery(beacon_type, source_type)
     if op is operators.eq:
-        if isinstance(other, ClauseElement):
+        if _is_sql(other):
             raise PolicyError("an encrypted column can only be compared with Python values")
         return beacon == bindparam(None, other, type_=query_type)
-    if isinstance(other, (ClauseElement, str, bytes)) or not isinstance(other, Iterable):
+    if _is_sql(other) or isinstance(other, (str, bytes)) or not isinstance(other, Iterable):
         raise PolicyError("in_() on an encrypted column needs a list of Python values")
     values = list(other)
+    if any(_is_sql(value) for value in values):
+        raise PolicyError("in_() on an encrypted column needs a list of Python values")
     return beacon.in_(bindparam(None, values, type_=query_type, expanding=True))
 
 

@@ -186,6 +186,8 @@ def decode(kind: Kind, data: bytes) -> Any:
         return None
     try:
         return _decode(kind, tag, body)
+    except MalformedInputError:
+        raise
     except (ValueError, UnicodeDecodeError, decimal.InvalidOperation, ZoneInfoNotFoundError):
         raise MalformedInputError(f"malformed {kind.label} column value") from None
 

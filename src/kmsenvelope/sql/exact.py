@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import event, inspect
-from sqlalchemy.engine import Result, Row
+from sqlalchemy.engine import Result
 from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import BinaryExpression, BindParameter, BooleanClauseList, Grouping
@@ -141,8 +141,8 @@ def install_exact_match(target: Any = Session) -> None:
         event.listen(target, "do_orm_execute", _filter_orm)
 
 
-def exact_rows(statement: Any, rows: Iterable[Row[Any]]) -> list[Row[Any]]:
-    """The rows of a Core result that really match ``statement``'s beacon comparisons.
+def exact_rows(statement: Any, rows: Iterable[Any]) -> list[Any]:
+    """The rows (``Row`` objects) of a Core result that really match ``statement``'s beacon comparisons.
 
     The encrypted columns compared in the ``WHERE`` clause must be among the selected columns.
     """

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from sqlalchemy import event
+from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import MappedColumn, mapped_column
 from sqlalchemy.sql.schema import Column, Table
 from sqlalchemy.types import LargeBinary, TypeDecorator
@@ -44,7 +45,7 @@ from .types import TABLE_KEY
 if TYPE_CHECKING:
     from sqlalchemy.engine.interfaces import Dialect
 
-__all__ = ["EncryptedColumns", "RowValueType", "Sealed"]
+__all__ = ["EncryptedColumns", "RowValueType", "Sealed", "UnsealedValueError"]
 
 _T = TypeVar("_T")
 
@@ -78,6 +79,20 @@ def _terminal(kind: codec.Kind, value: Any) -> Terminal:
     return Terminal(_type_id(tagged), tagged[1:])
 
 
+class UnsealedValueError(PolicyError, StatementError):
+    """A plaintext was bound to a row-mode column directly (bypassing :class:`EncryptedColumns`).
+
+    A :class:`~kmsenvelope.errors.PolicyError`; also a ``StatementError`` only so that SQLAlchemy raises
+    it as is rather than wrapped in an error listing the statement's (plaintext) parameters.
+    """
+
+    def __init__(self, message: str) -> None:
+        StatementError.__init__(self, message, None, None, None, hide_parameters=True)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 class Sealed(bytes):
     """Column bytes produced by row-mode encryption (the only values a row-mode column will bind)."""
 
@@ -105,7 +120,7 @@ class RowValueType(TypeDecorator[_T], Generic[_T]):
         if value is None or isinstance(value, Sealed):
             return value
         # A plaintext here means the row bypassed EncryptedColumns: refuse rather than store it.
-        raise PolicyError("row-mode encrypted columns are written by EncryptedColumns.encrypt_row or the ORM")
+        raise UnsealedValueError("row-mode columns are written by EncryptedColumns.encrypt_row or the ORM")
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
         # Ciphertext until EncryptedColumns.decrypt_row (or the ORM load hook) opens the whole row.

@@ -182,7 +182,7 @@ def reencrypt(
     where: ColumnElement[bool] | None = None,
     columns: Iterable[str] | None = None,
     plaintext_columns: dict[str, str] | None = None,
-    decrypt_with: Envelope | MaterialsManager | None = None,
+    decrypt_with: Keyring | MaterialsManager | Envelope | None = None,
     on_batch: Callable[[ReencryptStats], None] | None = None,
     progress: bool | None = None,
 ) -> ReencryptStats:
@@ -211,7 +211,7 @@ def reencrypt(
     handlers: list[_Column] = []
     for column in table.c:
         if isinstance(column.type, EncryptedType) and (wanted is None or column.key in wanted):
-            reader = decrypt_with if isinstance(decrypt_with, Envelope) else None
+            reader = None if decrypt_with is None else _as_envelope(decrypt_with, column.type.envelope)
             new = _as_envelope(new_source, column.type.envelope)
             source = table.c[sources.pop(column.key)] if column.key in sources else None
             handlers.append(_Column(column, new, reader, source))
@@ -221,7 +221,11 @@ def reencrypt(
     row_handlers = []
     if wanted is None:
         manager = new_source.materials_manager if isinstance(new_source, Envelope) else new_source
-        reader_mm = None if isinstance(decrypt_with, Envelope) else decrypt_with
+        reader_mm = None
+        if decrypt_with is not None:
+            reader_mm = as_materials_manager(
+                decrypt_with.materials_manager if isinstance(decrypt_with, Envelope) else decrypt_with
+            )
         for group in groups:
             row_handlers.append(_Rows(group, as_materials_manager(manager), reader_mm))
     if not handlers and not row_handlers:
@@ -270,7 +274,7 @@ def reencrypt(
                         stats.rows += 1
                         stats.values += len(changes)
                         params = {f"k_{c.key}": mapping[c.key] for c in pk}
-                        params.update({f"v_{k}": bytes(v) for k, v in changes.items()})
+                        params.update({f"v_{k}": None if v is None else bytes(v) for k, v in changes.items()})
                         updates.setdefault(tuple(sorted(changes)), []).append(params)
                     else:
                         stats.skipped += 1
