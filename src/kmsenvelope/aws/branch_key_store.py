@@ -1,0 +1,616 @@
+"""The branch key store on Amazon DynamoDB, with branch keys protected by AWS KMS.
+
+Source: awslabs/aws-encryption-sdk-specification ``framework/branch-key-store.md`` (hierarchy version 1,
+the one the MPL's ``KeyStore`` writes and reads); attribute names and encryption contexts as the MPL's
+``AwsCryptographyKeyStore``, so a table is shared with the AWS Encryption SDK and the AWS Database
+Encryption SDK in both directions.
+
+Table layout (partition key ``branch-key-id``, sort key ``type``, both strings). Each branch key id has::
+
+    type = "branch:version:<uuid>"   one item per version ("DECRYPT_ONLY"), never changed
+    type = "branch:ACTIVE"           a copy of the newest version, plus version = "branch:version:<uuid>"
+    type = "beacon:ACTIVE"           the beacon key for searchable encryption
+
+Every item also holds ``enc`` (B: the KMS ciphertext of the 32-byte key), ``create-time`` (S, ISO 8601
+UTC with microseconds), ``kms-arn`` (S), ``hierarchy-version`` (N, ``1``) and one ``aws-crypto-ec:<k>``
+(S) attribute per pair of custom encryption context. The AWS KMS encryption context of ``enc`` is every
+attribute of the item except ``enc``, plus ``tablename`` = the logical key store name, so KMS refuses to
+decrypt an item whose attributes were changed, added or removed, or which was copied from a key store
+with another logical name.
+"""
+
+from __future__ import annotations
+
+import datetime
+import threading
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from ..errors import ConfigurationError, KeyStoreError
+from ..keyrings.kms_common import check_grant_tokens, failure_reason, kms_errors
+from .accounting import call_kms, error_code
+from .arn import parse_arn
+from .clients import ClientSupplier, KmsClientSupplier
+from .key_store import BRANCH_KEY_LENGTH, BeaconKeyMaterials, BranchKeyMaterials, check_branch_key_version
+
+__all__ = [
+    "ACTIVE_TYPE",
+    "BEACON_TYPE",
+    "CUSTOM_CONTEXT_PREFIX",
+    "VERSION_TYPE_PREFIX",
+    "KeyStore",
+    "KeyStoreInfo",
+]
+
+# Attribute names, which are also the AWS KMS encryption context keys ("Record Format").
+BRANCH_KEY_ID = "branch-key-id"
+TYPE = "type"
+CREATE_TIME = "create-time"
+HIERARCHY_VERSION = "hierarchy-version"
+TABLE_NAME = "tablename"
+KMS_ARN = "kms-arn"
+ENC = "enc"
+VERSION = "version"
+
+ACTIVE_TYPE = "branch:ACTIVE"
+"""``type`` of the item holding the active branch key version."""
+VERSION_TYPE_PREFIX = "branch:version:"
+"""``type`` of a version item is this prefix plus the version UUID."""
+BEACON_TYPE = "beacon:ACTIVE"
+"""``type`` of the beacon key item."""
+CUSTOM_CONTEXT_PREFIX = "aws-crypto-ec:"
+"""Prefix of custom encryption context pairs, in items and in the AWS KMS encryption context."""
+
+_HIERARCHY_V1 = "1"
+_MAX_CIPHERTEXT = 6144  # AWS KMS CiphertextType
+_KEY_SCHEMA = {BRANCH_KEY_ID: "HASH", TYPE: "RANGE"}
+_BKID_NAME = "#BranchKeyIdentifierField"
+_ENC_NAME = "#Enc"
+_NOT_EXISTS = f"attribute_not_exists({_BKID_NAME})"
+_UNCHANGED_ACTIVE = f"attribute_exists({_BKID_NAME}) AND {_ENC_NAME} = :encOld"
+
+
+@dataclass(frozen=True)
+class KeyStoreInfo:
+    """What ``GetKeyStoreInfo`` returns: the key store's configuration (no secrets)."""
+
+    key_store_id: str
+    table_name: str
+    logical_name: str
+    kms_key_arn: str
+    grant_tokens: tuple[str, ...]
+
+
+class KeyStore:
+    """A branch key store in the DynamoDB table ``table_name``, wrapping keys with the KMS key ``kms_key_id``.
+
+    * ``kms_key_id`` must be a KMS *key* ARN (not an alias): every key the store creates is protected by
+      it, and items whose ``kms-arn`` is any other key are refused.
+    * ``logical_name`` (default: ``table_name``) is bound to every key through the AWS KMS encryption
+      context. Readers must use the same logical name as the writer; it may differ from the table name,
+      e.g. after restoring a backup into a new table.
+    * ``ddb_client`` is a boto3 DynamoDB client (default: one built in the KMS key's region on first use).
+    * ``client_supplier`` returns the KMS client for a region (default :class:`ClientSupplier`).
+
+    Implements :class:`~kmsenvelope.aws.key_store.BranchKeyStore`. It does not cache: give it to a
+    :class:`~kmsenvelope.keyrings.hierarchical.HierarchicalKeyring`, which does. Each ``get_*`` call is one
+    DynamoDB ``GetItem`` and one KMS ``Decrypt``; :meth:`create_key` and :meth:`version_key` make three
+    KMS calls each. Safe to share between threads. Failures raise
+    :class:`~kmsenvelope.errors.KeyStoreError` (:class:`~kmsenvelope.errors.ConfigurationError` for bad
+    constructor arguments).
+    """
+
+    def __init__(
+        self,
+        table_name: str,
+        kms_key_id: str,
+        *,
+        logical_name: str | None = None,
+        ddb_client: Any = None,
+        client_supplier: KmsClientSupplier | None = None,
+        grant_tokens: Sequence[str] = (),
+        key_store_id: str | None = None,
+    ) -> None:
+        if not isinstance(table_name, str) or not 3 <= len(table_name) <= 255:
+            raise ConfigurationError("table_name must be a DynamoDB table name (3 to 255 characters)")
+        if not isinstance(kms_key_id, str) or not kms_key_id:
+            raise ConfigurationError("kms_key_id must be an AWS KMS key ARN")
+        arn = parse_arn(kms_key_id)  # raises ConfigurationError saying what is wrong
+        if arn.resource_type != "key":
+            raise ConfigurationError("kms_key_id must be an AWS KMS key ARN, not an alias")
+        if logical_name is None:
+            logical_name = table_name
+        if not isinstance(logical_name, str) or not logical_name:
+            raise ConfigurationError("logical_name must be a non-empty string")
+        if client_supplier is not None and not callable(client_supplier):
+            raise ConfigurationError("client_supplier must be a callable region -> KMS client")
+        if key_store_id is not None and (not isinstance(key_store_id, str) or not key_store_id):
+            raise ConfigurationError("key_store_id must be a non-empty string")
+        self._table = table_name
+        self._arn = kms_key_id
+        self._region = arn.region
+        self._logical_name = logical_name
+        self._grant_tokens = check_grant_tokens(grant_tokens)
+        self._supplier: KmsClientSupplier = (
+            client_supplier if client_supplier is not None else ClientSupplier()
+        )
+        self._ddb = ddb_client
+        self._id = key_store_id or str(uuid.uuid4())
+        self._lock = threading.Lock()
+
+    # -- configuration ------------------------------------------------------------------------------
+
+    @property
+    def table_name(self) -> str:
+        """The DynamoDB table holding the keys."""
+        return self._table
+
+    @property
+    def logical_name(self) -> str:
+        """The logical key store name bound to every key (``tablename`` in the KMS encryption context)."""
+        return self._logical_name
+
+    @property
+    def kms_key_arn(self) -> str:
+        """The KMS key that protects every key of this store."""
+        return self._arn
+
+    def get_key_store_info(self) -> KeyStoreInfo:
+        """The key store's id, table, logical name, KMS key and grant tokens (``GetKeyStoreInfo``)."""
+        return KeyStoreInfo(self._id, self._table, self._logical_name, self._arn, self._grant_tokens)
+
+    def __repr__(self) -> str:
+        return (
+            f"KeyStore(table_name={self._table!r}, logical_name={self._logical_name!r}, "
+            f"kms_key_arn={self._arn!r})"
+        )
+
+    # -- table ------------------------------------------------------------------------------------
+
+    def create_table(self) -> str:
+        """Create the table if it does not exist (``CreateKeyStore``); returns the table ARN.
+
+        An existing table must have the key schema ``branch-key-id`` (HASH, S) and ``type`` (RANGE, S);
+        other settings are left alone. A new table uses on-demand billing and has no secondary index.
+        """
+        ddb = self._ddb_client()
+        try:
+            table = ddb.describe_table(TableName=self._table)["Table"]
+        except _aws_errors() as exc:
+            if error_code(exc) != "ResourceNotFoundException":
+                raise self._ddb_error("DescribeTable", exc) from exc
+            try:
+                table = ddb.create_table(
+                    TableName=self._table,
+                    AttributeDefinitions=[
+                        {"AttributeName": name, "AttributeType": "S"} for name in _KEY_SCHEMA
+                    ],
+                    KeySchema=[
+                        {"AttributeName": name, "KeyType": kind} for name, kind in _KEY_SCHEMA.items()
+                    ],
+                    BillingMode="PAY_PER_REQUEST",
+                )["TableDescription"]
+                if table.get("TableStatus") != "ACTIVE":
+                    ddb.get_waiter("table_exists").wait(TableName=self._table)
+            except _aws_errors() as exc:
+                raise self._ddb_error("CreateTable", exc) from exc
+        self._check_table(table)
+        return str(table["TableArn"])
+
+    def _check_table(self, table: Mapping[str, Any]) -> None:
+        schema = {e.get("AttributeName"): e.get("KeyType") for e in table.get("KeySchema", ())}
+        types = {
+            d.get("AttributeName"): d.get("AttributeType") for d in table.get("AttributeDefinitions", ())
+        }
+        if schema != _KEY_SCHEMA or any(types.get(name) != "S" for name in _KEY_SCHEMA):
+            raise KeyStoreError(
+                f"table {self._table!r} exists but is not a branch key store: its key must be "
+                "branch-key-id (HASH, S) and type (RANGE, S)"
+            )
+
+    # -- writes -----------------------------------------------------------------------------------
+
+    def create_key(
+        self, branch_key_id: str | None = None, encryption_context: Mapping[str, str] | None = None
+    ) -> str:
+        """Create a branch key (first version, ACTIVE item and beacon key); returns its branch key id.
+
+        Without ``branch_key_id`` a random UUID is used. A caller-chosen id requires a non-empty
+        ``encryption_context`` (spec rule); its pairs are bound to every version of the key and returned
+        in each :class:`BranchKeyMaterials`. Fails if the id already exists.
+        """
+        custom = _check_custom_context(encryption_context)
+        if branch_key_id is None:
+            branch_key_id = str(uuid.uuid4())
+        elif not isinstance(branch_key_id, str) or not branch_key_id:
+            raise KeyStoreError("branch_key_id must be a non-empty string")
+        elif not custom:
+            raise KeyStoreError("a caller-chosen branch key id requires a non-empty encryption context")
+        version = str(uuid.uuid4())
+        decrypt_only: dict[str, str] = {
+            BRANCH_KEY_ID: branch_key_id,
+            TYPE: VERSION_TYPE_PREFIX + version,
+            CREATE_TIME: _timestamp(),
+            TABLE_NAME: self._logical_name,
+            KMS_ARN: self._arn,
+            HIERARCHY_VERSION: _HIERARCHY_V1,
+            **{CUSTOM_CONTEXT_PREFIX + k: v for k, v in custom.items()},
+        }
+        active = _active_context(decrypt_only)
+        beacon = {**decrypt_only, TYPE: BEACON_TYPE}
+
+        wrapped_version = self._generate(decrypt_only, branch_key_id)
+        wrapped_active = self._re_encrypt(wrapped_version, decrypt_only, active, branch_key_id)
+        wrapped_beacon = self._generate(beacon, branch_key_id)
+        self._transact(
+            "CreateKey",
+            branch_key_id,
+            [
+                self._put(_to_item(decrypt_only, wrapped_version), _NOT_EXISTS),
+                self._put(_to_item(active, wrapped_active), _NOT_EXISTS),
+                self._put(_to_item(beacon, wrapped_beacon), _NOT_EXISTS),
+            ],
+            conflict=f"branch key id {branch_key_id!r} already exists in table {self._table!r}",
+        )
+        return branch_key_id
+
+    def version_key(self, branch_key_id: str) -> str:
+        """Rotate: create a new version of ``branch_key_id`` and make it ACTIVE; returns the new version.
+
+        Older versions stay readable, so existing messages still decrypt. The ACTIVE item is
+        authenticated with KMS ``ReEncrypt`` first, and replaced only if it is unchanged since it was read,
+        so two concurrent rotations cannot both win. The custom encryption context and ``kms-arn`` carry
+        over from the current ACTIVE item.
+        """
+        _check_id(branch_key_id)
+        item = self._get_item(branch_key_id, ACTIVE_TYPE, consistent=True)
+        context, old_enc = self._parse_item(item, branch_key_id, ACTIVE_TYPE)
+        # Authenticate the ACTIVE item: KMS must accept it under exactly its reconstructed context.
+        self._re_encrypt(old_enc, context, context, branch_key_id)
+
+        version = str(uuid.uuid4())
+        decrypt_only = {k: v for k, v in context.items() if k != VERSION}
+        decrypt_only[TYPE] = VERSION_TYPE_PREFIX + version
+        decrypt_only[CREATE_TIME] = _timestamp()
+        active = _active_context(decrypt_only)
+
+        wrapped_version = self._generate(decrypt_only, branch_key_id)
+        wrapped_active = self._re_encrypt(wrapped_version, decrypt_only, active, branch_key_id)
+        self._transact(
+            "VersionKey",
+            branch_key_id,
+            [
+                self._put(_to_item(decrypt_only, wrapped_version), _NOT_EXISTS),
+                self._put(_to_item(active, wrapped_active), _UNCHANGED_ACTIVE, old_enc=old_enc),
+            ],
+            conflict=(
+                f"the ACTIVE item of branch key {branch_key_id!r} changed while it was being versioned "
+                "(a concurrent version_key?); read it again and retry"
+            ),
+        )
+        return version
+
+    # -- reads (BranchKeyStore) -------------------------------------------------------------------
+
+    def get_active_branch_key(self, branch_key_id: str) -> BranchKeyMaterials:
+        """The ACTIVE version of ``branch_key_id``: one ``GetItem`` and one KMS ``Decrypt``."""
+        _check_id(branch_key_id)
+        return self._branch_materials(branch_key_id, ACTIVE_TYPE)
+
+    def get_branch_key_version(self, branch_key_id: str, version: str) -> BranchKeyMaterials:
+        """Version ``version`` of ``branch_key_id``, active or not: one ``GetItem`` and one ``Decrypt``."""
+        _check_id(branch_key_id)
+        check_branch_key_version(version)
+        return self._branch_materials(branch_key_id, VERSION_TYPE_PREFIX + version)
+
+    def get_beacon_key(self, branch_key_id: str) -> BeaconKeyMaterials:
+        """The beacon key of ``branch_key_id``: one ``GetItem`` and one KMS ``Decrypt``."""
+        _check_id(branch_key_id)
+        item = self._get_item(branch_key_id, BEACON_TYPE)
+        context, enc = self._parse_item(item, branch_key_id, BEACON_TYPE)
+        key = self._decrypt(enc, context, branch_key_id, BEACON_TYPE)
+        return BeaconKeyMaterials(branch_key_id, key, encryption_context=_custom_context(context))
+
+    def _branch_materials(self, branch_key_id: str, item_type: str) -> BranchKeyMaterials:
+        item = self._get_item(branch_key_id, item_type)
+        context, enc = self._parse_item(item, branch_key_id, item_type)
+        key = self._decrypt(enc, context, branch_key_id, item_type)
+        version_field = context[VERSION] if item_type == ACTIVE_TYPE else context[TYPE]
+        return BranchKeyMaterials(
+            branch_key_id,
+            version_field[len(VERSION_TYPE_PREFIX) :],
+            key,
+            _custom_context(context),
+        )
+
+    # -- item checks ------------------------------------------------------------------------------
+
+    def _parse_item(
+        self, item: Mapping[str, Any] | None, branch_key_id: str, item_type: str
+    ) -> tuple[dict[str, str], bytes]:
+        """The item's AWS KMS encryption context and ``enc``, after every check of the record format."""
+        where = f"branch key {branch_key_id!r} item {item_type!r} in table {self._table!r}"
+        if not item:
+            missing = {ACTIVE_TYPE: "the branch key", BEACON_TYPE: "its beacon key"}.get(
+                item_type, "this version of the branch key"
+            )
+            raise KeyStoreError(f"no item for {where}: {missing} does not exist in this key store")
+
+        def malformed(reason: str) -> NoReturn:
+            raise KeyStoreError(f"malformed {where}: {reason}")
+
+        context: dict[str, str] = {}
+        enc: bytes | None = None
+        for name, value in item.items():
+            kind, raw = _single_value(value)
+            if name == ENC:
+                if kind != "B" or not isinstance(raw, bytes) or not 1 <= len(raw) <= _MAX_CIPHERTEXT:
+                    malformed("'enc' must be a binary KMS ciphertext")
+                enc = raw
+            elif name == TABLE_NAME:
+                malformed("'tablename' is not stored in items (it is the logical key store name)")
+            elif name == HIERARCHY_VERSION:
+                if kind != "N" or not isinstance(raw, str):
+                    malformed("'hierarchy-version' must be a number")
+                if raw != _HIERARCHY_V1:
+                    malformed(f"hierarchy-version {raw!r} is not supported (only 1)")
+                context[name] = raw
+            elif kind != "S" or not isinstance(raw, str):
+                malformed(f"attribute {name!r} must be a string")
+            else:
+                context[name] = raw
+        for required in (BRANCH_KEY_ID, TYPE, CREATE_TIME, HIERARCHY_VERSION, KMS_ARN):
+            if required not in context:
+                malformed(f"attribute {required!r} is missing")
+        if enc is None:
+            malformed("attribute 'enc' is missing")
+        if context[BRANCH_KEY_ID] != branch_key_id:
+            malformed("its branch-key-id is not the requested one")
+        if context[TYPE] != item_type:
+            malformed(f"its type is {context[TYPE]!r}")
+        if item_type == ACTIVE_TYPE:
+            version = context.get(VERSION)
+            if version is None or not version.startswith(VERSION_TYPE_PREFIX):
+                malformed("an ACTIVE item needs version = 'branch:version:<uuid>'")
+            try:
+                check_branch_key_version(version[len(VERSION_TYPE_PREFIX) :])
+            except KeyStoreError as exc:
+                malformed(f"its version: {exc}")
+        elif VERSION in context:
+            malformed("only the ACTIVE item has a 'version' attribute")
+        stored_arn = context[KMS_ARN]
+        try:
+            valid_arn = parse_arn(stored_arn).resource_type == "key"
+        except ConfigurationError:
+            valid_arn = False
+        if not valid_arn:
+            malformed("its kms-arn is not an AWS KMS key ARN")
+        if stored_arn != self._arn:
+            raise KeyStoreError(
+                f"{where} is protected by KMS key {stored_arn}, not by this key store's KMS key "
+                f"{self._arn}; use a KeyStore configured with that key"
+            )
+        context[TABLE_NAME] = self._logical_name
+        return context, enc
+
+    # -- AWS calls --------------------------------------------------------------------------------
+
+    def _ddb_client(self) -> Any:
+        client = self._ddb
+        if client is not None:
+            return client
+        with self._lock:
+            if self._ddb is None:
+                import boto3.session
+                from botocore.config import Config
+
+                from .. import __version__
+
+                self._ddb = boto3.session.Session().client(
+                    "dynamodb",
+                    region_name=self._region,
+                    config=Config(
+                        retries={"mode": "standard"}, user_agent_extra=f"kmsenvelope/{__version__}"
+                    ),
+                )
+            return self._ddb
+
+    def _kms(self) -> Any:
+        return self._supplier(self._region)
+
+    def _get_item(
+        self, branch_key_id: str, item_type: str, consistent: bool = False
+    ) -> dict[str, Any] | None:
+        try:
+            response = self._ddb_client().get_item(
+                TableName=self._table,
+                Key={BRANCH_KEY_ID: {"S": branch_key_id}, TYPE: {"S": item_type}},
+                ConsistentRead=consistent,
+            )
+        except _aws_errors() as exc:
+            raise self._ddb_error("GetItem", exc, branch_key_id) from exc
+        item = response.get("Item")
+        return item if isinstance(item, dict) else None
+
+    def _put(self, item: dict[str, Any], condition: str, old_enc: bytes | None = None) -> dict[str, Any]:
+        put: dict[str, Any] = {
+            "TableName": self._table,
+            "Item": item,
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": {_BKID_NAME: BRANCH_KEY_ID},
+        }
+        if old_enc is not None:
+            put["ExpressionAttributeNames"][_ENC_NAME] = ENC
+            put["ExpressionAttributeValues"] = {":encOld": {"B": old_enc}}
+        return {"Put": put}
+
+    def _transact(
+        self, operation: str, branch_key_id: str, items: list[dict[str, Any]], conflict: str
+    ) -> None:
+        try:
+            self._ddb_client().transact_write_items(TransactItems=items)
+        except _aws_errors() as exc:
+            if error_code(exc) == "TransactionCanceledException" and _condition_failed(exc):
+                raise KeyStoreError(f"{operation} failed: {conflict}") from exc
+            raise self._ddb_error(f"{operation} (TransactWriteItems)", exc, branch_key_id) from exc
+
+    def _generate(self, context: Mapping[str, str], branch_key_id: str) -> bytes:
+        try:
+            response = call_kms(
+                self._kms(),
+                "GenerateDataKeyWithoutPlaintext",
+                region=self._region,
+                key_id=self._arn,
+                KeyId=self._arn,
+                NumberOfBytes=BRANCH_KEY_LENGTH,
+                EncryptionContext=dict(context),
+                GrantTokens=list(self._grant_tokens),
+            )
+        except kms_errors() as exc:
+            raise self._kms_error("GenerateDataKeyWithoutPlaintext", exc, branch_key_id) from exc
+        blob = response.get("CiphertextBlob")
+        if response.get("KeyId") != self._arn or not isinstance(blob, bytes) or not blob:
+            raise KeyStoreError("invalid response from AWS KMS GenerateDataKeyWithoutPlaintext")
+        return blob
+
+    def _re_encrypt(
+        self, blob: bytes, source: Mapping[str, str], destination: Mapping[str, str], branch_key_id: str
+    ) -> bytes:
+        try:
+            response = call_kms(
+                self._kms(),
+                "ReEncrypt",
+                region=self._region,
+                key_id=self._arn,
+                CiphertextBlob=blob,
+                SourceEncryptionContext=dict(source),
+                SourceKeyId=self._arn,
+                DestinationKeyId=self._arn,
+                DestinationEncryptionContext=dict(destination),
+                GrantTokens=list(self._grant_tokens),
+            )
+        except kms_errors() as exc:
+            raise self._kms_error("ReEncrypt", exc, branch_key_id) from exc
+        out = response.get("CiphertextBlob")
+        if (
+            response.get("SourceKeyId") != self._arn
+            or response.get("KeyId") != self._arn
+            or not isinstance(out, bytes)
+            or not out
+        ):
+            raise KeyStoreError("invalid response from AWS KMS ReEncrypt")
+        return out
+
+    def _decrypt(self, enc: bytes, context: Mapping[str, str], branch_key_id: str, item_type: str) -> bytes:
+        try:
+            response = call_kms(
+                self._kms(),
+                "Decrypt",
+                region=self._region,
+                key_id=self._arn,
+                KeyId=self._arn,
+                CiphertextBlob=enc,
+                EncryptionContext=dict(context),
+                GrantTokens=list(self._grant_tokens),
+            )
+        except kms_errors() as exc:
+            raise self._kms_error("Decrypt", exc, branch_key_id, item_type) from exc
+        plaintext = response.get("Plaintext")
+        if response.get("KeyId") != self._arn:
+            raise KeyStoreError("AWS KMS Decrypt answered for another KMS key than this key store's")
+        if not isinstance(plaintext, bytes) or len(plaintext) != BRANCH_KEY_LENGTH:
+            raise KeyStoreError(f"AWS KMS Decrypt did not return a {BRANCH_KEY_LENGTH}-byte key")
+        return plaintext
+
+    def _kms_error(
+        self, operation: str, exc: BaseException, branch_key_id: str, item_type: str | None = None
+    ) -> KeyStoreError:
+        subject = f"branch key {branch_key_id!r}" + (f" item {item_type!r}" if item_type else "")
+        message = f"AWS KMS {operation} failed for {subject}: {failure_reason(exc)}"
+        if operation == "Decrypt" and error_code(exc) == "InvalidCiphertextException":
+            message += (
+                "; the item was modified, or was written by a key store with another logical name "
+                f"than {self._logical_name!r}"
+            )
+        return KeyStoreError(message)
+
+    def _ddb_error(
+        self, operation: str, exc: BaseException, branch_key_id: str | None = None
+    ) -> KeyStoreError:
+        subject = f" for branch key {branch_key_id!r}" if branch_key_id is not None else ""
+        code = error_code(exc)
+        if code == "ResourceNotFoundException":
+            return KeyStoreError(
+                f"DynamoDB {operation} failed{subject}: table {self._table!r} does not exist "
+                "(create it with KeyStore.create_table())"
+            )
+        return KeyStoreError(f"DynamoDB {operation} failed{subject} on table {self._table!r}: {code}")
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def _aws_errors() -> tuple[type[BaseException], ...]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return (ClientError, BotoCoreError)
+
+
+def _condition_failed(exc: BaseException) -> bool:
+    response = getattr(exc, "response", None)
+    reasons = response.get("CancellationReasons") if isinstance(response, dict) else None
+    if not isinstance(reasons, list):
+        return "ConditionalCheckFailed" in str(exc)
+    return any(isinstance(r, dict) and r.get("Code") == "ConditionalCheckFailed" for r in reasons)
+
+
+def _check_id(branch_key_id: str) -> None:
+    if not isinstance(branch_key_id, str) or not branch_key_id:
+        raise KeyStoreError("branch key id must be a non-empty string")
+
+
+def _check_custom_context(context: Mapping[str, str] | None) -> dict[str, str]:
+    if context is None:
+        return {}
+    if not isinstance(context, Mapping):
+        raise KeyStoreError("encryption_context must be a mapping of str to str")
+    out: dict[str, str] = {}
+    for key, value in context.items():
+        if not isinstance(key, str) or not key or not isinstance(value, str):
+            raise KeyStoreError("encryption context keys must be non-empty str and values str")
+        out[key] = value
+    return out
+
+
+def _custom_context(context: Mapping[str, str]) -> dict[str, str]:
+    n = len(CUSTOM_CONTEXT_PREFIX)
+    return {k[n:]: v for k, v in context.items() if k.startswith(CUSTOM_CONTEXT_PREFIX)}
+
+
+def _active_context(decrypt_only: Mapping[str, str]) -> dict[str, str]:
+    return {**decrypt_only, VERSION: decrypt_only[TYPE], TYPE: ACTIVE_TYPE}
+
+
+def _timestamp() -> str:
+    """Now, in ISO 8601 UTC with microseconds: ``YYYY-MM-DDTHH:mm:ss.ssssssZ``."""
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _to_item(context: Mapping[str, str], enc: bytes) -> dict[str, Any]:
+    """The DynamoDB item for a key: its encryption context without ``tablename``, plus ``enc``."""
+    item: dict[str, Any] = {}
+    for name, value in context.items():
+        if name == TABLE_NAME:
+            continue
+        item[name] = {"N": value} if name == HIERARCHY_VERSION else {"S": value}
+    item[ENC] = {"B": enc}
+    return item
+
+
+def _single_value(value: Any) -> tuple[str, Any]:
+    if isinstance(value, Mapping) and len(value) == 1:
+        ((kind, raw),) = value.items()
+        return str(kind), raw
+    return "", None
