@@ -189,3 +189,39 @@ def test_pairs_round_trip_before_they_are_measured() -> None:
         encrypt, decrypt = bench.make_pair(implementation, bench.DEFAULT_SUITE, payload)
         encrypt()
         decrypt()
+
+
+def test_rich_renderings(
+    quick_report: dict[str, Any], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The TTY renderings (rich tables) show the same rows as the plain text."""
+    from kmsenvelope.cli import bench_cmd, inspect
+
+    monkeypatch.setenv("COLUMNS", "250")
+
+    bench_cmd._render_rich(quick_report)
+    out = capsys.readouterr().out
+    for title in ("Messages:", "Ratios:", "DynamoDB items", "AWS KMS requests"):
+        assert title in out
+    assert out.count(bench.KMSENVELOPE_INTO) == len(QUICK_SIZES)
+    doc = {
+        "kind": "esdk-message",
+        "encoding": "binary",
+        "header": {
+            "version": 2,
+            "suite": "S",
+            "suite_id": "0x0478",
+            "signed": False,
+            "key_commitment": True,
+            "message_id": "ab",
+            "content_type": "framed",
+            "frame_length": 512,
+            "header_size": 100,
+            "encryption_context": {"k": "[bold]v[/bold]"},
+            "encrypted_data_keys": [{"provider_id": "p", "kind": "raw-aes", "key_name": "n"}],
+        },
+    }
+    inspect._render_rich(doc)
+    out = capsys.readouterr().out
+    assert "[bold]v[/bold]" in out  # context values are shown as data, never as rich markup
+    assert "key name: n" in out

@@ -6,6 +6,7 @@ only where output is rendered, so ``import kmsenvelope`` stays fast.
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -73,6 +74,18 @@ def _register() -> None:
 _register()
 
 
+def _quiet_stdout_flush() -> None:
+    """Flush stdout; if the reader has gone, point it at /dev/null so exit does not complain again."""
+    try:
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError):
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the command line (the ``kmsenvelope`` console script)."""
     try:
@@ -80,3 +93,5 @@ def main(argv: Sequence[str] | None = None) -> None:
     except KeyboardInterrupt:  # pragma: no cover - outside a command
         click.echo("kmsenvelope: error: interrupted", err=True)
         sys.exit(int(ExitCode.INTERRUPTED))
+    finally:
+        _quiet_stdout_flush()

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from . import bench as engine
-from .bench_run import KEYRINGS, default_config, run
+from .bench_run import KEYRINGS, default_config, human_size, run
 from .commands import parse_suite
 from .exits import CliError, ExitCode
 
@@ -35,14 +35,6 @@ def parse_size(text: str) -> int:
     if size > 256 << 20:
         raise CliError(f"size {text!r} is above the 256 MiB limit", ExitCode.USAGE)
     return size
-
-
-def human_size(size: int) -> str:
-    """``65536`` -> ``64 KiB``."""
-    for unit, factor in (("MiB", 1 << 20), ("KiB", 1024)):
-        if size >= factor and size % factor == 0:
-            return f"{size // factor} {unit}"
-    return f"{size} B"
 
 
 def _num(value: float | None) -> str:
@@ -200,6 +192,15 @@ def _banner(report: dict[str, Any]) -> str:
     )
 
 
+def _without_empty_notes(tables: list[Table]) -> list[Table]:
+    out = []
+    for table in tables:
+        keep = [i for i, h in enumerate(table.headers) if h != "note" or any(row[i] for row in table.rows)]
+        rows = [[row[i] for i in keep] for row in table.rows]
+        out.append(Table(table.title, [table.headers[i] for i in keep], rows, table.text_columns))
+    return out
+
+
 def _left(table: Table, header: str) -> bool:
     return header == "note" or table.headers.index(header) < table.text_columns
 
@@ -207,10 +208,8 @@ def _left(table: Table, header: str) -> bool:
 def render_text(report: dict[str, Any]) -> str:
     """The report as plain aligned text tables."""
     out = [_banner(report)]
-    for table in report_tables(report):
-        keep = [i for i, h in enumerate(table.headers) if h != "note" or any(row[i] for row in table.rows)]
-        headers = [table.headers[i] for i in keep]
-        rows = [[row[i] for i in keep] for row in table.rows]
+    for table in _without_empty_notes(report_tables(report)):
+        headers, rows = table.headers, table.rows
         widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=True)]
         out += ["", table.title]
         for line in [headers, *rows]:
@@ -229,7 +228,7 @@ def _render_rich(report: dict[str, Any]) -> None:
 
     console = Console()
     console.print(Text(_banner(report), style="bold"))
-    for table in report_tables(report):
+    for table in _without_empty_notes(report_tables(report)):
         rich_table = RichTable(title=table.title, title_justify="left")
         for header in table.headers:
             rich_table.add_column(

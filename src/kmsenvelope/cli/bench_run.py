@@ -23,6 +23,7 @@ __all__ = [
     "KmsRow",
     "default_config",
     "feature",
+    "human_size",
     "run",
 ]
 
@@ -77,10 +78,18 @@ def default_config(
         sizes=tuple(sizes) or (QUICK_SIZES if quick else DEFAULT_SIZES),
         suites=tuple(dict.fromkeys(suites)) or (bench.DEFAULT_SUITE,),
         keyrings=tuple(dict.fromkeys(keyrings)) or KEYRINGS,
-        min_time=0.03 if quick else 0.3,
+        min_time=0.05 if quick else 0.3,
         quick=quick,
         kms_messages=10 if quick else 50,
     )
+
+
+def human_size(size: int) -> str:
+    """``65536`` -> ``64 KiB``."""
+    for unit, factor in (("MiB", 1 << 20), ("KiB", 1024)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor} {unit}"
+    return f"{size} B"
 
 
 def feature(module: str, name: str) -> Any:
@@ -298,14 +307,14 @@ def run(config: BenchConfig, progress: Callable[[str], None] | None = None) -> d
         messages = Section("messages")
         for size in config.sizes:
             for implementation in (bench.AESGCM_FRESH, bench.AESGCM_INTO):
-                step(f"{implementation}, {size} B")
+                step(f"{implementation}, {human_size(size)}")
                 messages.rows.append(
                     bench.throughput_row(implementation, config.suites[0], size, min_time=config.min_time)
                 )
         for suite in config.suites:
             for size in config.sizes:
                 for implementation in (bench.KMSENVELOPE, bench.KMSENVELOPE_INTO, bench.ESDK):
-                    step(f"{implementation} 0x{suite.id:04X}, {size} B")
+                    step(f"{implementation} 0x{suite.id:04X}, {human_size(size)}")
                     messages.rows.append(
                         bench.throughput_row(implementation, suite, size, min_time=config.min_time)
                     )

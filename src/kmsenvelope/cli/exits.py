@@ -100,6 +100,8 @@ def error_for(exc: BaseException) -> CliError | None:
         code = ExitCode.CONTEXT if "encryption context" in message else ExitCode.POLICY
     elif isinstance(exc, errors.KmsEnvelopeError):
         code = ExitCode.INTERNAL
+    elif isinstance(exc, BrokenPipeError):
+        code, message = ExitCode.FILE, "output closed before everything was written (broken pipe)"
     elif isinstance(exc, FileNotFoundError):
         code, message = ExitCode.FILE, f"no such file or directory: {exc.filename}"
     elif isinstance(exc, FileExistsError):
