@@ -1,4 +1,6 @@
-"""A thread-safe, bounded, TTL-limited materials cache (ESDK ``framework/local-cryptographic-materials-cache.md``).
+"""A thread-safe, bounded, TTL-limited materials cache.
+
+Source: ESDK ``framework/local-cryptographic-materials-cache.md``.
 
 Entries carry usage counters so the caching CMM can enforce its message and byte limits exactly:
 :meth:`LocalMaterialsCache.use` checks and increments them atomically under the cache lock.
