@@ -29,6 +29,7 @@ from sqlalchemy import (
     type_coerce,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from kmsenvelope import Envelope, RawAesKeyring
@@ -37,9 +38,10 @@ from kmsenvelope.errors import (
     ConfigurationError,
     KmsEnvelopeError,
     MalformedInputError,
+    NoUsableKeyError,
     PolicyError,
 )
-from kmsenvelope.sql import COLUMN_KEY, TABLE_KEY, EncryptedType, EncryptedValueError
+from kmsenvelope.sql import COLUMN_KEY, TABLE_KEY, ColumnEncryptionError, EncryptedType, EncryptedValueError
 
 KEY = bytes(range(32))
 ENVELOPE = Envelope(RawAesKeyring("sql-tests", "column-key", KEY))
@@ -302,3 +304,24 @@ def test_user_context_is_bound(engine: Engine, metadata: MetaData) -> None:
     assert ENVELOPE.parse_header(data or b"").encryption_context["tenant"] == "a"
     with pytest.raises(KmsEnvelopeError):
         other.decrypt_value(data)
+
+
+class _BrokenKeyring:
+    """A keyring whose key provider is down."""
+
+    def on_encrypt(self, materials: Any) -> Any:
+        raise NoUsableKeyError("key provider unavailable")
+
+    def on_decrypt(self, materials: Any, edks: Any) -> Any:
+        raise NoUsableKeyError("key provider unavailable")
+
+
+def test_encryption_failures_do_not_put_plaintexts_in_errors(engine: Engine, metadata: MetaData) -> None:
+    table = Table(_name("broken"), metadata, Column("id", Integer, primary_key=True),
+                  Column("v", EncryptedType(str, Envelope(_BrokenKeyring()))))
+    metadata.create_all(engine)
+    with engine.begin() as conn, pytest.raises(ColumnEncryptionError) as info:
+        conn.execute(insert(table).values(id=1, v="4111-1111-1111-1111"))
+    assert isinstance(info.value, StatementError) and isinstance(info.value, KmsEnvelopeError)
+    assert isinstance(info.value.orig, NoUsableKeyError)
+    assert "4111" not in str(info.value) and "key provider unavailable" in str(info.value)

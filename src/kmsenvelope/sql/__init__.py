@@ -17,13 +17,14 @@ from .beacons import BeaconType, beacon_column, mapped_beacon, with_beacons
 from .exact import exact_rows, install_exact_match
 from .migrate import ReencryptStats, reencrypt
 from .rows import EncryptedColumns, Sealed, UnsealedValueError
-from .types import COLUMN_KEY, TABLE_KEY, EncryptedType, EncryptedValueError
+from .types import COLUMN_KEY, TABLE_KEY, ColumnEncryptionError, EncryptedType, EncryptedValueError
 
 __all__ = [
     "COLUMN_KEY",
     "TABLE_KEY",
     "BeaconKeys",
     "BeaconType",
+    "ColumnEncryptionError",
     "EncryptedColumns",
     "EncryptedType",
     "EncryptedValueError",

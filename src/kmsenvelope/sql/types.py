@@ -23,7 +23,13 @@ from sqlalchemy.sql.schema import Column, Table
 from sqlalchemy.types import LargeBinary, TypeDecorator
 
 from ..envelope import Envelope
-from ..errors import AuthenticationError, ConfigurationError, MalformedInputError, PolicyError
+from ..errors import (
+    AuthenticationError,
+    ConfigurationError,
+    KmsEnvelopeError,
+    MalformedInputError,
+    PolicyError,
+)
 from ..materials.materials import RESERVED_CONTEXT_PREFIX, freeze_context
 from . import codec
 
@@ -33,7 +39,7 @@ if TYPE_CHECKING:
     from sqlalchemy.sql.operators import OperatorType
     from sqlalchemy.sql.type_api import TypeEngine
 
-__all__ = ["COLUMN_KEY", "TABLE_KEY", "EncryptedType", "EncryptedValueError"]
+__all__ = ["COLUMN_KEY", "TABLE_KEY", "ColumnEncryptionError", "EncryptedType", "EncryptedValueError"]
 
 TABLE_KEY = "aws-kmsenvelope-table"
 """Encryption context key binding a value to its table name."""
@@ -61,6 +67,21 @@ class EncryptedValueError(codec.ValueTypeError, StatementError):
 
     def __init__(self, message: str) -> None:
         StatementError.__init__(self, message, None, None, None, hide_parameters=True)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class ColumnEncryptionError(KmsEnvelopeError, StatementError):
+    """Encrypting a bound value failed (no usable key, KMS unavailable, column not attached, ...).
+
+    ``orig`` (and ``__cause__``) is the original :mod:`kmsenvelope.errors` exception. SQLAlchemy would
+    otherwise wrap it in a ``StatementError`` whose message lists the parameters: the plaintexts.
+    """
+
+    def __init__(self, orig: KmsEnvelopeError) -> None:
+        message = f"{type(orig).__name__}: {orig}"
+        StatementError.__init__(self, message, None, None, orig, hide_parameters=True)
 
     def __str__(self) -> str:
         return str(self.args[0])
@@ -164,10 +185,6 @@ class EncryptedType(TypeDecorator[_T], Generic[_T]):
             raise ConfigurationError("an encrypted column cannot move to another table")
         self._binding.context = freeze_context(context)
 
-    def copy(self, **kw: Any) -> EncryptedType[_T]:
-        # Shallow copy sharing the binding; _set_parent detaches it if the copy gets its own column.
-        return super().copy(**kw)
-
     @property
     def kind(self) -> codec.Kind:
         """The value kind (and tag) this column stores."""
@@ -228,7 +245,12 @@ class EncryptedType(TypeDecorator[_T], Generic[_T]):
         return dialect.type_descriptor(LargeBinary())
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> bytes | None:
-        return self.encrypt_value(value)
+        try:
+            return self.encrypt_value(value)
+        except EncryptedValueError:
+            raise
+        except KmsEnvelopeError as exc:
+            raise ColumnEncryptionError(exc) from exc
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
         return self.decrypt_value(value)
