@@ -22,10 +22,21 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 
-from kmsenvelope import CachingMaterials, Envelope, MultiKeyring, RawAesKeyring
+from kmsenvelope import (
+    CachingMaterials,
+    Envelope,
+    HierarchicalKeyring,
+    MultiKeyring,
+    RawAesKeyring,
+    StaticBranchKeyStore,
+)
 from kmsenvelope.materials.materials import DecryptionMaterials, EncryptedDataKey, EncryptionMaterials
 from kmsenvelope.sql import EncryptedColumns, EncryptedType, ReencryptStats, reencrypt
+from kmsenvelope.sql.migrate import edk_fingerprint
 from kmsenvelope.structured import parse_header as parse_record_header
+from kmsenvelope.structured.encrypt import encrypt_record
+from kmsenvelope.structured.model import Action, Terminal
+from kmsenvelope.suites import DbeSuite
 
 ROWS = 10_000
 BATCH = 1_000
@@ -207,3 +218,33 @@ def test_row_mode_rotation(engine: Engine) -> None:
         assert reencrypt(engine, table, new_source=NEW_RAW).rows == 0
     finally:
         md.drop_all(engine)
+
+
+def _esdk_edk(keyring: Any) -> EncryptedDataKey:
+    envelope = Envelope(keyring)
+    return envelope.parse_header(envelope.encrypt(b"x")).encrypted_data_keys[0]
+
+
+def _record_edk(keyring: Any) -> EncryptedDataKey:
+    suite = DbeSuite.AES_256_GCM_HKDF_SHA512_COMMIT_KEY_SYMSIG_HMAC_SHA384
+    manager = Envelope(keyring).materials_manager
+    record = {"a": Terminal(b"\x00\x01", b"v")}
+    encrypted = encrypt_record("t", record, {"a": Action.ENCRYPT_AND_SIGN}, manager, suite, {}, ())
+    return encrypted.header.encrypted_data_keys[0]
+
+
+def test_fingerprints_tell_branch_key_versions_apart() -> None:
+    """A branch key rotation (same id, new version) counts as a new key; IVs and salts do not."""
+    versions = ["11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222"]
+    for version in versions:
+        store = StaticBranchKeyStore("bk", version, bytes(32), bytes(32))
+        keyring = HierarchicalKeyring(store, branch_key_id="bk")
+        first, second = _esdk_edk(keyring), _esdk_edk(keyring)
+        assert first.ciphertext != second.ciphertext
+        expected = ("aws-kms-hierarchy", b"bk", uuid.UUID(version).bytes)
+        assert edk_fingerprint(first) == edk_fingerprint(second) == expected
+        # Under DB-ESDK suites the EDK starts with the intermediate-wrapped data key.
+        assert edk_fingerprint(_record_edk(keyring), intermediate=True) == expected
+    first_raw, second_raw = edk_fingerprint(_esdk_edk(NEW_RAW)), edk_fingerprint(_esdk_edk(NEW_RAW))
+    assert first_raw == second_raw == ("sql-tests", b"new-key\x00\x00\x00\x80\x00\x00\x00\x0c")
+    assert edk_fingerprint(_esdk_edk(OLD_RAW)) != first_raw
