@@ -127,7 +127,7 @@ def test_empty_input_round_trips(tmp_path: Path) -> None:
 def test_suite_and_frame_length_options(tmp_path: Path) -> None:
     key = aes_key(tmp_path)
     message = encrypt_file(tmp_path, key, "--suite", "0x0578", "--frame-length", "1000")
-    header = json.loads(run("inspect", "--json", message).stdout)["header"]
+    header = json.loads(run("inspect", "--json", message).stdout)
     assert (header["suite_id"], header["frame_length"], header["signed"]) == ("0x0578", 1000, True)
     assert run("decrypt", "--key", key, message).stdout_bytes == PLAINTEXT
 
@@ -142,7 +142,7 @@ def test_legacy_suite_needs_allow_uncommitted(tmp_path: Path) -> None:
 def test_several_keys_each_decrypt(tmp_path: Path) -> None:
     first, second = aes_key(tmp_path, "a.key"), aes_key(tmp_path, "b.key")
     message = encrypt_file(tmp_path, first, "--key", str(second))
-    assert len(json.loads(run("inspect", "--json", message).stdout)["header"]["encrypted_data_keys"]) == 2
+    assert len(json.loads(run("inspect", "--json", message).stdout)["encrypted_data_keys"]) == 2
     for key in (first, second):
         assert run("decrypt", "--key", key, message).stdout_bytes == PLAINTEXT
 

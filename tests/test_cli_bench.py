@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import math
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 
 import kmsenvelope
+from kmsenvelope import Envelope, RawAesKeyring
 from kmsenvelope.cli import bench
 from kmsenvelope.cli.bench_cmd import parse_size
 from kmsenvelope.cli.bench_run import CACHE_MAX_MESSAGES, QUICK_SIZES, feature
@@ -204,23 +206,9 @@ def test_rich_renderings(
     for title in ("Messages:", "Ratios:", "DynamoDB items", "AWS KMS requests"):
         assert title in out
     assert out.count(bench.KMSENVELOPE_INTO) == len(QUICK_SIZES)
-    doc = {
-        "kind": "esdk-message",
-        "encoding": "binary",
-        "header": {
-            "version": 2,
-            "suite": "S",
-            "suite_id": "0x0478",
-            "signed": False,
-            "key_commitment": True,
-            "message_id": "ab",
-            "content_type": "framed",
-            "frame_length": 512,
-            "header_size": 100,
-            "encryption_context": {"k": "[bold]v[/bold]"},
-            "encrypted_data_keys": [{"provider_id": "p", "kind": "raw-aes", "key_name": "n"}],
-        },
-    }
+    keyring = RawAesKeyring("ns", "n", bytes(32))
+    message = Envelope(keyring).encrypt(b"x", {"k": "[bold]v[/bold]"})
+    doc = inspect.inspect_source(io.BytesIO(message))
     inspect._render_rich(doc)
     out = capsys.readouterr().out
     assert "[bold]v[/bold]" in out  # context values are shown as data, never as rich markup

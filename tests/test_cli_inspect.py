@@ -33,7 +33,7 @@ def test_inspect_json_on_every_esdk_vector() -> None:
         assert result.exit_code == 0, (name, result.stderr)
         doc = json.loads(result.stdout)
         assert doc["kind"] == "esdk-message" and doc["encoding"] == "binary"
-        header = doc["header"]
+        header = doc
         assert header["suite_id"] == "0x" + name[:4].upper()
         assert header["version"] == (2 if name[:2] in ("04", "05") else 1)
         assert len(header["message_id"]) == (64 if header["version"] == 2 else 32)
@@ -62,13 +62,14 @@ def test_inspect_text_and_base64_detection(tmp_path: Path) -> None:
     encoded = run("inspect", "--json", "-", input=base64.encodebytes(data))
     doc = json.loads(encoded.stdout)
     assert doc["encoding"] == "base64"
-    assert doc["header"] == json.loads(run("inspect", "--json", "-", input=data).stdout)["header"]
+    binary = json.loads(run("inspect", "--json", "-", input=data).stdout)
+    assert {**doc, "encoding": "binary"} == binary
 
 
 def test_inspect_shows_cli_key_names(tmp_path: Path) -> None:
     key = aes_key(tmp_path, "ops.key", "--namespace", "team-a")
     message = encrypt_file(tmp_path, key, "-c", "tenant=acme")
-    header = json.loads(run("inspect", "--json", message).stdout)["header"]
+    header = json.loads(run("inspect", "--json", message).stdout)
     assert header["encryption_context"] == {"tenant": "acme"}
     [edk] = header["encrypted_data_keys"]
     assert (edk["kind"], edk["key_namespace"], edk["key_name"]) == ("raw-aes", "team-a", "ops")
@@ -97,7 +98,7 @@ def test_inspect_dbesdk_items() -> None:
         assert result.exit_code == 0, (name, result.stderr)
         doc = json.loads(result.stdout)
         assert doc["kind"] == "dbesdk-item"
-        header = doc["header"]
+        header = doc
         # the manifest's config is the reader's, not the writer's: check the flavor against the footer,
         # which holds one HMAC-SHA384 per EDK plus, for flavor 1, an ECDSA P-384 signature.
         hmacs = 48 * len(header["encrypted_data_keys"])

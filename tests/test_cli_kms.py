@@ -57,7 +57,7 @@ def test_round_trip_with_key_arn(local_aws: LocalAws, key_arn: str) -> None:
     assert result.exit_code == 0, result.stderr
     assert result.stdout_bytes == PLAINTEXT
     assert len(local_aws.requests("Decrypt")) == 1
-    [edk] = json.loads(run("inspect", "--json", "-", input=message).stdout)["header"]["encrypted_data_keys"]
+    [edk] = json.loads(run("inspect", "--json", "-", input=message).stdout)["encrypted_data_keys"]
     assert (edk["provider_id"], edk["kind"], edk["key_arn"]) == ("aws-kms", "aws-kms", key_arn)
 
 
@@ -65,7 +65,7 @@ def test_alias_needs_a_region_to_encrypt_and_an_arn_to_decrypt(local_aws: LocalA
     local_aws.client("kms").create_alias(AliasName="alias/kmsenvelope-cli", TargetKeyId=key_arn)
     assert_fails(kms(local_aws, "encrypt", "--key", "alias/kmsenvelope-cli", input=b"x"), ExitCode.USAGE)
     message = encrypt(local_aws, "--key", "alias/kmsenvelope-cli", "--region", "us-east-1")
-    [edk] = json.loads(run("inspect", "--json", "-", input=message).stdout)["header"]["encrypted_data_keys"]
+    [edk] = json.loads(run("inspect", "--json", "-", input=message).stdout)["encrypted_data_keys"]
     assert edk["key_arn"] == key_arn
     assert_fails(
         kms(local_aws, "decrypt", "--key", "alias/kmsenvelope-cli", "--region", "us-east-1", input=message),

@@ -291,7 +291,7 @@ def _split(values: Sequence[str]) -> list[str]:
     "--min-time",
     type=click.FloatRange(0.001, 60),
     default=None,
-    help="Seconds of timing per measured operation (default 0.3, --quick 0.03).",
+    help="Seconds of timing per measured operation (default 0.3, --quick 0.05).",
 )
 def bench_command(
     quick: bool,

@@ -278,7 +278,7 @@ def _check_dir(keyfile: str) -> None:
         raise CliError(f"directory not found: {parent}", ExitCode.FILE)
 
 
-_NAME_HELP = "Key name written into each message (default: the file name)."
+_NAME_HELP = "Key name written into each message (default: the file name without .key or .json)."
 _NS_HELP = "Key namespace (provider id) written into each message."
 
 

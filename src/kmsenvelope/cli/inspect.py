@@ -147,7 +147,7 @@ def _dbesdk_item(data: bytes) -> dict[str, Any]:
         item = item["Item"]
     if not isinstance(item, dict) or "aws_dbe_head" not in item:
         raise MalformedInputError("JSON input is not a DynamoDB item with an aws_dbe_head attribute")
-    return {"encoding": "dynamodb-json", "header": describe_dbesdk_item(item)}
+    return {"encoding": "dynamodb-json", **describe_dbesdk_item(item)}
 
 
 def _looks_base64(head: bytes) -> bool:
@@ -162,7 +162,10 @@ def _looks_base64(head: bytes) -> bool:
 
 
 def inspect_source(src: BinaryIO, *, force_base64: bool = False) -> dict[str, Any]:
-    """Describe the ESDK message or DB-ESDK item read from ``src`` (binary, base64 or JSON)."""
+    """Describe the ESDK message or DB-ESDK item read from ``src`` (binary, base64 or JSON).
+
+    One flat dict: ``kind``, ``encoding``, then the header fields (:meth:`MessageHeader.to_dict` for ESDK).
+    """
     head = src.read(4096)
     stripped = head.lstrip()
     if not force_base64 and stripped.startswith(b"{"):
@@ -174,7 +177,7 @@ def inspect_source(src: BinaryIO, *, force_base64: bool = False) -> dict[str, An
         stream = base64_input(stream)
         encoding = "base64"
     header = read_header(stream)
-    return {"kind": "esdk-message", "encoding": encoding, "header": describe_header(header)}
+    return {"kind": "esdk-message", "encoding": encoding, **describe_header(header)}
 
 
 @click.command()
@@ -212,7 +215,7 @@ def _edk_lines(edk: dict[str, Any]) -> list[tuple[str, str]]:
 
 def _fields(doc: dict[str, Any]) -> tuple[str, list[tuple[str, str]]]:
     """Title and ``(name, value)`` lines shared by the text and rich renderings."""
-    header = doc["header"]
+    header = doc
     if doc["kind"] == "dbesdk-item":
         title = "DB-ESDK item header (aws_dbe_head)"
         fields = [
@@ -243,7 +246,7 @@ def _fields(doc: dict[str, Any]) -> tuple[str, list[tuple[str, str]]]:
 def render_text(doc: dict[str, Any]) -> str:
     """Plain-text rendering of an :func:`inspect_source` document."""
     title, fields = _fields(doc)
-    header = doc["header"]
+    header = doc
     lines = [title, *(f"  {name:<16}{value}" for name, value in fields)]
     context = header["encryption_context"]
     lines.append(f"  encryption context ({len(context)} pairs)")
@@ -262,7 +265,7 @@ def _render_rich(doc: dict[str, Any]) -> None:
     from rich.text import Text
 
     title, rows = _fields(doc)
-    header = doc["header"]
+    header = doc
     table = Table(title=title, show_header=False, title_justify="left")
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
