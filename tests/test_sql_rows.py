@@ -211,3 +211,29 @@ def test_row_mode_overhead(engine: Engine, core: tuple[Table, EncryptedColumns])
     assert per_column == 18 and len(footer) == 48
     parsed = parse_header(header)
     assert len(parsed.encrypted_data_keys) == 1 and len(header) < 300
+
+
+def test_row_mode_needs_header_and_footer_and_a_known_key() -> None:
+    from sqlalchemy.orm import configure_mappers
+
+    from kmsenvelope.errors import ConfigurationError
+
+    group = EncryptedColumns(KEYRING)
+
+    class Other(DeclarativeBase):
+        pass
+
+    class Headless(Other):
+        __tablename__ = "headless"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        body: Mapped[str] = group.mapped_column(str)
+
+    with pytest.raises(ConfigurationError, match="header and footer"):
+        configure_mappers()
+    Other.registry.dispose()
+    md = MetaData()
+    rows = EncryptedColumns(KEYRING)
+    Table("keyed", md, Column("id", Integer, primary_key=True), rows.column("v", str),
+          rows.header_column(), rows.footer_column())
+    with pytest.raises(PolicyError, match="must be known"):
+        rows.encrypt_row({"v": "no key yet"})

@@ -223,7 +223,10 @@ class EncryptedColumns:
     @property
     def table(self) -> Table:
         if self._table is None:
-            raise ConfigurationError("EncryptedColumns has no header column attached to a table yet")
+            raise ConfigurationError(
+                "EncryptedColumns needs its header and footer columns in the table "
+                "(header_column()/footer_column() or mapped_header()/mapped_footer())"
+            )
         return self._table
 
     @property

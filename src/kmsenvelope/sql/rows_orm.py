@@ -21,7 +21,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.schema import Column, Sequence
 
 from ..errors import PolicyError
-from .rows import EncryptedColumns, Sealed, _EnvelopeColumnType
+from .rows import EncryptedColumns, RowValueType, Sealed, _EnvelopeColumnType
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -160,7 +160,8 @@ def _wire_row_mode(mapper: Mapper[Any], class_: type) -> None:
     for prop in mapper.column_attrs:
         for column in prop.columns:
             type_ = column.type
-            if isinstance(type_, _EnvelopeColumnType) and type_.group not in groups:
+            if isinstance(type_, (_EnvelopeColumnType, RowValueType)) and type_.group not in groups:
                 groups.append(type_.group)
     for group in groups:
+        # _Wiring raises ConfigurationError when the table lacks the group's header or footer column.
         _Wiring(mapper, group).install(mapper)
