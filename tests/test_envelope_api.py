@@ -484,10 +484,14 @@ def test_decrypt_into_reuses_the_buffer() -> None:
     ids=lambda s: f"{s.id:04X}",
 )
 def test_decrypt_into_leaves_the_buffer_empty_on_body_failures(suite: Suite) -> None:
-    """Failures found while walking the body or footer (trailing bytes, signature, truncation)."""
+    """Failures found in the body or footer: trailing bytes, truncation, a bad frame tag or signature."""
     envelope = Envelope(_aes(), suite=suite, frame_length=100)
     message = envelope.encrypt(PLAINTEXT * 10)
     failing = [message + b"\x00", message[:-1], message[: len(message) - 50]]
+    for at in (envelope.parse_header(message).size + 20, len(message) - 200):  # first and a late frame
+        bad_frame = bytearray(message)
+        bad_frame[at] ^= 1
+        failing.append(bytes(bad_frame))
     if suite.signing:
         bad_signature = bytearray(message)
         bad_signature[-2] ^= 1

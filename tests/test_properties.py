@@ -181,6 +181,9 @@ def _check_tampered(suite: Suite, tampered: bytes, damaged_at: int) -> None:
     envelope, _message_bytes, header = _message(suite)
     _assert_clean_failure(lambda: envelope.decrypt(tampered, CONTEXT))
     _assert_clean_failure(lambda: envelope.decrypt_with_header(tampered, CONTEXT))
+    out = bytearray()
+    _assert_clean_failure(lambda: envelope.decrypt_into(tampered, out, CONTEXT))
+    assert out == b""
     for step in (1 << 16, 7):
         written, error = _stream_decrypt(envelope, tampered, step)
         assert error is not None, "tampered stream was accepted"
@@ -290,5 +293,8 @@ def test_large_message_tampering_fails_cleanly(suite: Suite, data: st.DataObject
     tampered = bytearray(message)
     tampered[bit // 8] ^= 1 << (bit % 8)
     _assert_clean_failure(lambda: envelope.decrypt(bytes(tampered), CONTEXT))
+    out = bytearray()
+    _assert_clean_failure(lambda: envelope.decrypt_into(bytes(tampered), out, CONTEXT))
+    assert out == b""
     length = data.draw(st.integers(0, len(message) - 1), label="length")
     _assert_clean_failure(lambda: envelope.decrypt(message[:length], CONTEXT))
