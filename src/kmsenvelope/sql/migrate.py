@@ -297,9 +297,10 @@ def reencrypt(
 
 class _Bar:
     def __init__(self, total: int, name: str) -> None:
+        from rich.console import Console
         from rich.progress import Progress
 
-        self._progress = Progress(transient=False)
+        self._progress = Progress(console=Console(stderr=True), transient=False)
         self._task = self._progress.add_task(f"re-encrypting {name}", total=total)
         self._progress.start()
 
