@@ -3,7 +3,7 @@
 Used to drop the false positives of beacon queries: the server matched truncated hashes, the client
 re-checks the original expression on the plaintext. Values are low-level DynamoDB JSON. Semantics
 follow DynamoDB: ordering comparisons only between two S (UTF-8 byte order), two N (numeric) or two B
-(byte order); a comparison with a missing attribute is false; sets compare as sets.
+(byte order); a comparison with a missing attribute is false except ``<>``; sets compare as sets.
 """
 
 from __future__ import annotations
@@ -148,7 +148,8 @@ def _size(value: AttributeValue) -> int:
 
 def _compare(op: str, left: AttributeValue | None, right: AttributeValue | None) -> bool:
     if left is None or right is None:
-        return False
+        # A missing attribute equals nothing, so it differs from everything.
+        return op == "<>"
     if op == "=":
         return _equal(left, right)
     if op == "<>":
