@@ -7,7 +7,7 @@ directory removed. When ``KMSENVELOPE_TEST_DSN`` is set, its value is yielded in
 started or stopped.
 
 PostgreSQL refuses to run as root, so when we are root the directory is handed to the ``postgres``
-OS user (which must exist) and every server command runs as that user.
+OS user (created as a system account if it is missing) and every server command runs as that user.
 
 Nested or concurrent ``postgres()`` blocks in one process share one server (reference counted), so a
 session-scoped fixture and a module that opens its own block do not start two servers.
@@ -27,6 +27,10 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pwd  # POSIX only: imported where used
 
 __all__ = ["DSN_ENV", "PostgresError", "postgres"]
 
@@ -101,20 +105,36 @@ def _run(args: list[str], user: str | None, *, timeout: float = _START_TIMEOUT) 
         raise PostgresError(f"{Path(args[0]).name} timed out after {timeout} s") from None
 
 
+def _server_account(user: str) -> pwd.struct_passwd:
+    """The OS account the server runs as; created (a system account, no login) if it is missing."""
+    import pwd
+
+    try:
+        return pwd.getpwnam(user)
+    except KeyError:
+        pass
+    useradd = shutil.which("useradd")
+    if useradd is not None:
+        # Test containers often lack the account; as root we may create it, as the brief for CI says.
+        subprocess.run(  # noqa: S603 - fixed argument list
+            [useradd, "--system", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin", user],
+            capture_output=True, timeout=30, check=False,
+        )
+    try:
+        return pwd.getpwnam(user)
+    except KeyError:
+        raise PostgresError(
+            f"running as root needs an OS user {user!r} to run PostgreSQL (e.g. useradd -r {user})"
+        ) from None
+
+
 def _start() -> _Server:
     user = _SERVER_USER if os.geteuid() == 0 else None
     directory = Path(tempfile.mkdtemp(prefix="kmsenvelope-pg-"))
     data = directory / "data"
     try:
         if user is not None:
-            import pwd
-
-            try:
-                entry = pwd.getpwnam(user)
-            except KeyError:
-                raise PostgresError(
-                    f"running as root needs an OS user {user!r} to run PostgreSQL (e.g. useradd -r {user})"
-                ) from None
+            entry = _server_account(user)
             os.chown(directory, entry.pw_uid, entry.pw_gid)
         directory.chmod(0o700)
         _run(
