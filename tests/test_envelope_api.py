@@ -535,3 +535,56 @@ def test_contexts_and_plaintext_types() -> None:
         envelope.decrypt(envelope.encrypt(PLAINTEXT, {"a": "b"}), {"a": "c"})
     with pytest.raises(PolicyError):
         envelope.encrypt(PLAINTEXT, {"aws-crypto-public-key": "x"})
+
+
+# -- known library bugs: these tests fail against the current library and are NOT committed ---------------
+
+
+def test_bug_decrypt_into_empties_the_buffer_on_header_failures() -> None:
+    """decrypt_into's docstring: "``out`` is zeroed and emptied on any failure".
+
+    Failures raised before the body is reached (parse_header, policy, keyring, header tag) happen in
+    ``_open_message``, outside the try block, so the caller's previous plaintext survives in ``out``.
+    """
+    envelope = Envelope(_aes())
+    message = envelope.encrypt(PLAINTEXT)
+    calls: list[Callable[[bytearray], object]] = [
+        lambda out: Envelope(_aes(bytes(32))).decrypt_into(message, out),  # NoUsableKeyError
+        lambda out: envelope.decrypt_into(message[:20], out),  # TruncatedInputError
+        lambda out: envelope.decrypt_into(b"\x03" + message[1:], out),  # MalformedInputError
+        lambda out: envelope.decrypt_into(message, out, {"other": "pair"}),  # header tag / context
+    ]
+    for call in calls:
+        out = bytearray(b"previous secret plaintext")
+        with pytest.raises(KmsEnvelopeError):
+            call(out)
+        assert out == b"", f"buffer kept {bytes(out)!r}"
+
+
+def test_bug_large_frame_length_round_trips_without_max_edks() -> None:
+    """An Envelope must decrypt what it encrypts, whether or not max_encrypted_data_keys is set.
+
+    ``Envelope.__init__`` raises ``limits.max_frame_length`` to the configured frame length only inside
+    ``if max_encrypted_data_keys is not None``; without it, frames over 64 MiB are refused on decrypt.
+    """
+    frame_length = (1 << 26) + 128
+    with_limit = Envelope(_aes(), frame_length=frame_length, max_encrypted_data_keys=5)
+    assert with_limit.decrypt(with_limit.encrypt(b"abc")) == b"abc"
+    without = Envelope(_aes(), frame_length=frame_length)
+    assert without.decrypt(without.encrypt(b"abc")) == b"abc"  # PolicyError: exceeds the limit 67108864
+
+
+def test_bug_decrypt_limits_raise_configuration_error() -> None:
+    """errors.py: every deliberate error derives from KmsEnvelopeError; invalid construction arguments are
+    ConfigurationError. DecryptLimits.__post_init__ raises plain ValueError."""
+    from kmsenvelope.message.header import DecryptLimits
+
+    for kwargs in ({"max_frame_length": 0}, {"max_encrypted_data_keys": 0}, {"max_header_size": 10}):
+        with pytest.raises(ConfigurationError):
+            DecryptLimits(**kwargs)
+
+
+def test_bug_bool_frame_length_is_rejected() -> None:
+    """Minor: ``isinstance(True, int)`` lets frame_length=True through as a 1-byte frame length."""
+    with pytest.raises(ConfigurationError):
+        Envelope(_aes(), frame_length=True)

@@ -732,3 +732,26 @@ def test_tampered_header_tag_and_message_id() -> None:
         tampered = bytearray(message)
         tampered[at] ^= 0x80
         _rejects(AuthenticationError, bytes(tampered), envelope)
+
+
+# -- known library bugs: these tests fail against the current library and are NOT committed ---------------
+
+
+@pytest.mark.parametrize("following", [0, 4096, 2 << 20])
+def test_bug_context_length_past_the_aad_is_malformed_whatever_follows(following: int) -> None:
+    """A context key length that runs past the end of the (complete) AAD is a malformed header.
+
+    parse_context raises TruncatedInputError for it, so the streaming reader takes it for "header not
+    read yet" and keeps reading: with enough input after it, decrypt_stream reads past 1 MiB and raises
+    PolicyError ("message header exceeds the limit") instead of the one-shot MalformedInputError.
+    """
+    aad = u16(1) + u16(50) + b"k" + u16(1) + b"v"  # key length 50, but the AAD holds 6 more bytes
+    data = v2_header(aad=aad) + bytes(following)
+    envelope = _envelope()
+    with pytest.raises(KmsEnvelopeError) as one_shot:
+        envelope.decrypt(data)
+    with pytest.raises(KmsEnvelopeError) as streamed:
+        envelope.decrypt_stream(io.BytesIO(data), io.BytesIO())
+    assert isinstance(one_shot.value, MalformedInputError)
+    error = streamed.value
+    assert isinstance(error, MalformedInputError), f"{type(error).__name__}: {error}"

@@ -84,18 +84,26 @@ class Envelope:
         except PolicyError as exc:
             raise ConfigurationError(str(exc)) from None
         frame_length = DEFAULT_FRAME_LENGTH if frame_length is None else frame_length
-        if not isinstance(frame_length, int) or not 1 <= frame_length <= MAX_FRAME_LENGTH:
+        valid_int = isinstance(frame_length, int) and not isinstance(frame_length, bool)
+        if not valid_int or not 1 <= frame_length <= MAX_FRAME_LENGTH:
             raise ConfigurationError(f"frame_length must be an int between 1 and {MAX_FRAME_LENGTH}")
         if max_encrypted_data_keys is not None and (
-            not isinstance(max_encrypted_data_keys, int) or max_encrypted_data_keys < 1
+            isinstance(max_encrypted_data_keys, bool)
+            or not isinstance(max_encrypted_data_keys, int)
+            or max_encrypted_data_keys < 1
         ):
             raise ConfigurationError("max_encrypted_data_keys must be a positive int or None")
-        limits = limits or DecryptLimits()
+        if limits is None:
+            # The default limits grow to fit this envelope's own frames; explicit limits are kept as given.
+            default = DecryptLimits()
+            limits = DecryptLimits(max_frame_length=max(default.max_frame_length, frame_length))
+        elif not isinstance(limits, DecryptLimits):
+            raise ConfigurationError("limits must be a DecryptLimits")
         if max_encrypted_data_keys is not None:
             limits = DecryptLimits(
                 max_encrypted_data_keys=max_encrypted_data_keys,
                 max_header_size=limits.max_header_size,
-                max_frame_length=max(limits.max_frame_length, frame_length),
+                max_frame_length=limits.max_frame_length,
                 max_message_size=limits.max_message_size,
             )
         self._suite = suite
@@ -252,8 +260,8 @@ class Envelope:
 
         ``out`` is zeroed and emptied on any failure. Signed messages are verified before decrypting.
         """
-        data, header, materials, aead, reader = self._open_message(ciphertext, context)
         try:
+            data, header, materials, aead, reader = self._open_message(ciphertext, context)
             if header.framed:
                 frames, total = body_mod.scan_framed(reader, header.frame_length)
                 self._finish(header, materials, data, reader)

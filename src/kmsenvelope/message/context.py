@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 from ..errors import MalformedInputError
 from ..materials.materials import _FrozenDict, freeze_context
-from .codec import TruncatedInputError, u16
+from .codec import u16
 
 __all__ = ["parse_context", "serialize_context"]
 
@@ -50,6 +50,7 @@ def _serialize(context: Mapping[str, str]) -> bytes:
 def parse_context(data: bytes | memoryview) -> Mapping[str, str]:
     """Parse serialized pairs into a read-only mapping that remembers its serialization.
 
+    ``data`` is the whole serialized context, so running past its end is malformed input.
     Duplicates, bad UTF-8, trailing bytes and a zero count are rejected.
     """
     if len(data) == 0:
@@ -57,7 +58,7 @@ def parse_context(data: bytes | memoryview) -> Mapping[str, str]:
     buf = bytes(data)
     end = len(buf)
     if end < 2:
-        raise TruncatedInputError("truncated input: context pair count")
+        raise MalformedInputError("encryption context too short for its pair count")
     count = int.from_bytes(buf[:2], "big")
     if count == 0:
         raise MalformedInputError("encryption context with zero pairs must be empty")
@@ -66,16 +67,16 @@ def parse_context(data: bytes | memoryview) -> Mapping[str, str]:
     try:
         for _ in range(count):
             if pos + 2 > end:
-                raise TruncatedInputError("truncated input: context key length")
+                raise MalformedInputError("encryption context ends inside a key length")
             length = int.from_bytes(buf[pos : pos + 2], "big")
             pos += 2 + length
             if pos + 2 > end:
-                raise TruncatedInputError("truncated input: context key")
+                raise MalformedInputError("encryption context ends inside a key")
             key = buf[pos - length : pos].decode("utf-8")
             length = int.from_bytes(buf[pos : pos + 2], "big")
             pos += 2 + length
             if pos > end:
-                raise TruncatedInputError("truncated input: context value")
+                raise MalformedInputError("encryption context ends inside a value")
             if key in out:
                 raise MalformedInputError("duplicate key in encryption context")
             out[key] = buf[pos - length : pos].decode("utf-8")

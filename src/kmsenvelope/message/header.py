@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ..errors import MalformedInputError, PolicyError
+from ..errors import ConfigurationError, MalformedInputError, PolicyError
 from ..materials.materials import EncryptedDataKey
 from ..suites import Suite
 from .codec import TruncatedInputError, u16, u32
@@ -50,12 +50,20 @@ class DecryptLimits:
     max_message_size: int | None = None
 
     def __post_init__(self) -> None:
+        for name in ("max_encrypted_data_keys", "max_header_size", "max_frame_length", "max_message_size"):
+            value = getattr(self, name)
+            optional = name in ("max_encrypted_data_keys", "max_message_size")
+            if (value is None and optional) or (isinstance(value, int) and not isinstance(value, bool)):
+                continue
+            raise ConfigurationError(f"{name} must be an int" + (" or None" if optional else ""))
         if self.max_encrypted_data_keys is not None and self.max_encrypted_data_keys < 1:
-            raise ValueError("max_encrypted_data_keys must be at least 1")
+            raise ConfigurationError("max_encrypted_data_keys must be at least 1")
         if not 1 <= self.max_frame_length <= MAX_FRAME_LENGTH:
-            raise ValueError(f"max_frame_length must be between 1 and {MAX_FRAME_LENGTH}")
+            raise ConfigurationError(f"max_frame_length must be between 1 and {MAX_FRAME_LENGTH}")
         if self.max_header_size < 64:
-            raise ValueError("max_header_size must be at least 64")
+            raise ConfigurationError("max_header_size must be at least 64")
+        if self.max_message_size is not None and self.max_message_size < 1:
+            raise ConfigurationError("max_message_size must be at least 1")
 
 
 @dataclass(frozen=True)

@@ -209,8 +209,9 @@ def decrypt_stream(
 
 def _decrypt_frames(header: MessageHeader, aead: AesGcm, source: _Input, sink: BinaryIO) -> None:
     frame_length = header.frame_length
-    sealed = bytearray(frame_length + body_mod.TAG)
-    plain = bytearray(frame_length)
+    # Buffers grow to the frames actually received, not to the declared frame length.
+    sealed = bytearray()
+    plain = bytearray()
     sequence = 1
     while True:
         marker = int.from_bytes(source.read_exact(4, "frame sequence number"), "big")
@@ -225,6 +226,9 @@ def _decrypt_frames(header: MessageHeader, aead: AesGcm, source: _Input, sink: B
             length = int.from_bytes(source.read_exact(4, "final frame length"), "big")
             if length > frame_length:
                 raise MalformedInputError("final frame is longer than the frame length")
+        if len(sealed) < length + body_mod.TAG:
+            sealed = bytearray(length + body_mod.TAG)
+            plain = bytearray(length)
         with memoryview(sealed) as sealed_view, memoryview(plain) as plain_view:
             source.readinto_exact(sealed_view[: length + body_mod.TAG], "frame")
             content = body_mod.FINAL_FRAME_STRING if final else body_mod.FRAME_STRING
