@@ -1,0 +1,301 @@
+"""DynamoDB item encryption side by side: kmsenvelope (DB-ESDK format) and the legacy dynamodb-encryption-sdk.
+
+Run:  python benchmarks/bench_dynamodb.py [--quick] [--kms-items 1000] [--json]
+
+The item is ~1 KiB: 5 ENCRYPT_AND_SIGN attributes (~180-byte strings) and 5 SIGN_ONLY ones (pk, sk and
+three small values). One "round trip" encrypts the item and decrypts the result.
+
+* kmsenvelope, HMAC suite 0x6700 (our default) and ECDSA suite 0x6701 (the DB-ESDK's default), with a
+  ``HierarchicalKeyring`` over a ``StaticBranchKeyStore`` (branch key cached, so no key fetch per item);
+* dynamodb-encryption-sdk (the legacy "DynamoDB Encryption Client", ``encrypt_dynamodb_item`` /
+  ``decrypt_dynamodb_item``) with wrapped materials (per-item AES key wrapped under AES, HMAC-SHA512
+  signature) and with static materials (one AES key, HMAC-SHA512 signature).
+
+Then KMS calls per 10,000 items (encrypt and decrypt each) on the local KMS (moto), counted both by
+``kmsenvelope.stats()`` and by the server: ``KmsKeyring``; ``CachingMaterials(KmsKeyring)``; and a
+``HierarchicalKeyring`` whose branch key store keeps the branch key wrapped under KMS and unwraps it
+on every fetch (as the DynamoDB-backed key store does). Rows that would take 20,000 round trips to the
+local server are measured on ``--kms-items`` items and scaled, as the table says. Timings are medians
+of repeated batches; nothing here is asserted by tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+Op = Callable[[], object]
+PER = 10_000
+
+
+def make_item(i: int = 0) -> dict[str, Any]:
+    """The ~1 KiB benchmark item, in DynamoDB JSON."""
+    item: dict[str, Any] = {
+        "pk": {"S": f"customer#{i:08d}"},
+        "sk": {"S": "profile"},
+        "tier": {"S": "gold"},
+        "version": {"N": "7"},
+        "active": {"BOOL": True},
+    }
+    for n in range(5):
+        item[f"secret{n}"] = {"S": (f"{n}-sensitive-value-" * 10)[:180]}
+    return item
+
+
+SIGN_ONLY = ("pk", "sk", "tier", "version", "active")
+ENCRYPTED = tuple(f"secret{n}" for n in range(5))
+
+
+def actions() -> dict[str, Any]:
+    """The benchmark item's attribute actions."""
+    from kmsenvelope.dynamodb import Action
+
+    return {**dict.fromkeys(SIGN_ONLY, Action.SIGN_ONLY), **dict.fromkeys(ENCRYPTED, Action.ENCRYPT_AND_SIGN)}
+
+
+def item_size(item: dict[str, Any]) -> int:
+    return sum(len(k) + len(str(next(iter(v.values())))) for k, v in item.items())
+
+
+def rate(fn: Op, min_time: float) -> float:
+    """Operations per second: the median of 5 batches, each sized to take ~min_time/5."""
+    fn()
+    n, elapsed = 1, 0.0
+    while elapsed < min_time / 20:
+        start = time.perf_counter()
+        for _ in range(n):
+            fn()
+        elapsed = time.perf_counter() - start
+        if elapsed < min_time / 20:
+            n *= 2
+    per_batch = max(1, int(n * (min_time / 5) / max(elapsed, 1e-9)))
+    rates = []
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(per_batch):
+            fn()
+        rates.append(per_batch / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def kmsenvelope_round_trips() -> dict[str, Op]:
+    from kmsenvelope import HierarchicalKeyring, StaticBranchKeyStore
+    from kmsenvelope.dynamodb import DEFAULT_SUITE, SIGNING_SUITE, ItemEncryptor, TableConfig
+
+    store = StaticBranchKeyStore("bench", str(uuid.uuid4()), os.urandom(32), os.urandom(32))
+    keyring = HierarchicalKeyring(store, branch_key_id="bench")
+    item = make_item()
+    ops: dict[str, Op] = {}
+    for label, suite in (("HMAC 0x6700", DEFAULT_SUITE), ("ECDSA 0x6701", SIGNING_SUITE)):
+        encryptor = ItemEncryptor(
+            TableConfig("bench", "pk", sort_key="sk", actions=actions(), keyring=keyring, suite=suite)
+        )
+        assert encryptor.decrypt_item(encryptor.encrypt_item(item)) == item
+
+        def round_trip(encryptor: Any = encryptor) -> object:
+            return encryptor.decrypt_item(encryptor.encrypt_item(item))
+
+        ops[f"kmsenvelope {label}, hierarchical (cached)"] = round_trip
+    return ops
+
+
+def legacy_round_trips() -> tuple[dict[str, Op], str]:
+    try:
+        import dynamodb_encryption_sdk
+        from dynamodb_encryption_sdk.delegated_keys.jce import JceNameLocalDelegatedKey
+        from dynamodb_encryption_sdk.encrypted import CryptoConfig
+        from dynamodb_encryption_sdk.encrypted.item import decrypt_dynamodb_item, encrypt_dynamodb_item
+        from dynamodb_encryption_sdk.identifiers import CryptoAction, EncryptionKeyType, KeyEncodingType
+        from dynamodb_encryption_sdk.material_providers.static import StaticCryptographicMaterialsProvider
+        from dynamodb_encryption_sdk.material_providers.wrapped import WrappedCryptographicMaterialsProvider
+        from dynamodb_encryption_sdk.materials.raw import RawDecryptionMaterials, RawEncryptionMaterials
+        from dynamodb_encryption_sdk.structures import AttributeActions, EncryptionContext
+    except ImportError as exc:
+        return {}, f"dynamodb-encryption-sdk not installed ({exc}); pip install 'kmsenvelope[bench]'"
+
+    def key(algorithm: str) -> Any:
+        return JceNameLocalDelegatedKey(
+            key=os.urandom(32),
+            algorithm=algorithm,
+            key_type=EncryptionKeyType.SYMMETRIC,
+            key_encoding=KeyEncodingType.RAW,
+        )
+
+    aes, hmac_key = key("AES"), key("HmacSHA512")
+    providers = {
+        "wrapped materials": WrappedCryptographicMaterialsProvider(
+            signing_key=hmac_key, wrapping_key=aes, unwrapping_key=aes
+        ),
+        "static materials": StaticCryptographicMaterialsProvider(
+            encryption_materials=RawEncryptionMaterials(signing_key=hmac_key, encryption_key=aes),
+            decryption_materials=RawDecryptionMaterials(verification_key=hmac_key, decryption_key=aes),
+        ),
+    }
+    actions = AttributeActions(
+        default_action=CryptoAction.ENCRYPT_AND_SIGN,
+        attribute_actions=dict.fromkeys(SIGN_ONLY, CryptoAction.SIGN_ONLY),
+    )
+    item = make_item()
+    ops: dict[str, Op] = {}
+    for label, provider in providers.items():
+        config = CryptoConfig(
+            materials_provider=provider,
+            encryption_context=EncryptionContext(
+                table_name="bench", partition_key_name="pk", sort_key_name="sk", attributes=item
+            ),
+            attribute_actions=actions,
+        )
+        decrypted = decrypt_dynamodb_item(encrypt_dynamodb_item(item, config), config)
+        assert decrypted == item, "legacy SDK round trip changed the item"
+
+        def round_trip(config: Any = config) -> object:
+            return decrypt_dynamodb_item(encrypt_dynamodb_item(item, config), config)
+
+        ops[f"dynamodb-encryption-sdk {dynamodb_encryption_sdk.__version__}, {label}"] = round_trip
+    return ops, ""
+
+
+class KmsWrappedBranchKeyStore:
+    """One branch key, kept wrapped under a KMS key and unwrapped (kms:Decrypt) on every fetch."""
+
+    def __init__(self, aws: Any, key_arn: str) -> None:
+        from kmsenvelope.aws.key_store import BeaconKeyMaterials, BranchKeyMaterials
+
+        self._materials = (BranchKeyMaterials, BeaconKeyMaterials)
+        self._client = aws.client("kms", key_arn.split(":")[3])
+        self._key = key_arn
+        self.version = str(uuid.uuid4())
+        self._context = {"branch-key-id": "bench", "version": self.version}
+        self._wrapped = self._client.encrypt(
+            KeyId=key_arn, Plaintext=os.urandom(32), EncryptionContext=self._context
+        )["CiphertextBlob"]
+
+    def _unwrap(self) -> bytes:
+        from kmsenvelope.aws.accounting import call_kms
+
+        response = call_kms(
+            self._client,
+            "Decrypt",
+            region=self._client.meta.region_name,
+            key_id=self._key,
+            KeyId=self._key,
+            CiphertextBlob=self._wrapped,
+            EncryptionContext=self._context,
+        )
+        return bytes(response["Plaintext"])
+
+    def get_active_branch_key(self, branch_key_id: str) -> Any:
+        return self._materials[0](branch_key_id, self.version, self._unwrap())
+
+    def get_branch_key_version(self, branch_key_id: str, version: str) -> Any:
+        return self._materials[0](branch_key_id, version, self._unwrap())
+
+    def get_beacon_key(self, branch_key_id: str) -> Any:
+        return self._materials[1](branch_key_id, self._unwrap())
+
+
+def kms_calls(kms_items: int, quick: bool) -> list[dict[str, Any]]:
+    """KMS calls per 10,000 items for each keyring set-up, counted by the library and by the server."""
+    import kmsenvelope
+    from kmsenvelope import CachingMaterials, HierarchicalKeyring, KmsKeyring
+    from kmsenvelope.aws import accounting
+    from kmsenvelope.dynamodb import ItemEncryptor, TableConfig
+    from kmsenvelope.testing import local_aws
+
+    rows = []
+    with local_aws() as aws:
+        key = aws.create_key("us-east-1")
+        supplier = aws.client_supplier()
+        setups: list[tuple[str, Callable[[], Any], int]] = [
+            ("KmsKeyring", lambda: KmsKeyring(key, client_supplier=supplier), kms_items),
+            (
+                "CachingMaterials(KmsKeyring, max_age=300)",
+                lambda: CachingMaterials(KmsKeyring(key, client_supplier=supplier), max_age=300),
+                kms_items,
+            ),
+            (
+                "HierarchicalKeyring, KMS-wrapped branch key, TTL 600 s",
+                lambda: HierarchicalKeyring(
+                    KmsWrappedBranchKeyStore(aws, key), branch_key_id="bench", ttl_seconds=600
+                ),
+                PER // 10 if quick else PER,
+            ),
+        ]
+        for label, build, count in setups:
+            source = build()
+            config = TableConfig("bench", "pk", sort_key="sk", actions=actions(), keyring=source)
+            encryptor = ItemEncryptor(config)
+            accounting.reset()
+            aws.reset()
+            start = time.perf_counter()
+            for i in range(count):
+                item = make_item(i)
+                if encryptor.decrypt_item(encryptor.encrypt_item(item)) != item:
+                    raise AssertionError("round trip changed the item")
+            elapsed = time.perf_counter() - start
+            library = kmsenvelope.stats().calls
+            server = len(aws.requests(service="kms"))
+            scale = PER / count
+            rows.append(
+                {
+                    "setup": label,
+                    "items measured": count,
+                    "KMS calls measured (library/server)": f"{library}/{server}",
+                    "KMS calls per 10,000 items": round(library * scale),
+                    "by operation": dict(kmsenvelope.stats().by_operation),
+                    "items/s incl. local KMS": round(count / elapsed),
+                }
+            )
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="shorter timing runs")
+    parser.add_argument("--kms-items", type=int, default=1000, help="items measured for uncached KMS rows")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    args = parser.parse_args()
+    min_time = 0.5 if args.quick else 2.0
+
+    ops = kmsenvelope_round_trips()
+    legacy, note = legacy_round_trips()
+    ops.update(legacy)
+    speeds = {label: rate(fn, min_time) for label, fn in ops.items()}
+    baseline = next((v for k, v in speeds.items() if "wrapped materials" in k), None)
+    kms_rows = kms_calls(args.kms_items, args.quick)
+
+    if args.json:
+        print(json.dumps({"round_trips_per_s": speeds, "kms": kms_rows, "note": note}, indent=2))
+        return 0
+    print(f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores")
+    counts = f"{len(ENCRYPTED)} ENCRYPT_AND_SIGN, {len(SIGN_ONLY)} SIGN_ONLY"
+    print(f"item: ~{item_size(make_item())} bytes, {counts}")
+    print()
+    print(f"{'encrypt+decrypt round trips':<62} {'per s':>10} {'vs legacy wrapped':>18}")
+    for label, speed in speeds.items():
+        ratio = f"{speed / baseline:.1f}x" if baseline else "n/a"
+        print(f"{label:<62} {speed:>10,.0f} {ratio:>18}")
+    if note:
+        print(f"({note})")
+    print()
+    print(f"{'KMS calls (local KMS)':<56} {'measured':>10} {'lib/server':>11} {'per 10k':>9} {'items/s':>8}")
+    for row in kms_rows:
+        measured = row["KMS calls measured (library/server)"]
+        print(
+            f"{row['setup']:<56} {row['items measured']:>10,} {measured:>11}"
+            f" {row['KMS calls per 10,000 items']:>9,} {row['items/s incl. local KMS']:>8,}"
+        )
+        print(f"{'':<56} {row['by operation']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
