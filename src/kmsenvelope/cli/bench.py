@@ -286,17 +286,21 @@ class ThroughputRow:
 
     @property
     def available(self) -> bool:
+        """True when both directions were measured."""
         return self.encrypt_ops_per_s is not None and self.decrypt_ops_per_s is not None
 
     @property
     def encrypt_mb_per_s(self) -> float | None:
+        """Encrypt throughput in MB/s (10^6 bytes), or None."""
         return _mb(self.encrypt_ops_per_s, self.size)
 
     @property
     def decrypt_mb_per_s(self) -> float | None:
+        """Decrypt throughput in MB/s (10^6 bytes), or None."""
         return _mb(self.decrypt_ops_per_s, self.size)
 
     def to_dict(self) -> dict[str, Any]:
+        """The row as JSON-ready dict, with ``status`` ``ok`` or ``not available``."""
         doc = asdict(self)
         doc["encrypt_mb_per_s"] = self.encrypt_mb_per_s
         doc["decrypt_mb_per_s"] = self.decrypt_mb_per_s
@@ -338,6 +342,7 @@ class RatioRow:
     reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The row as JSON-ready dict, with ``status`` ``ok`` or ``not available``."""
         return asdict(self)
 
 
@@ -375,4 +380,5 @@ class Section:
     rows: list[Any] = field(default_factory=list)
 
     def to_list(self) -> list[dict[str, Any]]:
+        """Each row's ``to_dict()``."""
         return [row.to_dict() for row in self.rows]

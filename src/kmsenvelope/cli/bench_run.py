@@ -61,6 +61,7 @@ class BenchConfig:
         return steps
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready form."""
         doc = asdict(self)
         doc["suites"] = [f"0x{s.id:04X}" for s in self.suites]
         return doc
@@ -117,6 +118,7 @@ class KmsRow:
 
     @property
     def available(self) -> bool:
+        """True when the row was measured."""
         return self.encrypt_calls_per_message is not None and self.decrypt_calls_per_message is not None
 
     def cost_per_million(self, calls_per_message: float | None) -> float | None:
@@ -126,6 +128,7 @@ class KmsRow:
         return calls_per_message * 1_000_000 * KMS_PRICE_PER_REQUEST_USD
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready form."""
         doc = asdict(self)
         encrypt = self.cost_per_million(self.encrypt_calls_per_message)
         decrypt = self.cost_per_million(self.decrypt_calls_per_message)
@@ -139,6 +142,7 @@ class KmsRow:
 
     @classmethod
     def unavailable(cls, configuration: str, reason: str) -> KmsRow:
+        """A row that could not be measured, and why."""
         return cls(configuration, None, None, None, None, None, reason)
 
 
@@ -244,9 +248,11 @@ class ItemsRow:
 
     @property
     def available(self) -> bool:
+        """True when the row was measured."""
         return self.encrypt_items_per_s is not None and self.decrypt_items_per_s is not None
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready form."""
         doc = asdict(self)
         doc["status"] = "ok" if self.available else NOT_AVAILABLE
         return doc

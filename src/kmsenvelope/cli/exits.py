@@ -68,6 +68,7 @@ class CliError(click.ClickException):
         setattr(self, "exit_code", int(code))  # noqa: B010
 
     def show(self, file: IO[Any] | None = None) -> None:
+        """Print ``kmsenvelope: error: ...`` on stderr."""
         click.echo(f"kmsenvelope: error: {self.format_message()}", file=file, err=file is None)
 
 

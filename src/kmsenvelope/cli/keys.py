@@ -63,6 +63,7 @@ class KeyFile:
 
     @property
     def can_decrypt(self) -> bool:
+        """False for a public-key-only file."""
         return self.type != "raw-rsa-public"
 
     def to_json(self) -> str:

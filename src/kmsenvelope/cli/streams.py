@@ -158,6 +158,7 @@ class HeadRecorder:
 
     @property
     def head(self) -> bytes:
+        """The bytes recorded so far (at most ``limit``)."""
         return bytes(self._head)
 
     def _keep(self, data: bytes | memoryview) -> None:
