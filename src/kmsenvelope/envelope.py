@@ -33,7 +33,7 @@ __all__ = ["DEFAULT_FRAME_LENGTH", "DecryptResult", "Envelope"]
 
 DEFAULT_FRAME_LENGTH = 64 * 1024
 # Below this, joining per-frame outputs is as fast as writing in place.
-_IN_PLACE_THRESHOLD = 128 * 1024
+_IN_PLACE_THRESHOLD = 8 * 1024
 
 
 @dataclass(frozen=True)
