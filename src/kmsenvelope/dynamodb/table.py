@@ -33,7 +33,7 @@ class ResourceCodec:
         from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
         self._condition_type = ConditionBase
-        self._builder = ConditionExpressionBuilder()
+        self._builder_type = ConditionExpressionBuilder
         self._serializer = TypeSerializer()
         self._deserializer = TypeDeserializer()
 
@@ -48,13 +48,13 @@ class ResourceCodec:
     def to_client(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """A resource request as a client request: conditions built, values serialized."""
         out = dict(params)
-        self._builder.reset()
+        builder = self._builder_type()  # one per request: placeholders count from #n0 / :v0, thread-safe
         names = dict(out.get("ExpressionAttributeNames") or {})
         values = dict(out.get("ExpressionAttributeValues") or {})
         for field, is_key in _CONDITIONS:
             condition = out.get(field)
             if isinstance(condition, self._condition_type):
-                built = self._builder.build_expression(condition, is_key_condition=is_key)
+                built = builder.build_expression(condition, is_key_condition=is_key)
                 out[field] = built.condition_expression
                 names.update(built.attribute_name_placeholders)
                 values.update(built.attribute_value_placeholders)
