@@ -20,9 +20,9 @@ from kmsenvelope.dynamodb import (
     SignedPart,
     StandardBeacon,
 )
-from kmsenvelope.dynamodb.beacons import basic_hash
 from kmsenvelope.errors import KmsEnvelopeError
 from kmsenvelope.primitives.kdf import Hmac
+from kmsenvelope.structured.beacon_hash import basic_hash
 from kmsenvelope.testing import LocalAws
 
 from ._dynamodb_env import BEACON_KEY, config, create_table, dynamodb_requests, person, unique

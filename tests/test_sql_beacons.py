@@ -24,7 +24,7 @@ from kmsenvelope.sql import (
     mapped_beacon,
     with_beacons,
 )
-from kmsenvelope.sql.beacon_keys import basic_hash
+from kmsenvelope.structured.beacon_hash import basic_hash
 
 ENVELOPE = Envelope(RawAesKeyring("sql-tests", "beacon-tests", bytes(range(32))))
 BEACON_KEY = hashlib.sha256(b"beacon key for tests").digest()
@@ -61,8 +61,8 @@ def engine(postgres: str) -> Iterator[Engine]:
 def test_hash_matches_the_db_esdk_reference() -> None:
     # Known answers from the DB-ESDK's own Beacon.dfy test: key [1, 2], 8-bit beacon.
     reference = Hmac("sha384", bytes([1, 2]))
-    assert basic_hash(reference, 8, bytes([1, 2, 3])) == "7e"
-    assert basic_hash(reference, 8, b"") == "80"
+    assert basic_hash(reference, bytes([1, 2, 3]), 8) == "7e"
+    assert basic_hash(reference, b"", 8) == "80"
     # HMAC key derivation (search-config.md) and truncation, recomputed independently.
     hmac_key = hkdf("sha512", BEACON_KEY, None, b"AWS_DBE_SCAN_BEACON" + b"ssn", 64)
     full = hmac.digest(hmac_key, SSNS[0].encode(), "sha384")[:8]

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..aws.key_store import BranchKeyStore
 from ..errors import ConfigurationError, KeyStoreError, MalformedInputError
-from ..primitives.kdf import Hmac, hkdf
+from ..primitives.kdf import Hmac
+from ..structured.beacon_hash import basic_hash, beacon_hmac
 from ..structured.model import RESERVED_PREFIX, Action
 from . import _parts
 from ._parts import Constructor, ConstructorPart, EncryptedPart, Part, SignedPart
@@ -51,7 +52,6 @@ __all__ = [
 BEACON_PREFIX = "aws_dbe_b_"
 VERSION_TAG = "aws_dbe_v_1"
 """Written with every beaconized item; its value is a single space (beacon version 1)."""
-_INFO = b"AWS_DBE_SCAN_BEACON"
 AttributeValue = Mapping[str, Any]
 
 
@@ -132,12 +132,6 @@ class BeaconKeySource:
 
 
 Beacon = StandardBeacon | CompoundBeacon
-
-
-def basic_hash(key: Hmac, data: bytes, length: int) -> str:
-    """``basicHash``: the rightmost ``length`` bits of the first 8 bytes of HMAC-SHA384, in hex."""
-    number = int.from_bytes(key.digest(data)[:8], "big") & ((1 << length) - 1)
-    return format(number, f"0{(length + 3) // 4}x")
 
 
 class SearchInfo:
@@ -224,12 +218,11 @@ class SearchInfo:
         keys: dict[str, Hmac] = {}
         for name in self.standard:
             if materials.beacon_key is not None:
-                derived = hkdf("sha512", materials.beacon_key, None, _INFO + name.encode("utf-8"), 64)
+                keys[name] = beacon_hmac(materials.beacon_key, name)
             elif name in materials.hmac_keys:
-                derived = materials.hmac_keys[name]
+                keys[name] = Hmac("sha384", materials.hmac_keys[name])
             else:
                 raise KeyStoreError("the key store returned no beacon key")
-            keys[name] = Hmac("sha384", derived)
         with self._lock:
             self._keys, self._expires = keys, now + float(self.source.ttl_seconds)
         return keys
@@ -325,9 +318,9 @@ def _configured(config: TableConfig, name: str) -> bool:
 def _source_from_keyring(keyring: object) -> BeaconKeySource:
     from ..keyrings.hierarchical import HierarchicalKeyring
 
-    if isinstance(keyring, HierarchicalKeyring) and keyring._branch_key_id is not None:
+    if isinstance(keyring, HierarchicalKeyring) and keyring.branch_key_id is not None:
         # The keyring's own store and branch key: the DB-ESDK's single-key-store setup.
-        return BeaconKeySource(keyring._store, keyring._branch_key_id)
+        return BeaconKeySource(keyring.key_store, keyring.branch_key_id)
     raise ConfigurationError(
         "beacons need a beacon key: add BeaconKeySource(key_store, beacon_key_id) to beacons, or use "
         "a HierarchicalKeyring with a fixed branch_key_id"

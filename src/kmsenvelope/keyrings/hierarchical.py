@@ -171,6 +171,16 @@ class HierarchicalKeyring:
         """Forget every cached branch key (e.g. right after a rotation)."""
         self._cache.clear()
 
+    @property
+    def key_store(self) -> BranchKeyStore:
+        """The branch key store this keyring reads (beacons take their beacon key from it too)."""
+        return self._store
+
+    @property
+    def branch_key_id(self) -> str | None:
+        """The fixed branch key id, or ``None`` when a supplier picks it per message."""
+        return self._branch_key_id
+
     def on_encrypt(self, materials: EncryptionMaterials) -> EncryptionMaterials:
         """Add an EDK wrapped under the active branch key version, generating the data key if needed."""
         branch_key_id = self._resolve_id(materials.encryption_context)

@@ -20,30 +20,11 @@ from collections.abc import Callable
 
 from ..aws.key_store import BranchKeyStore
 from ..errors import ConfigurationError, KeyStoreError
-from ..primitives.kdf import Hmac, hkdf
+from ..primitives.kdf import Hmac
+from ..structured.beacon_hash import basic_hash, beacon_hmac, check_beacon_length
 
-__all__ = ["BeaconKeys", "basic_hash", "beacon_chars", "check_beacon_length"]
+__all__ = ["BeaconKeys"]
 
-_HMAC_INFO_PREFIX = b"AWS_DBE_SCAN_BEACON"
-_HMAC_KEY_LENGTH = 64
-
-
-def check_beacon_length(length: int) -> int:
-    """Validate a beacon length in bits (the DB-ESDK allows 1 to 63)."""
-    if not isinstance(length, int) or isinstance(length, bool) or not 1 <= length <= 63:
-        raise ConfigurationError("beacon length must be an int between 1 and 63 bits")
-    return length
-
-
-def beacon_chars(length: int) -> int:
-    """Number of hex digits of a beacon of ``length`` bits."""
-    return (length + 3) // 4
-
-
-def basic_hash(hmac: Hmac, length: int, data: bytes) -> str:
-    """The DB-ESDK ``basicHash``: rightmost ``length`` bits of HMAC-SHA384[:8], as fixed-width hex."""
-    head = int.from_bytes(hmac.digest(data)[:8], "big")
-    return format(head & ((1 << length) - 1), f"0{beacon_chars(length)}x")
 
 
 class BeaconKeys:
@@ -92,9 +73,7 @@ class BeaconKeys:
                 self._expires = now + self._ttl
             hmac = self._hmacs.get(name)
             if hmac is None:
-                key = hkdf("sha512", self._beacon_key, None, _HMAC_INFO_PREFIX + name.encode("utf-8"),
-                           _HMAC_KEY_LENGTH)
-                hmac = self._hmacs[name] = Hmac("sha384", key)
+                hmac = self._hmacs[name] = beacon_hmac(self._beacon_key, name)
             return hmac
 
     def hash(self, name: str, length: int, data: bytes) -> str:
@@ -102,7 +81,7 @@ class BeaconKeys:
         check_beacon_length(length)
         if not name:
             raise ConfigurationError("beacon name must be non-empty")
-        return basic_hash(self._hmac(name), length, data)
+        return basic_hash(self._hmac(name), data, length)
 
     def __repr__(self) -> str:
         return f"BeaconKeys(beacon_key_id={self._id!r}, cache_ttl={self._ttl})"

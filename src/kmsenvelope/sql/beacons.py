@@ -25,8 +25,9 @@ from sqlalchemy.sql.schema import Column, Table
 from sqlalchemy.types import String, TypeDecorator
 
 from ..errors import ConfigurationError, PolicyError
+from ..structured.beacon_hash import beacon_chars, check_beacon_length
 from . import codec
-from .beacon_keys import BeaconKeys, beacon_chars, check_beacon_length
+from .beacon_keys import BeaconKeys
 from .types import EncryptedType, EncryptedValueError
 
 if TYPE_CHECKING:
