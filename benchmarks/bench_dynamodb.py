@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 import time
 import uuid
@@ -66,24 +65,10 @@ def item_size(item: dict[str, Any]) -> int:
 
 
 def rate(fn: Op, min_time: float) -> float:
-    """Operations per second: the median of 5 batches, each sized to take ~min_time/5."""
-    fn()
-    n, elapsed = 1, 0.0
-    while elapsed < min_time / 20:
-        start = time.perf_counter()
-        for _ in range(n):
-            fn()
-        elapsed = time.perf_counter() - start
-        if elapsed < min_time / 20:
-            n *= 2
-    per_batch = max(1, int(n * (min_time / 5) / max(elapsed, 1e-9)))
-    rates = []
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(per_batch):
-            fn()
-        rates.append(per_batch / (time.perf_counter() - start))
-    return statistics.median(rates)
+    """Operations per second: the median of at least 5 timed batches (the CLI's bench engine)."""
+    from kmsenvelope.cli.bench import measure
+
+    return measure(fn, min_time=min_time, repeat=5, statistic="median")
 
 
 def kmsenvelope_round_trips() -> dict[str, Op]:
