@@ -313,7 +313,7 @@ class EncryptedColumns:
         return out
 
     def decrypt_row(
-        self, row: Mapping[str, Any], *, source: MaterialsManager | None = None
+        self, row: Mapping[Any, Any], *, source: MaterialsManager | None = None
     ) -> dict[str, Any]:
         """The plaintexts (by column key) of one row read as stored; raises if anything was tampered with.
 
