@@ -290,7 +290,7 @@ class Envelope:
         limit = self._limits.max_message_size
         if limit is not None and len(data) > limit:
             raise PolicyError(f"message of {len(data)} bytes exceeds the limit of {limit}")
-        header = parse_header(data, self._limits)
+        header = parse_header(ciphertext if isinstance(ciphertext, bytes) else data, self._limits)
         materials, aead = self.open(header, freeze_context(context))
         return data, header, materials, aead, Reader(data, header.size)
 

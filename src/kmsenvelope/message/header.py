@@ -178,11 +178,23 @@ def serialize_header_body(
 
 
 def parse_header(data: bytes | bytearray | memoryview, limits: DecryptLimits) -> MessageHeader:
-    """Parse and validate a header at the start of ``data``. Does not verify the header tag.
+    """Parse and validate a header at the start of ``data``. Does not verify the header tag."""
+    if isinstance(data, bytes):
+        return _parse_header(data, limits)
+    # Copy only a prefix of other buffers (a header is usually a few hundred bytes), growing it as needed.
+    view = memoryview(data)
+    size = 4096
+    while True:
+        try:
+            return _parse_header(bytes(view[:size]), limits)
+        except TruncatedInputError:
+            if size >= len(view) or size > limits.max_header_size:
+                raise
+            size *= 8
 
-    Written as flat code with explicit bounds checks because it runs once per decrypted message.
-    """
-    buf = data if isinstance(data, bytes) else bytes(memoryview(data)[: limits.max_header_size + 1])
+
+def _parse_header(buf: bytes, limits: DecryptLimits) -> MessageHeader:
+    # Flat code with explicit bounds checks: this runs once per decrypted message.
     end = len(buf)
     if end < 4:
         raise TruncatedInputError("truncated input: message header")
