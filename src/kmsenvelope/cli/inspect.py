@@ -141,7 +141,8 @@ def describe_dbesdk_item(item: dict[str, Any]) -> dict[str, Any]:
 def _dbesdk_item(data: bytes) -> dict[str, Any]:
     try:
         item = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: JSON nested deeper than the interpreter's recursion limit.
         raise MalformedInputError("input starts like JSON but is not valid JSON") from None
     if isinstance(item, dict) and isinstance(item.get("Item"), dict):
         item = item["Item"]

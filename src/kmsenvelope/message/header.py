@@ -296,6 +296,8 @@ def _parse_edks(
                 raise TruncatedInputError(f"truncated input: {what} length")
             length = int.from_bytes(buf[pos : pos + 2], "big")
             pos += 2 + length
+            # The limit is checked before truncation, so every input type gets the same error.
+            _check_header_size(pos, limits)
             if pos > end:
                 raise TruncatedInputError(f"truncated input: {what}")
             fields.append(buf[pos - length : pos])

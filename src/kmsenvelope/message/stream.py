@@ -113,11 +113,15 @@ def encrypt_stream(
 
 
 class _Input:
-    """Exact reads from a stream, feeding every byte read to an optional verifier."""
+    """Exact reads from a stream, feeding every byte read to an optional verifier.
 
-    def __init__(self, src: BinaryIO, pending: bytes) -> None:
+    ``budget`` is how many more bytes the message may have (``DecryptLimits.max_message_size``).
+    """
+
+    def __init__(self, src: BinaryIO, pending: bytes, budget: int | None) -> None:
         self._src = src
         self._pending = pending
+        self._budget = budget
         self.verifier: Verifier | None = None
 
     def read_exact(self, n: int, what: str) -> bytes:
@@ -127,6 +131,10 @@ class _Input:
 
     def readinto_exact(self, view: memoryview, what: str) -> None:
         n = len(view)
+        if self._budget is not None:
+            if n > self._budget:
+                raise PolicyError("message exceeds the configured max_message_size")
+            self._budget -= n
         take = min(n, len(self._pending))
         if take:
             view[:take] = self._pending[:take]
@@ -170,8 +178,13 @@ def decrypt_stream(
 ) -> MessageHeader:
     limits = envelope.limits
     header, raw = _read_header(src, limits)
+    budget = None
+    if limits.max_message_size is not None:
+        if header.size > limits.max_message_size:
+            raise PolicyError("message exceeds the configured max_message_size")
+        budget = limits.max_message_size - header.size
     materials, aead = envelope.open(header, freeze_context(context))
-    source = _Input(src, raw[header.size :])
+    source = _Input(src, raw[header.size :], budget)
     signed = header.suite.signing
     if signed:
         source.verifier = footer.verifier_for(materials)
@@ -208,10 +221,20 @@ def decrypt_stream(
 
 
 def _decrypt_frames(header: MessageHeader, aead: AesGcm, source: _Input, sink: BinaryIO) -> None:
-    frame_length = header.frame_length
     # Buffers grow to the frames actually received, not to the declared frame length.
     sealed = bytearray()
     plain = bytearray()
+    try:
+        _frames_loop(header, aead, source, sink, sealed, plain)
+    finally:
+        # The last frame's plaintext would otherwise linger in a buffer we own.
+        plain[:] = bytes(len(plain))
+
+
+def _frames_loop(
+    header: MessageHeader, aead: AesGcm, source: _Input, sink: BinaryIO, sealed: bytearray, plain: bytearray
+) -> None:
+    frame_length = header.frame_length
     sequence = 1
     while True:
         marker = int.from_bytes(source.read_exact(4, "frame sequence number"), "big")
@@ -227,8 +250,9 @@ def _decrypt_frames(header: MessageHeader, aead: AesGcm, source: _Input, sink: B
             if length > frame_length:
                 raise MalformedInputError("final frame is longer than the frame length")
         if len(sealed) < length + body_mod.TAG:
-            sealed = bytearray(length + body_mod.TAG)
-            plain = bytearray(length)
+            plain[:] = bytes(len(plain))
+            sealed[:] = bytes(length + body_mod.TAG)
+            plain[:] = bytes(length)
         with memoryview(sealed) as sealed_view, memoryview(plain) as plain_view:
             source.readinto_exact(sealed_view[: length + body_mod.TAG], "frame")
             content = body_mod.FINAL_FRAME_STRING if final else body_mod.FRAME_STRING
