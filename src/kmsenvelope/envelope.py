@@ -210,9 +210,11 @@ class Envelope:
             max_plaintext_length=plaintext_length,
         )
         materials = self._cmm.get_encryption_materials(request)
-        if not isinstance(materials.suite, Suite):
-            raise PolicyError("the materials manager returned a suite that is not an ESDK message suite")
-        check_suite_policy(materials.suite, self._policy, encrypting=True)
+        if materials.suite is not self._suite:
+            # This envelope's own suite was checked at construction; any other must be checked now.
+            if not isinstance(materials.suite, Suite):
+                raise PolicyError("the materials manager returned a suite that is not an ESDK message suite")
+            check_suite_policy(materials.suite, self._policy, encrypting=True)
         if self._max_edks is not None and len(materials.encrypted_data_keys) > self._max_edks:
             raise PolicyError(
                 f"materials hold {len(materials.encrypted_data_keys)} encrypted data keys, "
@@ -224,7 +226,7 @@ class Envelope:
 
     def decrypt(self, ciphertext: bytes, context: Mapping[str, str] | None = None) -> bytes:
         """Decrypt one message; every pair in ``context`` must be bound to it."""
-        return self.decrypt_with_header(ciphertext, context).plaintext
+        return self._decrypt(ciphertext, context)[0]
 
     def decrypt_with_header(
         self, ciphertext: bytes | bytearray | memoryview, context: Mapping[str, str] | None = None
@@ -233,6 +235,12 @@ class Envelope:
 
         Signed messages have their signature verified before anything is decrypted.
         """
+        plaintext, header, materials = self._decrypt(ciphertext, context)
+        return DecryptResult(plaintext, header, materials.encryption_context)
+
+    def _decrypt(
+        self, ciphertext: bytes | bytearray | memoryview, context: Mapping[str, str] | None
+    ) -> tuple[bytes, MessageHeader, DecryptionMaterials]:
         data, header, materials, aead, reader = self._open_message(ciphertext, context)
         if header.framed:
             frames, total = body_mod.scan_framed(reader, header.frame_length)
@@ -248,7 +256,7 @@ class Envelope:
         else:
             plaintext = body_mod.decrypt_non_framed(aead, header.message_id, reader)
             self._finish(header, materials, data, reader)
-        return DecryptResult(plaintext, header, materials.encryption_context)
+        return plaintext, header, materials
 
     def decrypt_into(
         self,

@@ -38,18 +38,28 @@ DEFAULT_LEGACY_SUITE = Suite.AES_256_GCM_IV12_TAG16_HKDF_SHA256
 
 def check_suite_policy(suite: AnySuite, policy: CommitmentPolicy, *, encrypting: bool) -> None:
     """Enforce the commitment policy (``client-apis/client.md``); DB-ESDK suites always commit."""
-    if isinstance(suite, DbeSuite):
+    allowed = _ENCRYPT_ALLOWED[policy] if encrypting else _DECRYPT_ALLOWED[policy]
+    if suite in allowed:
         return
     if encrypting:
-        if policy.encrypt_requires_commitment and not suite.committing:
-            raise PolicyError(f"commitment policy {policy.value} forbids encrypting with {suite.name}")
-        if not policy.encrypt_requires_commitment and suite.committing:
-            raise PolicyError(f"commitment policy {policy.value} forbids encrypting with {suite.name}")
-    elif policy.decrypt_requires_commitment and not suite.committing:
-        raise PolicyError(
-            f"commitment policy {policy.value} forbids decrypting a {suite.name} message; "
-            "pass commitment_policy=CommitmentPolicy.REQUIRE_ENCRYPT_ALLOW_DECRYPT to read legacy messages"
-        )
+        raise PolicyError(f"commitment policy {policy.value} forbids encrypting with {suite.name}")
+    raise PolicyError(
+        f"commitment policy {policy.value} forbids decrypting a {suite.name} message; "
+        "pass commitment_policy=CommitmentPolicy.REQUIRE_ENCRYPT_ALLOW_DECRYPT to read legacy messages"
+    )
+
+
+# Which suites each policy admits, as sets: this check runs on every message.
+_ENCRYPT_ALLOWED: dict[CommitmentPolicy, frozenset[AnySuite]] = {
+    policy: frozenset([*DbeSuite, *(s for s in Suite if s.committing == policy.encrypt_requires_commitment)])
+    for policy in CommitmentPolicy
+}
+_DECRYPT_ALLOWED: dict[CommitmentPolicy, frozenset[AnySuite]] = {
+    policy: frozenset(
+        [*DbeSuite, *(s for s in Suite if s.committing or not policy.decrypt_requires_commitment)]
+    )
+    for policy in CommitmentPolicy
+}
 
 
 class DefaultMaterials:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from ..errors import MalformedInputError, PolicyError
 from ..suites import CommitmentPolicy, DbeSuite, Suite
@@ -39,12 +39,29 @@ def freeze_context(context: Mapping[str, str] | None) -> Mapping[str, str]:
         return context
     if not context:
         return _EMPTY
+    try:
+        cache_key: tuple[tuple[str, str], ...] | None = tuple(context.items())
+        cached = _FROZEN.get(cache_key)  # type: ignore[arg-type]
+    except TypeError:  # unhashable values: rejected below
+        cache_key, cached = None, None
+    if cached is not None:
+        return cached
     out: dict[str, str] = {}
     for key, value in context.items():
         if not isinstance(key, str) or not isinstance(value, str):
             raise MalformedInputError("encryption context keys and values must be str")
         out[key] = value
-    return _FrozenDict(out)
+    frozen = _FrozenDict(out)
+    if cache_key is not None:
+        remember(_FROZEN, cache_key, frozen)
+    return frozen
+
+
+def remember(cache: dict[Any, Any], key: object, value: object) -> None:
+    """Add to a small content-keyed cache of immutable values, emptying it when full."""
+    if len(cache) >= _CONTEXT_CACHE_SIZE:
+        cache.clear()
+    cache[key] = value
 
 
 class _FrozenDict(dict[str, str]):
@@ -71,6 +88,11 @@ class _FrozenDict(dict[str, str]):
 
 
 _EMPTY: Mapping[str, str] = _FrozenDict()
+
+# Contexts repeat across messages (one tenant, one table); validating, freezing and serializing them
+# once per distinct content saves microseconds per message. Values are immutable and hold no secrets.
+_CONTEXT_CACHE_SIZE = 512
+_FROZEN: dict[tuple[tuple[str, str], ...], _FrozenDict] = {}
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..errors import MalformedInputError
-from ..materials.materials import _FrozenDict, freeze_context
+from ..materials.materials import _FrozenDict, freeze_context, remember
 from .codec import u16
 
 __all__ = ["parse_context", "serialize_context"]
@@ -56,6 +56,9 @@ def parse_context(data: bytes | memoryview) -> Mapping[str, str]:
     if len(data) == 0:
         return freeze_context(None)
     buf = bytes(data)
+    cached = _PARSED.get(buf)
+    if cached is not None:
+        return cached
     end = len(buf)
     if end < 2:
         raise MalformedInputError("encryption context too short for its pair count")
@@ -86,4 +89,8 @@ def parse_context(data: bytes | memoryview) -> Mapping[str, str]:
         raise MalformedInputError("trailing bytes after encryption context")
     frozen = _FrozenDict(out)
     frozen.serialized = buf
+    remember(_PARSED, buf, frozen)
     return frozen
+
+
+_PARSED: dict[bytes, _FrozenDict] = {}
