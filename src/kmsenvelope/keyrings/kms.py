@@ -26,6 +26,7 @@ from .kms_common import (
     provider_info_text,
     region_for,
     resolve_supplier,
+    response_ciphertext,
     response_key_arn,
 )
 
@@ -93,7 +94,8 @@ class KmsKeyring:
             plaintext = response.get("Plaintext")
             if not isinstance(plaintext, bytes):
                 raise NoUsableKeyError(f"AWS KMS GenerateDataKey returned no plaintext for {key}")
-            return plaintext, EncryptedDataKey(PROVIDER_ID, arn.encode("utf-8"), response["CiphertextBlob"])
+            blob = response_ciphertext(response, "GenerateDataKey")
+            return plaintext, EncryptedDataKey(PROVIDER_ID, arn.encode("utf-8"), blob)
 
         return generate_and_wrap
 
@@ -115,7 +117,8 @@ class KmsKeyring:
                 arn = response_key_arn(response, "Encrypt")
             except kms_errors() as exc:
                 raise _encrypt_failure("Encrypt", key, exc) from exc
-            return EncryptedDataKey(PROVIDER_ID, arn.encode("utf-8"), response["CiphertextBlob"])
+            blob = response_ciphertext(response, "Encrypt")
+            return EncryptedDataKey(PROVIDER_ID, arn.encode("utf-8"), blob)
 
         return wrap
 

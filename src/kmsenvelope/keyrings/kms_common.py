@@ -162,6 +162,14 @@ def kms_decrypt(
     return plaintext
 
 
+def response_ciphertext(response: Mapping[str, Any], operation: str) -> bytes:
+    """The ``CiphertextBlob`` of a GenerateDataKey/Encrypt response, which must be non-empty bytes."""
+    blob = response.get("CiphertextBlob")
+    if not isinstance(blob, bytes) or not blob:
+        raise KmsResponseError(f"AWS KMS {operation} returned no CiphertextBlob")
+    return blob
+
+
 def response_key_arn(response: Mapping[str, Any], operation: str) -> str:
     """The ``KeyId`` of a GenerateDataKey/Encrypt response, which must be a valid key ARN."""
     key_id = response.get("KeyId")
