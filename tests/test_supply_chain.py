@@ -40,6 +40,28 @@ def _requirements() -> list[tuple[str, Requirement]]:
 REQUIREMENTS = _requirements()
 
 
+def _installed_by_test_command() -> list[tuple[str, Requirement]]:
+    """Core dependencies plus the ``test`` extra and the extras it pulls in (``kmsenvelope[...]``).
+
+    Only these are installed by the README's test command; ``bench`` and ``fuzz`` may be absent.
+    """
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    wanted, pending = set(), ["test"]
+    while pending:
+        extra = pending.pop()
+        if extra in wanted:
+            continue
+        wanted.add(extra)
+        for spec in extras[extra]:
+            requirement = Requirement(spec)
+            if requirement.name == "kmsenvelope":
+                pending.extend(requirement.extras)
+    return [(w, r) for w, r in REQUIREMENTS if w == "dependencies" or w.strip("[]") in wanted]
+
+
+INSTALLED = _installed_by_test_command()
+
+
 @pytest.mark.parametrize(
     ("where", "requirement"), REQUIREMENTS, ids=[f"{w}{r.name}" for w, r in REQUIREMENTS]
 )
@@ -48,9 +70,13 @@ def test_every_dependency_has_a_minimum_version(where: str, requirement: Require
     assert floors, f"{where} {requirement} has no minimum version"
 
 
-@pytest.mark.parametrize(
-    ("where", "requirement"), REQUIREMENTS, ids=[f"{w}{r.name}" for w, r in REQUIREMENTS]
-)
+def test_the_test_command_installs_the_test_tools() -> None:
+    names = {r.name for _, r in INSTALLED}
+    assert {"cryptography", "boto3", "moto", "pytest", "aws-encryption-sdk", "sqlalchemy"} <= names
+    assert "tink" not in names  # bench-only
+
+
+@pytest.mark.parametrize(("where", "requirement"), INSTALLED, ids=[f"{w}{r.name}" for w, r in INSTALLED])
 def test_the_environment_meets_the_declared_versions(where: str, requirement: Requirement) -> None:
     if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
         pytest.skip(f"{requirement} does not apply to this platform")
