@@ -21,17 +21,38 @@ with another logical name.
 
 from __future__ import annotations
 
-import datetime
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any
 
 from ..errors import ConfigurationError, KeyStoreError
 from ..keyrings.kms_common import check_grant_tokens, failure_reason, kms_errors
 from .accounting import call_kms, error_code
 from .arn import parse_arn
+from .branch_key_items import (
+    ACTIVE_TYPE,
+    BEACON_TYPE,
+    BRANCH_KEY_ID,
+    CREATE_TIME,
+    CUSTOM_CONTEXT_PREFIX,
+    ENC,
+    HIERARCHY_V1,
+    HIERARCHY_VERSION,
+    KMS_ARN,
+    TABLE_NAME,
+    TYPE,
+    VERSION,
+    VERSION_TYPE_PREFIX,
+    active_context,
+    check_custom_context,
+    check_id,
+    custom_context,
+    parse_item,
+    timestamp,
+    to_item,
+)
 from .clients import ClientSupplier, KmsClientSupplier
 from .key_store import BRANCH_KEY_LENGTH, BeaconKeyMaterials, BranchKeyMaterials, check_branch_key_version
 
@@ -44,27 +65,6 @@ __all__ = [
     "KeyStoreInfo",
 ]
 
-# Attribute names, which are also the AWS KMS encryption context keys ("Record Format").
-BRANCH_KEY_ID = "branch-key-id"
-TYPE = "type"
-CREATE_TIME = "create-time"
-HIERARCHY_VERSION = "hierarchy-version"
-TABLE_NAME = "tablename"
-KMS_ARN = "kms-arn"
-ENC = "enc"
-VERSION = "version"
-
-ACTIVE_TYPE = "branch:ACTIVE"
-"""``type`` of the item holding the active branch key version."""
-VERSION_TYPE_PREFIX = "branch:version:"
-"""``type`` of a version item is this prefix plus the version UUID."""
-BEACON_TYPE = "beacon:ACTIVE"
-"""``type`` of the beacon key item."""
-CUSTOM_CONTEXT_PREFIX = "aws-crypto-ec:"
-"""Prefix of custom encryption context pairs, in items and in the AWS KMS encryption context."""
-
-_HIERARCHY_V1 = "1"
-_MAX_CIPHERTEXT = 6144  # AWS KMS CiphertextType
 _KEY_SCHEMA = {BRANCH_KEY_ID: "HASH", TYPE: "RANGE"}
 _BKID_NAME = "#BranchKeyIdentifierField"
 _ENC_NAME = "#Enc"
@@ -221,7 +221,7 @@ class KeyStore:
         ``encryption_context`` (spec rule); its pairs are bound to every version of the key and returned
         in each :class:`BranchKeyMaterials`. Fails if the id already exists.
         """
-        custom = _check_custom_context(encryption_context)
+        custom = check_custom_context(encryption_context)
         if branch_key_id is None:
             branch_key_id = str(uuid.uuid4())
         elif not isinstance(branch_key_id, str) or not branch_key_id:
@@ -232,13 +232,13 @@ class KeyStore:
         decrypt_only: dict[str, str] = {
             BRANCH_KEY_ID: branch_key_id,
             TYPE: VERSION_TYPE_PREFIX + version,
-            CREATE_TIME: _timestamp(),
+            CREATE_TIME: timestamp(),
             TABLE_NAME: self._logical_name,
             KMS_ARN: self._arn,
-            HIERARCHY_VERSION: _HIERARCHY_V1,
+            HIERARCHY_VERSION: HIERARCHY_V1,
             **{CUSTOM_CONTEXT_PREFIX + k: v for k, v in custom.items()},
         }
-        active = _active_context(decrypt_only)
+        active = active_context(decrypt_only)
         beacon = {**decrypt_only, TYPE: BEACON_TYPE}
 
         wrapped_version = self._generate(decrypt_only, branch_key_id)
@@ -248,9 +248,9 @@ class KeyStore:
             "CreateKey",
             branch_key_id,
             [
-                self._put(_to_item(decrypt_only, wrapped_version), _NOT_EXISTS),
-                self._put(_to_item(active, wrapped_active), _NOT_EXISTS),
-                self._put(_to_item(beacon, wrapped_beacon), _NOT_EXISTS),
+                self._put(to_item(decrypt_only, wrapped_version), _NOT_EXISTS),
+                self._put(to_item(active, wrapped_active), _NOT_EXISTS),
+                self._put(to_item(beacon, wrapped_beacon), _NOT_EXISTS),
             ],
             conflict=f"branch key id {branch_key_id!r} already exists in table {self._table!r}",
         )
@@ -264,7 +264,7 @@ class KeyStore:
         so two concurrent rotations cannot both win. The custom encryption context and ``kms-arn`` carry
         over from the current ACTIVE item.
         """
-        _check_id(branch_key_id)
+        check_id(branch_key_id)
         item = self._get_item(branch_key_id, ACTIVE_TYPE, consistent=True)
         context, old_enc = self._parse_item(item, branch_key_id, ACTIVE_TYPE)
         # Authenticate the ACTIVE item: KMS must accept it under exactly its reconstructed context.
@@ -273,8 +273,8 @@ class KeyStore:
         version = str(uuid.uuid4())
         decrypt_only = {k: v for k, v in context.items() if k != VERSION}
         decrypt_only[TYPE] = VERSION_TYPE_PREFIX + version
-        decrypt_only[CREATE_TIME] = _timestamp()
-        active = _active_context(decrypt_only)
+        decrypt_only[CREATE_TIME] = timestamp()
+        active = active_context(decrypt_only)
 
         wrapped_version = self._generate(decrypt_only, branch_key_id)
         wrapped_active = self._re_encrypt(wrapped_version, decrypt_only, active, branch_key_id)
@@ -282,8 +282,8 @@ class KeyStore:
             "VersionKey",
             branch_key_id,
             [
-                self._put(_to_item(decrypt_only, wrapped_version), _NOT_EXISTS),
-                self._put(_to_item(active, wrapped_active), _UNCHANGED_ACTIVE, old_enc=old_enc),
+                self._put(to_item(decrypt_only, wrapped_version), _NOT_EXISTS),
+                self._put(to_item(active, wrapped_active), _UNCHANGED_ACTIVE, old_enc=old_enc),
             ],
             conflict=(
                 f"the ACTIVE item of branch key {branch_key_id!r} changed while it was being versioned "
@@ -296,33 +296,40 @@ class KeyStore:
 
     def get_active_branch_key(self, branch_key_id: str) -> BranchKeyMaterials:
         """The ACTIVE version of ``branch_key_id``: one ``GetItem`` and one KMS ``Decrypt``."""
-        _check_id(branch_key_id)
+        check_id(branch_key_id)
         return self._branch_materials(branch_key_id, ACTIVE_TYPE)
 
     def get_branch_key_version(self, branch_key_id: str, version: str) -> BranchKeyMaterials:
         """Version ``version`` of ``branch_key_id``, active or not: one ``GetItem`` and one ``Decrypt``."""
-        _check_id(branch_key_id)
+        check_id(branch_key_id)
         check_branch_key_version(version)
         return self._branch_materials(branch_key_id, VERSION_TYPE_PREFIX + version)
 
     def get_beacon_key(self, branch_key_id: str) -> BeaconKeyMaterials:
         """The beacon key of ``branch_key_id``: one ``GetItem`` and one KMS ``Decrypt``."""
-        _check_id(branch_key_id)
+        check_id(branch_key_id)
         item = self._get_item(branch_key_id, BEACON_TYPE)
         context, enc = self._parse_item(item, branch_key_id, BEACON_TYPE)
         key = self._decrypt(enc, context, branch_key_id, BEACON_TYPE)
-        return BeaconKeyMaterials(branch_key_id, key, encryption_context=_custom_context(context))
+        return BeaconKeyMaterials(branch_key_id, key, encryption_context=custom_context(context))
 
     def _branch_materials(self, branch_key_id: str, item_type: str) -> BranchKeyMaterials:
         item = self._get_item(branch_key_id, item_type)
-        context, enc = self._parse_item(item, branch_key_id, item_type)
+        context, enc = parse_item(
+            item,
+            branch_key_id,
+            item_type,
+            table=self._table,
+            kms_arn=self._arn,
+            logical_name=self._logical_name,
+        )
         key = self._decrypt(enc, context, branch_key_id, item_type)
         version_field = context[VERSION] if item_type == ACTIVE_TYPE else context[TYPE]
         return BranchKeyMaterials(
             branch_key_id,
             version_field[len(VERSION_TYPE_PREFIX) :],
             key,
-            _custom_context(context),
+            custom_context(context),
         )
 
     # -- item checks ------------------------------------------------------------------------------
@@ -330,70 +337,14 @@ class KeyStore:
     def _parse_item(
         self, item: Mapping[str, Any] | None, branch_key_id: str, item_type: str
     ) -> tuple[dict[str, str], bytes]:
-        """The item's AWS KMS encryption context and ``enc``, after every check of the record format."""
-        where = f"branch key {branch_key_id!r} item {item_type!r} in table {self._table!r}"
-        if not item:
-            missing = {ACTIVE_TYPE: "the branch key", BEACON_TYPE: "its beacon key"}.get(
-                item_type, "this version of the branch key"
-            )
-            raise KeyStoreError(f"no item for {where}: {missing} does not exist in this key store")
-
-        def malformed(reason: str) -> NoReturn:
-            raise KeyStoreError(f"malformed {where}: {reason}")
-
-        context: dict[str, str] = {}
-        enc: bytes | None = None
-        for name, value in item.items():
-            kind, raw = _single_value(value)
-            if name == ENC:
-                if kind != "B" or not isinstance(raw, bytes) or not 1 <= len(raw) <= _MAX_CIPHERTEXT:
-                    malformed("'enc' must be a binary KMS ciphertext")
-                enc = raw
-            elif name == TABLE_NAME:
-                malformed("'tablename' is not stored in items (it is the logical key store name)")
-            elif name == HIERARCHY_VERSION:
-                if kind != "N" or not isinstance(raw, str):
-                    malformed("'hierarchy-version' must be a number")
-                if raw != _HIERARCHY_V1:
-                    malformed(f"hierarchy-version {raw!r} is not supported (only 1)")
-                context[name] = raw
-            elif kind != "S" or not isinstance(raw, str):
-                malformed(f"attribute {name!r} must be a string")
-            else:
-                context[name] = raw
-        for required in (BRANCH_KEY_ID, TYPE, CREATE_TIME, HIERARCHY_VERSION, KMS_ARN):
-            if required not in context:
-                malformed(f"attribute {required!r} is missing")
-        if enc is None:
-            malformed("attribute 'enc' is missing")
-        if context[BRANCH_KEY_ID] != branch_key_id:
-            malformed("its branch-key-id is not the requested one")
-        if context[TYPE] != item_type:
-            malformed(f"its type is {context[TYPE]!r}")
-        if item_type == ACTIVE_TYPE:
-            version = context.get(VERSION)
-            if version is None or not version.startswith(VERSION_TYPE_PREFIX):
-                malformed("an ACTIVE item needs version = 'branch:version:<uuid>'")
-            try:
-                check_branch_key_version(version[len(VERSION_TYPE_PREFIX) :])
-            except KeyStoreError as exc:
-                malformed(f"its version: {exc}")
-        elif VERSION in context:
-            malformed("only the ACTIVE item has a 'version' attribute")
-        stored_arn = context[KMS_ARN]
-        try:
-            valid_arn = parse_arn(stored_arn).resource_type == "key"
-        except ConfigurationError:
-            valid_arn = False
-        if not valid_arn:
-            malformed("its kms-arn is not an AWS KMS key ARN")
-        if stored_arn != self._arn:
-            raise KeyStoreError(
-                f"{where} is protected by KMS key {stored_arn}, not by this key store's KMS key "
-                f"{self._arn}; use a KeyStore configured with that key"
-            )
-        context[TABLE_NAME] = self._logical_name
-        return context, enc
+        return parse_item(
+            item,
+            branch_key_id,
+            item_type,
+            table=self._table,
+            kms_arn=self._arn,
+            logical_name=self._logical_name,
+        )
 
     # -- AWS calls --------------------------------------------------------------------------------
 
@@ -564,53 +515,3 @@ def _condition_failed(exc: BaseException) -> bool:
     if not isinstance(reasons, list):
         return "ConditionalCheckFailed" in str(exc)
     return any(isinstance(r, dict) and r.get("Code") == "ConditionalCheckFailed" for r in reasons)
-
-
-def _check_id(branch_key_id: str) -> None:
-    if not isinstance(branch_key_id, str) or not branch_key_id:
-        raise KeyStoreError("branch key id must be a non-empty string")
-
-
-def _check_custom_context(context: Mapping[str, str] | None) -> dict[str, str]:
-    if context is None:
-        return {}
-    if not isinstance(context, Mapping):
-        raise KeyStoreError("encryption_context must be a mapping of str to str")
-    out: dict[str, str] = {}
-    for key, value in context.items():
-        if not isinstance(key, str) or not key or not isinstance(value, str):
-            raise KeyStoreError("encryption context keys must be non-empty str and values str")
-        out[key] = value
-    return out
-
-
-def _custom_context(context: Mapping[str, str]) -> dict[str, str]:
-    n = len(CUSTOM_CONTEXT_PREFIX)
-    return {k[n:]: v for k, v in context.items() if k.startswith(CUSTOM_CONTEXT_PREFIX)}
-
-
-def _active_context(decrypt_only: Mapping[str, str]) -> dict[str, str]:
-    return {**decrypt_only, VERSION: decrypt_only[TYPE], TYPE: ACTIVE_TYPE}
-
-
-def _timestamp() -> str:
-    """Now, in ISO 8601 UTC with microseconds: ``YYYY-MM-DDTHH:mm:ss.ssssssZ``."""
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _to_item(context: Mapping[str, str], enc: bytes) -> dict[str, Any]:
-    """The DynamoDB item for a key: its encryption context without ``tablename``, plus ``enc``."""
-    item: dict[str, Any] = {}
-    for name, value in context.items():
-        if name == TABLE_NAME:
-            continue
-        item[name] = {"N": value} if name == HIERARCHY_VERSION else {"S": value}
-    item[ENC] = {"B": enc}
-    return item
-
-
-def _single_value(value: Any) -> tuple[str, Any]:
-    if isinstance(value, Mapping) and len(value) == 1:
-        ((kind, raw),) = value.items()
-        return str(kind), raw
-    return "", None
