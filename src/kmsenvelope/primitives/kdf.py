@@ -57,6 +57,11 @@ class Hmac:
         return "Hmac(<key hidden>)"
 
 
+# HKDF-Extract without a salt keys HMAC with HashLen zero bytes: the same key every time, so it is keyed
+# once per hash. The states are only ever copied, never updated, so sharing them between threads is safe.
+_ZERO_SALT = {name: Hmac(name, bytes(length)) for name, length in _HASH_LEN.items()}
+
+
 def hmac_digest(hash_name: str, key: bytes, data: bytes) -> bytes:
     """One-shot HMAC."""
     return hmac.digest(key, data, hash_name)
@@ -74,8 +79,11 @@ def hkdf_many(
     hash_len = _HASH_LEN[hash_name]
     if length > 255 * hash_len:
         raise ValueError("HKDF output too long")
-    prk = Hmac(hash_name, salt or bytes(hash_len)).digest(ikm)
-    keyed = Hmac(hash_name, prk)
+    extract = Hmac(hash_name, salt) if salt else _ZERO_SALT[hash_name]
+    keyed = Hmac(hash_name, extract.digest(ikm))
+    if length <= hash_len:
+        # One block per output: the common case (32-byte keys from SHA-384/512) skips _expand's loop.
+        return [keyed.digest(info + b"\x01")[:length] for info in infos]
     return [_expand(keyed, info, length, hash_len) for info in infos]
 
 
