@@ -162,6 +162,7 @@ class DbeSuite(_SuiteMixin, enum.Enum):
 
     @classmethod
     def from_id(cls, suite_id: int) -> DbeSuite:
+        """The DB-ESDK suite with this identifier; :class:`MalformedInputError` if there is none."""
         for member in cls:
             if member.id == suite_id:
                 return member

@@ -37,6 +37,7 @@ class MultiKeyring:
         return self._children
 
     def on_encrypt(self, materials: EncryptionMaterials) -> EncryptionMaterials:
+        """Generate the data key if needed and add this keyring's EDK (see :class:`Keyring`)."""
         if self._generator is not None:
             if materials.plaintext_data_key is not None:
                 raise PolicyError(

@@ -23,6 +23,7 @@ _IV_LEN = IV_LENGTH.to_bytes(4, "big")
 
 
 def check_raw_names(namespace: str, name: str) -> tuple[str, bytes]:
+    """Validate a raw keyring's namespace and name; returns the namespace and the UTF-8 name."""
     if not isinstance(namespace, str) or not namespace:
         raise ConfigurationError("keyring namespace must be a non-empty string")
     if not isinstance(name, str) or not name:
@@ -72,6 +73,7 @@ class RawAesKeyring:
         )
 
     def on_encrypt(self, materials: EncryptionMaterials) -> EncryptionMaterials:
+        """Generate the data key if needed and add this keyring's EDK (see :class:`Keyring`)."""
         return wrapping.on_encrypt(materials, self._wrap)
 
     def on_decrypt(

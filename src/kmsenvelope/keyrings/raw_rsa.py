@@ -30,6 +30,7 @@ PADDINGS = ("PKCS1", *_OAEP_HASHES)
 
 
 def make_padding(name: str) -> rsa_padding.AsymmetricPadding:
+    """The ``cryptography`` padding for one of :data:`PADDINGS`."""
     if name == "PKCS1":
         return rsa_padding.PKCS1v15()
     hash_type = _OAEP_HASHES.get(name)
@@ -90,6 +91,7 @@ class RawRsaKeyring:
             raise AuthenticationError("RSA decryption failed (wrong key or padding)") from None
 
     def on_encrypt(self, materials: EncryptionMaterials) -> EncryptionMaterials:
+        """Generate the data key if needed and add this keyring's EDK (see :class:`Keyring`)."""
         return wrapping.on_encrypt(materials, self._wrap)
 
     def on_decrypt(

@@ -52,6 +52,7 @@ class LocalMaterialsCache(Generic[T]):
             return len(self._entries)
 
     def now(self) -> float:
+        """The cache clock's current time."""
         return self._clock()
 
     def get(self, key: bytes) -> T | None:
@@ -74,6 +75,7 @@ class LocalMaterialsCache(Generic[T]):
             return entry.value
 
     def put(self, key: bytes, value: T, ttl: float, messages: int = 0, size: int = 0) -> None:
+        """Store ``value`` for ``ttl`` seconds with initial usage counters, evicting the oldest if full."""
         with self._lock:
             self._entries[key] = CacheEntry(value, self._clock() + ttl, messages, size)
             self._entries.move_to_end(key)
@@ -81,10 +83,12 @@ class LocalMaterialsCache(Generic[T]):
                 self._entries.popitem(last=False)
 
     def remove(self, key: bytes) -> None:
+        """Forget ``key`` if present."""
         with self._lock:
             self._entries.pop(key, None)
 
     def clear(self) -> None:
+        """Forget every entry."""
         with self._lock:
             self._entries.clear()
 

@@ -128,6 +128,7 @@ class CachingMaterials:
         return self._partition
 
     def get_encryption_materials(self, request: EncryptionRequest) -> EncryptionMaterials:
+        """Cached materials while within the limits, else fresh ones from the source (then cached)."""
         size = request.max_plaintext_length
         if size is None or size > self._max_bytes or _identity_kdf(request.suite):
             return self._source.get_encryption_materials(request)
@@ -152,6 +153,7 @@ class CachingMaterials:
         return materials
 
     def decrypt_materials(self, request: DecryptionRequest) -> DecryptionMaterials:
+        """Cached materials for the same suite, EDKs and contexts, else fresh ones (then cached)."""
         if _identity_kdf(request.suite):
             return self._source.decrypt_materials(request)
         key = decrypt_cache_id(self._partition_hash, request)

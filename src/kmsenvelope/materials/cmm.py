@@ -75,6 +75,7 @@ class DefaultMaterials:
         return self._keyring
 
     def get_encryption_materials(self, request: EncryptionRequest) -> EncryptionMaterials:
+        """Pick the suite, add the signing key of signed suites, and ask the keyring for the data key."""
         suite = request.suite
         if suite is None:
             suite = (
@@ -108,6 +109,7 @@ class DefaultMaterials:
         return result
 
     def decrypt_materials(self, request: DecryptionRequest) -> DecryptionMaterials:
+        """Merge the reproduced context, load the verification key, and ask the keyring for the data key."""
         suite = request.suite
         check_suite_policy(suite, request.commitment_policy, encrypting=False)
         stored = request.encryption_context
@@ -170,6 +172,7 @@ class RequiredContextMaterials:
         return self._required
 
     def get_encryption_materials(self, request: EncryptionRequest) -> EncryptionMaterials:
+        """Require the configured keys in the context and mark them to be kept out of the header."""
         _require_keys(self._required, request.encryption_context, "encrypt")
         inner = EncryptionRequest(
             encryption_context=request.encryption_context,
@@ -184,6 +187,7 @@ class RequiredContextMaterials:
         return materials
 
     def decrypt_materials(self, request: DecryptionRequest) -> DecryptionMaterials:
+        """Require the configured keys in the caller's reproduced context."""
         _require_keys(self._required, request.reproduced_context, "decrypt")
         materials = self._source.decrypt_materials(request)
         missing = self._required - materials.encryption_context.keys()

@@ -7,7 +7,7 @@ Secrets are excluded from ``repr``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -233,11 +233,8 @@ class DecryptionMaterials:
 
 
 def check_data_key(suite: AnySuite, key: bytes) -> None:
+    """Refuse a data key whose length is not the suite's."""
     if len(key) != suite.data_key_length:
         raise MalformedInputError(
             f"data key length {len(key)} does not match the suite's {suite.data_key_length}"
         )
-
-
-def as_edk_tuple(edks: Sequence[EncryptedDataKey]) -> tuple[EncryptedDataKey, ...]:
-    return tuple(edks)

@@ -26,17 +26,25 @@ class Keyring(Protocol):
     listing why each EDK failed. Implementations must be safe to share between threads.
     """
 
-    def on_encrypt(self, materials: EncryptionMaterials) -> EncryptionMaterials: ...
+    def on_encrypt(self, materials: EncryptionMaterials) -> EncryptionMaterials:
+        """Return ``materials`` with a data key (generated if absent) and this keyring's EDK added."""
+        ...
 
     def on_decrypt(
         self, materials: DecryptionMaterials, edks: Sequence[EncryptedDataKey]
-    ) -> DecryptionMaterials: ...
+    ) -> DecryptionMaterials:
+        """Return ``materials`` with the data key recovered from one of ``edks``."""
+        ...
 
 
 @runtime_checkable
 class MaterialsManager(Protocol):
     """Builds materials for one message (ESDK ``framework/cmm-interface.md``)."""
 
-    def get_encryption_materials(self, request: EncryptionRequest) -> EncryptionMaterials: ...
+    def get_encryption_materials(self, request: EncryptionRequest) -> EncryptionMaterials:
+        """Materials (suite, context, data key, EDKs, signing key) to encrypt one message."""
+        ...
 
-    def decrypt_materials(self, request: DecryptionRequest) -> DecryptionMaterials: ...
+    def decrypt_materials(self, request: DecryptionRequest) -> DecryptionMaterials:
+        """Materials (data key, verification key) to decrypt one message with the given header."""
+        ...
