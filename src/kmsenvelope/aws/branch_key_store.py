@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigurationError, KeyStoreError
-from ..keyrings.kms_common import check_grant_tokens, failure_reason, kms_errors
 from .accounting import call_kms, error_code
 from .arn import parse_arn
 from .branch_key_items import (
@@ -55,6 +54,7 @@ from .branch_key_items import (
 )
 from .clients import ClientSupplier, KmsClientSupplier
 from .key_store import BRANCH_KEY_LENGTH, BeaconKeyMaterials, BranchKeyMaterials, check_branch_key_version
+from .kms_errors import check_grant_tokens, failure_reason, kms_errors
 
 __all__ = [
     "ACTIVE_TYPE",

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..aws.accounting import attempts_of, call_kms, error_code
+from ..aws.accounting import call_kms
 from ..aws.arn import KmsArn, parse_arn, validate_identifier
 from ..aws.clients import ClientSupplier, KmsClientSupplier, default_region_of
+from ..aws.kms_errors import check_grant_tokens, failure_reason, kms_errors
 from ..errors import ConfigurationError, EdkFailure, KmsEnvelopeError, NoUsableKeyError
 from ..materials.materials import EncryptedDataKey
 
@@ -15,6 +16,7 @@ __all__ = [
     "PROVIDER_ID",
     "RSA_PROVIDER_ID",
     "KmsResponseError",
+    "check_grant_tokens",
     "edk_key_arn",
     "failure_reason",
     "kms_errors",
@@ -37,15 +39,6 @@ def resolve_supplier(client_supplier: KmsClientSupplier | None) -> KmsClientSupp
     if not callable(client_supplier):
         raise ConfigurationError("client_supplier must be a callable region -> KMS client")
     return client_supplier
-
-
-def check_grant_tokens(grant_tokens: Sequence[str]) -> tuple[str, ...]:
-    if isinstance(grant_tokens, str):
-        raise ConfigurationError("grant_tokens must be a sequence of str, not a str")
-    tokens = tuple(grant_tokens)
-    if any(not isinstance(t, str) or not t for t in tokens):
-        raise ConfigurationError("grant tokens must be non-empty str")
-    return tokens
 
 
 def region_for(key_id: str, supplier: KmsClientSupplier) -> str:
@@ -84,52 +77,6 @@ def edk_key_arn(edk: EncryptedDataKey) -> tuple[str, KmsArn]:
         )
         raise NoUsableKeyError("malformed AWS KMS encrypted data key", [failure]) from None
     return text, arn
-
-
-def kms_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions a KMS attempt may raise that are collected as per-EDK failures."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    return (ClientError, BotoCoreError, KmsEnvelopeError)
-
-
-_REASONS: Mapping[str, str] = {
-    "AccessDeniedException": "access denied by AWS KMS",
-    "DisabledException": "the KMS key is disabled",
-    "NotFoundException": "the KMS key was not found",
-    "KMSInvalidStateException": "the KMS key is not usable in its current state (e.g. pending deletion)",
-    "InvalidCiphertextException": "AWS KMS rejected the ciphertext or encryption context",
-    "IncorrectKeyException": "the ciphertext belongs to a different KMS key",
-    "InvalidKeyUsageException": "the KMS key's usage or algorithm does not allow this operation",
-    "InvalidGrantTokenException": "a grant token was rejected",
-    "KeyUnavailableException": "the KMS key is temporarily unavailable",
-    "NoCredentialsError": "no AWS credentials were found",
-    "EndpointConnectionError": "could not connect to the AWS KMS endpoint",
-    "ConnectTimeoutError": "connecting to AWS KMS timed out",
-    "ReadTimeoutError": "AWS KMS did not answer before the read timeout",
-}
-_THROTTLING = frozenset(
-    {"ThrottlingException", "Throttling", "TooManyRequestsException", "LimitExceededException"}
-)
-_TRANSIENT = frozenset({"KMSInternalException", "DependencyTimeoutException", "ServiceUnavailableException"})
-
-
-def failure_reason(exc: BaseException) -> str:
-    """A short, secret-free explanation of why a KMS attempt failed."""
-    if isinstance(exc, KmsEnvelopeError):
-        return str(exc)
-    code = error_code(exc)
-    attempts = attempts_of(exc)
-    if code in _THROTTLING:
-        return f"throttled by AWS KMS; gave up after {attempts} attempts ({code})"
-    if code in _TRANSIENT:
-        return f"AWS KMS unavailable after {attempts} attempts ({code})"
-    known = _REASONS.get(code)
-    if known is not None:
-        return f"{known} ({code})"
-    response = getattr(exc, "response", None)
-    message = response.get("Error", {}).get("Message", "") if isinstance(response, dict) else ""
-    return f"{code}: {str(message)[:200]}" if message else code
 
 
 def kms_decrypt(
