@@ -10,13 +10,16 @@ stored: decrypt rebuilds them from the item, so an item moved under another key 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from ..errors import ConfigurationError, MalformedInputError, PolicyError
+from ..materials.materials import remember
 from ..materials.protocols import Keyring, MaterialsManager
 from ..structured.context import ATTR_PREFIX, encode_terminal
 from ..structured.decrypt import decrypt_record
 from ..structured.encrypt import encrypt_record
+from ..structured.layout import DecryptLayout, EncryptLayout, decrypt_layout, encrypt_layout
 from ..structured.model import FOOTER_FIELD, HEADER_FIELD, RESERVED_PREFIX, Action, ParsedHeader, Terminal
 from .attributes import deserialize, serialize
 from .config import TableConfig
@@ -67,6 +70,8 @@ class ItemEncryptor:
         self._version = config.version
         self._suite = config.effective_suite
         self._unsigned_cache: dict[str, bool] = {}
+        self._encrypt_plans: dict[tuple[str, ...], tuple[Mapping[str, Action], EncryptLayout]] = {}
+        self._decrypt_plans: dict[tuple[str, ...], tuple[tuple[str, ...], DecryptLayout]] = {}
         self._serializer: Any = None
         self._deserializer: Any = None
         self._search = config._search  # beacons (kmsenvelope.dynamodb.beacons), None without
@@ -81,31 +86,11 @@ class ItemEncryptor:
 
     def encrypt_item_with_header(self, item: Item) -> tuple[dict[str, Any], ParsedHeader]:
         """Like :meth:`encrypt_item`, also returning what was written into the header."""
-        self._check_item(item, encrypting=True)
-        for name in self._context_attributes:
-            if name not in item:
-                raise MalformedInputError(
-                    f"attribute {name!r} (SIGN_AND_INCLUDE_IN_ENCRYPTION_CONTEXT) is missing"
-                )
-        actions: dict[str, Action] = {}
-        record: dict[str, Terminal] = {}
-        for name, value in item.items():
-            action = self._actions.get(name)
-            if action is None:
-                if name in (HEADER_FIELD, FOOTER_FIELD):
-                    raise MalformedInputError(f"the item already has an {name!r} attribute")
-                if not self._is_unsigned(name):
-                    raise PolicyError(
-                        f"attribute {name!r} has no configured action and is not allowed unsigned"
-                    )
-                continue
-            if action is Action.DO_NOTHING:
-                continue
-            actions[name] = action
-            record[name] = serialize(value)
+        actions, layout = self._encrypt_plan(item)
+        record = {name: serialize(item[name]) for name in actions}
         context, required = self._base_context(self._version, record)
         encrypted = encrypt_record(
-            self._table, record, actions, self._manager, self._suite, context, required
+            self._table, record, actions, self._manager, self._suite, context, required, layout
         )
         out = dict(item)
         for name, action in actions.items():
@@ -123,20 +108,17 @@ class ItemEncryptor:
 
     def decrypt_item_with_header(self, item: Item) -> tuple[dict[str, Any], ParsedHeader]:
         """Like :meth:`decrypt_item`, also returning the verified header (actions, suite, EDKs, context)."""
-        self._check_item(item, encrypting=False)
+        names, layout = self._decrypt_plan(item)
         header = _binary(item, HEADER_FIELD)
         footer = _binary(item, FOOTER_FIELD)
         if not header:
             raise MalformedInputError("empty item header")
-        record: dict[str, Terminal] = {}
-        for name, value in item.items():
-            if not self._is_unsigned(name):
-                record[name] = serialize(value)
+        record = {name: serialize(item[name]) for name in names}
         # The header's first byte is the record version, which decides the base context.
         if header[0] not in (1, 2):
             raise MalformedInputError("unsupported item header version")
         context, required = self._base_context(header[0], record)
-        result = decrypt_record(self._table, record, header, footer, self._manager, context, required)
+        result = decrypt_record(self._table, record, header, footer, self._manager, context, required, layout)
         out = {name: value for name, value in item.items() if name != HEADER_FIELD and name != FOOTER_FIELD}
         for name, terminal in result.record.items():
             out[name] = deserialize(terminal)
@@ -179,6 +161,54 @@ class ItemEncryptor:
             self._deserializer = TypeDeserializer()
             self._serializer = TypeSerializer()
         return self._serializer, self._deserializer
+
+    # Everything about an item that depends only on its attribute names (and their order) is worked out
+    # once per distinct tuple of names: which attributes are signed, their actions, canonical paths and
+    # order. Plans are immutable and only cached after every check passed; a dict store is atomic, so
+    # threads at worst build the same plan twice.
+    def _encrypt_plan(self, item: Item) -> tuple[Mapping[str, Action], EncryptLayout]:
+        if type(item) is not dict and not isinstance(item, Mapping):
+            raise MalformedInputError("an item must be a mapping of attribute names to attribute values")
+        names = tuple(item)
+        plan = self._encrypt_plans.get(names)
+        if plan is None:
+            plan = self._build_encrypt_plan(item)
+            remember(self._encrypt_plans, names, plan)
+        return plan
+
+    def _build_encrypt_plan(self, item: Item) -> tuple[Mapping[str, Action], EncryptLayout]:
+        self._check_item(item, encrypting=True)
+        for name in self._context_attributes:
+            if name not in item:
+                raise MalformedInputError(
+                    f"attribute {name!r} (SIGN_AND_INCLUDE_IN_ENCRYPTION_CONTEXT) is missing"
+                )
+        actions: dict[str, Action] = {}
+        for name in item:
+            action = self._actions.get(name)
+            if action is None:
+                if name in (HEADER_FIELD, FOOTER_FIELD):
+                    raise MalformedInputError(f"the item already has an {name!r} attribute")
+                if not self._is_unsigned(name):
+                    raise PolicyError(
+                        f"attribute {name!r} has no configured action and is not allowed unsigned"
+                    )
+                continue
+            if action is not Action.DO_NOTHING:
+                actions[name] = action
+        return MappingProxyType(actions), encrypt_layout(self._table, actions)
+
+    def _decrypt_plan(self, item: Item) -> tuple[tuple[str, ...], DecryptLayout]:
+        if type(item) is not dict and not isinstance(item, Mapping):
+            raise MalformedInputError("an item must be a mapping of attribute names to attribute values")
+        key = tuple(item)
+        plan = self._decrypt_plans.get(key)
+        if plan is None:
+            self._check_item(item, encrypting=False)
+            names = tuple(name for name in item if not self._is_unsigned(name))
+            plan = names, decrypt_layout(self._table, names)
+            remember(self._decrypt_plans, key, plan)
+        return plan
 
     def _is_unsigned(self, name: str) -> bool:
         cached = self._unsigned_cache.get(name)

@@ -13,10 +13,11 @@ from ..errors import MalformedInputError, PolicyError
 from ..materials.materials import DecryptionMaterials, DecryptionRequest
 from ..materials.protocols import MaterialsManager
 from ..suites import CommitmentPolicy, DbeSuite
-from .context import canonical_path, serialize_context, v2_context
+from .context import serialize_context, v2_context
 from .crypt import FieldKeys
 from .footer import canonical_hash, verify_footer
 from .header import Header, RecordKeys, parse_header
+from .layout import DecryptLayout, decrypt_layout
 from .model import (
     BINARY_TYPE,
     FOOTER_FIELD,
@@ -83,17 +84,20 @@ def decrypt_record(
     manager: MaterialsManager,
     context: dict[str, str],
     required_keys: Iterable[str],
+    layout: DecryptLayout | None = None,
 ) -> DecryptedRecord:
     """The decrypt operation behind :func:`decrypt_structure` and the DynamoDB item encryptor.
 
     ``signed`` holds exactly the attributes in signature scope; ``context`` (taken over, not copied) is
     the caller's reproduced encryption context, whose keys listed in ``required_keys`` must be bound to
-    the record without being stored in it. Returns only the decrypted attributes.
+    the record without being stored in it. ``layout``, if given, must be
+    ``decrypt_layout(table_name, signed)`` (callers cache it per set of attribute names). Returns only the
+    decrypted attributes.
     """
     if not signed:
         raise MalformedInputError("at least one attribute must be signed")
     header = parse_header(header_value)
-    fields = sorted((canonical_path(table_name, name), name) for name in signed)
+    fields = (layout if layout is not None else decrypt_layout(table_name, signed)).fields
     legend = header.legend
     if len(legend) != len(fields):
         raise MalformedInputError(

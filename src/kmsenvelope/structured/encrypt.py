@@ -16,10 +16,11 @@ from ..errors import MalformedInputError, PolicyError
 from ..materials.materials import RESERVED_CONTEXT_PREFIX, EncryptionMaterials, EncryptionRequest
 from ..materials.protocols import MaterialsManager
 from ..suites import CommitmentPolicy, DbeSuite
-from .context import canonical_path, serialize_context, v2_context
+from .context import serialize_context, v2_context
 from .crypt import FieldKeys
 from .footer import canonical_hash, make_footer
 from .header import MESSAGE_ID_LENGTH, RecordKeys, serialize_header, serialize_partial_header
+from .layout import EncryptLayout, encrypt_layout
 from .model import BINARY_TYPE, FOOTER_FIELD, HEADER_FIELD, Action, ParsedHeader, Terminal
 
 __all__ = ["EncryptedRecord", "encrypt_record", "encrypt_structure"]
@@ -68,35 +69,26 @@ def encrypt_record(
     suite: DbeSuite,
     context: dict[str, str],
     required_keys: Iterable[str],
+    layout: EncryptLayout | None = None,
 ) -> EncryptedRecord:
     """The encrypt operation behind :func:`encrypt_structure` and the DynamoDB item encryptor.
 
-    ``actions`` must give an action for every attribute of ``record``. ``context`` is taken over (not
-    copied); pairs named in ``required_keys`` are authenticated but left out of the header, and must be
-    supplied again to decrypt.
+    ``actions`` must give an action for every attribute of ``record``; ``layout``, if given, must be
+    ``encrypt_layout(table_name, actions)`` for exactly those attributes (callers cache it per set of
+    attribute names). ``context`` is taken over (not copied); pairs named in ``required_keys`` are
+    authenticated but left out of the header, and must be supplied again to decrypt.
     """
     if not isinstance(suite, DbeSuite):
         raise PolicyError("structured encryption needs a DB-ESDK algorithm suite")
     if HEADER_FIELD in record or FOOTER_FIELD in record:
         raise MalformedInputError(f"attribute names {HEADER_FIELD!r} and {FOOTER_FIELD!r} are reserved")
 
-    signed: list[tuple[bytes, str, Action]] = []
-    context_fields: dict[str, Terminal] = {}
-    encrypted_count = 0
-    encrypted_size = 0
-    for name, terminal in record.items():
-        action = actions[name]
-        if action is Action.DO_NOTHING:
-            continue
-        signed.append((canonical_path(table_name, name), name, action))
-        if action is _ENCRYPT:
-            encrypted_count += 1
-            encrypted_size += len(terminal.value)
-        elif action is _CONTEXT:
-            context_fields[name] = terminal
-    if not signed:
-        raise MalformedInputError("at least one attribute must be signed")
-    signed.sort()
+    if layout is None:
+        layout = encrypt_layout(table_name, {name: actions[name] for name in record})
+    signed = layout.signed
+    encrypted_count = len(layout.encrypted)
+    encrypted_size = sum(len(record[name].value) for name in layout.encrypted)
+    context_fields = {name: record[name] for name in layout.context_names}
 
     required = frozenset(required_keys)
     version = 1
@@ -122,7 +114,7 @@ def encrypt_record(
     assert isinstance(used_suite, DbeSuite) and materials.plaintext_data_key is not None
 
     message_id = os.urandom(MESSAGE_ID_LENGTH)
-    legend = bytes(action.legend for _, _, action in signed)
+    legend = layout.legend
     full_context = materials.encryption_context
     stored = {k: v for k, v in full_context.items() if k not in materials.required_context_keys}
     keys = RecordKeys(used_suite, materials.plaintext_data_key, message_id)
