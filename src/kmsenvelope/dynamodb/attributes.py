@@ -40,6 +40,13 @@ AttributeValue = Mapping[str, Any]
 
 def serialize(value: AttributeValue) -> Terminal:
     """The terminal (type id, serialized value) of a top-level attribute value."""
+    # Fast path for the commonest values (plain dict, ASCII string or bytes); same bytes as _serialize.
+    if type(value) is dict and len(value) == 1:
+        ((tag, inner),) = value.items()
+        if tag == "S" and type(inner) is str and inner.isascii():
+            return Terminal(STRING, inner.encode("ascii"))
+        if tag == "B" and type(inner) is bytes:
+            return Terminal(BINARY, inner)
     type_id, body = _serialize(value, 1)
     return Terminal(type_id, body)
 

@@ -21,6 +21,15 @@ _MAX_EXPONENT = 125
 
 def normalize_number(text: str) -> str:
     """The normalized form of a DynamoDB number string; :class:`MalformedInputError` if it is not one."""
+    # Fast path: up to 38 ASCII digits without a leading zero are already normalized and in range.
+    if (
+        type(text) is str
+        and 0 < len(text) <= _MAX_DIGITS
+        and text.isascii()
+        and text.isdigit()
+        and text[0] != "0"
+    ):
+        return text
     match = _NUMBER.fullmatch(text) if isinstance(text, str) else None
     if match is None:
         raise MalformedInputError("invalid DynamoDB number")

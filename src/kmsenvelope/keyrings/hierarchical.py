@@ -14,6 +14,7 @@ suites this is the keyring-wrapped part of an intermediate-wrapped EDK (see :mod
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -232,7 +233,7 @@ class HierarchicalKeyring:
             if len(ciphertext) <= _OVERHEAD:
                 raise MalformedInputError("hierarchical EDK ciphertext is too short")
             start = _SALT_LENGTH + _IV_LENGTH
-            version = str(uuid.UUID(bytes=bytes(ciphertext[start : start + _VERSION_LENGTH])))
+            version = _version_string(bytes(ciphertext[start : start + _VERSION_LENGTH]))
             cache_key = (branch_key_id, version)
             branch = self._cache.get(cache_key)
             if branch is None:
@@ -257,6 +258,13 @@ class HierarchicalKeyring:
             f"branch_key_id={self._branch_key_id!r}" if self._branch_key_id else "branch_key_id_supplier=..."
         )
         return f"HierarchicalKeyring({self._store!r}, {source})"
+
+
+@functools.lru_cache(maxsize=1024)
+def _version_string(raw: bytes) -> str:
+    """The UUID text of a branch key version; cached because building a UUID costs microseconds on
+    every decrypt and a keyring sees few distinct versions. Keys and values are public, immutable."""
+    return str(uuid.UUID(bytes=raw))
 
 
 def _checked(materials: BranchKeyMaterials, branch_key_id: str, version: str | None) -> BranchKeyMaterials:

@@ -25,6 +25,8 @@ _KEY_LENGTH = 32
 _STRIDE = 48  # three AES blocks per field
 _TAG_LENGTH = 16
 _MAX_FIELDS = (1 << 32) // 3
+# The first counter block is the same for every record; a mode object holds only that public value.
+_CTR_MODE = modes.CTR(_NONCE_PREFIX + bytes(4))
 
 
 class FieldKeys:
@@ -35,7 +37,7 @@ class FieldKeys:
     def __init__(self, field_root_key: bytes, count: int) -> None:
         if count >= _MAX_FIELDS:
             raise MalformedInputError("too many encrypted attributes in one record")
-        encryptor = Cipher(algorithms.AES(field_root_key), modes.CTR(_NONCE_PREFIX + bytes(4))).encryptor()
+        encryptor = Cipher(algorithms.AES(field_root_key), _CTR_MODE).encryptor()
         self._stream = encryptor.update(bytes(_STRIDE * count)) if count else b""
 
     # AESGCM is used directly (not primitives.aead.AesGcm): these run once per encrypted attribute and
