@@ -35,6 +35,7 @@ _PREFIX_LENGTH = 2 + MESSAGE_ID_LENGTH
 _SUITE_FAMILY = 0x67
 _COMMIT_INFO = b"AWS_DBE_COMMIT_KEY"
 _DERIVE_INFO = b"AWS_DBE_DERIVE_KEY"
+_LEGEND_BYTES = frozenset(LEGEND_ACTIONS)
 
 
 @dataclass(frozen=True)
@@ -136,44 +137,64 @@ def parse_header(data: bytes) -> Header:
         raise MalformedInputError("unsupported record header flavor")
     suite = DbeSuite.from_id((_SUITE_FAMILY << 8) | flavor)
     message_id = data[2:_PREFIX_LENGTH]
+    # Lengths are read inline (no helper calls): this runs on every decrypt. Every length is checked
+    # against the bytes left before the commitment before it is used.
     pos = _PREFIX_LENGTH
-
-    def take(length: int, what: str) -> bytes:
-        nonlocal pos
-        if length > end - pos:
-            raise MalformedInputError(f"record header truncated in {what}")
-        chunk = data[pos : pos + length]
-        pos += length
-        return chunk
-
-    def u16(what: str) -> int:
-        return int.from_bytes(take(2, what), "big")
-
-    legend = take(u16("legend length"), "legend")
-    if any(byte not in LEGEND_ACTIONS for byte in legend):
+    if end - pos < 2:
+        raise MalformedInputError("record header truncated in legend length")
+    length = int.from_bytes(data[pos : pos + 2], "big")
+    pos += 2
+    if length > end - pos:
+        raise MalformedInputError("record header truncated in legend")
+    legend = data[pos : pos + length]
+    pos += length
+    if not _LEGEND_BYTES.issuperset(legend):
         raise MalformedInputError("invalid byte in record header legend")
 
-    count = u16("encryption context count")
+    if end - pos < 2:
+        raise MalformedInputError("record header truncated in encryption context count")
+    count = int.from_bytes(data[pos : pos + 2], "big")
+    pos += 2
     context: dict[str, str] = {}
     previous = b""
     for index in range(count):
-        key = take(u16("context key length"), "context key")
-        value = take(u16("context value length"), "context value")
+        pair: list[bytes] = []
+        for what in ("context key", "context value"):
+            if end - pos < 2:
+                raise MalformedInputError(f"record header truncated in {what} length")
+            length = int.from_bytes(data[pos : pos + 2], "big")
+            pos += 2
+            if length > end - pos:
+                raise MalformedInputError(f"record header truncated in {what}")
+            pair.append(data[pos : pos + length])
+            pos += length
+        key, value = pair
         # Strictly ascending keys rule out duplicates as well as misordering.
         if index and not previous < key:
             raise MalformedInputError("record header encryption context keys are not strictly ascending")
         previous = key
         context[_utf8(key, "encryption context")] = _utf8(value, "encryption context")
 
-    edk_count = take(1, "encrypted data key count")[0]
+    if end - pos < 1:
+        raise MalformedInputError("record header truncated in encrypted data key count")
+    edk_count = data[pos]
+    pos += 1
     if edk_count == 0:
         raise MalformedInputError("record header has no encrypted data keys")
     edks = []
     for _ in range(edk_count):
-        provider_id = _utf8(take(u16("provider id length"), "provider id"), "provider id")
-        provider_info = take(u16("provider info length"), "provider info")
-        ciphertext = take(u16("EDK ciphertext length"), "EDK ciphertext")
-        edks.append(EncryptedDataKey(provider_id, provider_info, ciphertext))
+        fields: list[bytes] = []
+        for what in ("provider id", "provider info", "EDK ciphertext"):
+            if end - pos < 2:
+                raise MalformedInputError(f"record header truncated in {what} length")
+            length = int.from_bytes(data[pos : pos + 2], "big")
+            pos += 2
+            if length > end - pos:
+                raise MalformedInputError(f"record header truncated in {what}")
+            fields.append(data[pos : pos + length])
+            pos += length
+        provider_id, provider_info, ciphertext = fields
+        edks.append(EncryptedDataKey(_utf8(provider_id, "provider id"), provider_info, ciphertext))
     if pos != end:
         raise MalformedInputError("unexpected bytes before the record header commitment")
     return Header(version, suite, message_id, legend, context, tuple(edks), data)
