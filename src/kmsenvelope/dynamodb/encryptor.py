@@ -248,7 +248,7 @@ def _binary(item: Item, name: str) -> bytes:
     value = item.get(name)
     if value is None:
         raise MalformedInputError(f"the item has no {name!r} attribute: it is not an encrypted item")
-    if not isinstance(value, Mapping) or len(value) != 1 or "B" not in value:
+    if (type(value) is not dict and not isinstance(value, Mapping)) or len(value) != 1 or "B" not in value:
         raise MalformedInputError(f"the {name!r} attribute must be binary")
     raw = value["B"]
     if not isinstance(raw, (bytes, bytearray, memoryview)):

@@ -72,8 +72,9 @@ class _BranchKey:
         )
 
     def wrap(self, key: bytes, context: Mapping[str, str]) -> EncryptedDataKey:
-        salt = os.urandom(_SALT_LENGTH)
-        iv = os.urandom(_IV_LENGTH)
+        # One read of the system CSPRNG for both public values.
+        random = os.urandom(_SALT_LENGTH + _IV_LENGTH)
+        salt, iv = random[:_SALT_LENGTH], random[_SALT_LENGTH:]
         derived = kdf_counter_hmac("sha256", self.key, _PROVIDER_ID_BYTES, salt, _DERIVED_KEY_LENGTH)
         sealed = AesGcm(derived).encrypt(iv, key, self.aad(context))
         return EncryptedDataKey(PROVIDER_ID, self.id_bytes, salt + iv + self.version_bytes + sealed)

@@ -145,7 +145,7 @@ def encrypt_record(
     parsed = ParsedHeader(
         version=version,
         suite=used_suite,
-        actions={name: action for _, name, action in signed},
+        actions=layout.actions,
         encrypted_data_keys=materials.encrypted_data_keys,
         stored_context=stored,
         encryption_context=full_context,

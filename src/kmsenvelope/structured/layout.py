@@ -9,6 +9,7 @@ Layouts are immutable, so they can be shared between threads.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 from typing import NamedTuple
 
 from ..errors import MalformedInputError
@@ -26,6 +27,8 @@ class EncryptLayout(NamedTuple):
     """ENCRYPT_AND_SIGN attributes."""
     context_names: tuple[str, ...]
     """SIGN_AND_INCLUDE_IN_ENCRYPTION_CONTEXT attributes."""
+    actions: Mapping[str, Action]
+    """Read-only name -> action of the signed attributes, in canonical-path order (for the header)."""
 
 
 class DecryptLayout(NamedTuple):
@@ -47,6 +50,7 @@ def encrypt_layout(table_name: str, actions: Mapping[str, Action]) -> EncryptLay
         bytes(action.legend for _, _, action in signed),
         tuple(name for _, name, action in signed if action is Action.ENCRYPT_AND_SIGN),
         tuple(name for _, name, action in signed if action is Action.SIGN_AND_INCLUDE_IN_ENCRYPTION_CONTEXT),
+        MappingProxyType({name: action for _, name, action in signed}),
     )
 
 
