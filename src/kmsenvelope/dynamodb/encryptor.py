@@ -93,11 +93,11 @@ class ItemEncryptor:
             self._table, record, actions, self._manager, self._suite, context, required, layout
         )
         out = dict(item)
-        for name, action in actions.items():
-            if action is Action.ENCRYPT_AND_SIGN:
-                out[name] = {"B": encrypted.record[name].value}
-        out[HEADER_FIELD] = {"B": encrypted.record[HEADER_FIELD].value}
-        out[FOOTER_FIELD] = {"B": encrypted.record[FOOTER_FIELD].value}
+        stored = encrypted.record
+        for name in layout.encrypted:
+            out[name] = {"B": stored[name].value}
+        out[HEADER_FIELD] = {"B": stored[HEADER_FIELD].value}
+        out[FOOTER_FIELD] = {"B": stored[FOOTER_FIELD].value}
         if self._search is not None:
             self._search.add_beacons(item, out)
         return out, encrypted.header

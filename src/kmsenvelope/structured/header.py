@@ -36,6 +36,8 @@ _SUITE_FAMILY = 0x67
 _COMMIT_INFO = b"AWS_DBE_COMMIT_KEY"
 _DERIVE_INFO = b"AWS_DBE_DERIVE_KEY"
 _LEGEND_BYTES = frozenset(LEGEND_ACTIONS)
+# Flavor byte -> suite (both flavors exist); a dict lookup instead of DbeSuite.from_id's scan per decrypt.
+_SUITE_BY_FLAVOR = {flavor: DbeSuite.from_id((_SUITE_FAMILY << 8) | flavor) for flavor in (0, 1)}
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,7 @@ def parse_header(data: bytes) -> Header:
     flavor = data[1]
     if flavor not in (0, 1):
         raise MalformedInputError("unsupported record header flavor")
-    suite = DbeSuite.from_id((_SUITE_FAMILY << 8) | flavor)
+    suite = _SUITE_BY_FLAVOR[flavor]
     message_id = data[2:_PREFIX_LENGTH]
     # Lengths are read inline (no helper calls): this runs on every decrypt. Every length is checked
     # against the bytes left before the commitment before it is used.
