@@ -40,13 +40,18 @@ AttributeValue = Mapping[str, Any]
 
 def serialize(value: AttributeValue) -> Terminal:
     """The terminal (type id, serialized value) of a top-level attribute value."""
-    # Fast path for the commonest values (plain dict, ASCII string or bytes); same bytes as _serialize.
+    # Fast path for the commonest values (plain dict holding an ASCII string, bytes, number or bool):
+    # the same bytes as _serialize, without its chain of type tests.
     if type(value) is dict and len(value) == 1:
         ((tag, inner),) = value.items()
         if tag == "S" and type(inner) is str and inner.isascii():
             return Terminal(STRING, inner.encode("ascii"))
         if tag == "B" and type(inner) is bytes:
             return Terminal(BINARY, inner)
+        if tag == "N":
+            return Terminal(NUMBER, normalize_number(inner).encode("ascii"))
+        if tag == "BOOL" and type(inner) is bool:
+            return Terminal(BOOLEAN, b"\x01" if inner else b"\x00")
     type_id, body = _serialize(value, 1)
     return Terminal(type_id, body)
 
