@@ -407,20 +407,31 @@ class KeyStore:
                 raise KeyStoreError(f"{operation} failed: {conflict}") from exc
             raise self._ddb_error(f"{operation} (TransactWriteItems)", exc, branch_key_id) from exc
 
-    def _generate(self, context: Mapping[str, str], branch_key_id: str) -> bytes:
+    def _call_kms(
+        self, operation: str, branch_key_id: str, item_type: str | None = None, **params: Any
+    ) -> dict[str, Any]:
+        """One counted KMS call with this store's key, region and grant tokens; errors as KeyStoreError."""
         try:
-            response = call_kms(
+            response: dict[str, Any] = call_kms(
                 self._kms(),
-                "GenerateDataKeyWithoutPlaintext",
+                operation,
                 region=self._region,
                 key_id=self._arn,
-                KeyId=self._arn,
-                NumberOfBytes=BRANCH_KEY_LENGTH,
-                EncryptionContext=dict(context),
                 GrantTokens=list(self._grant_tokens),
+                **params,
             )
         except kms_errors() as exc:
-            raise self._kms_error("GenerateDataKeyWithoutPlaintext", exc, branch_key_id) from exc
+            raise self._kms_error(operation, exc, branch_key_id, item_type) from exc
+        return response
+
+    def _generate(self, context: Mapping[str, str], branch_key_id: str) -> bytes:
+        response = self._call_kms(
+            "GenerateDataKeyWithoutPlaintext",
+            branch_key_id,
+            KeyId=self._arn,
+            NumberOfBytes=BRANCH_KEY_LENGTH,
+            EncryptionContext=dict(context),
+        )
         blob = response.get("CiphertextBlob")
         if response.get("KeyId") != self._arn or not isinstance(blob, bytes) or not blob:
             raise KeyStoreError("invalid response from AWS KMS GenerateDataKeyWithoutPlaintext")
@@ -429,21 +440,15 @@ class KeyStore:
     def _re_encrypt(
         self, blob: bytes, source: Mapping[str, str], destination: Mapping[str, str], branch_key_id: str
     ) -> bytes:
-        try:
-            response = call_kms(
-                self._kms(),
-                "ReEncrypt",
-                region=self._region,
-                key_id=self._arn,
-                CiphertextBlob=blob,
-                SourceEncryptionContext=dict(source),
-                SourceKeyId=self._arn,
-                DestinationKeyId=self._arn,
-                DestinationEncryptionContext=dict(destination),
-                GrantTokens=list(self._grant_tokens),
-            )
-        except kms_errors() as exc:
-            raise self._kms_error("ReEncrypt", exc, branch_key_id) from exc
+        response = self._call_kms(
+            "ReEncrypt",
+            branch_key_id,
+            CiphertextBlob=blob,
+            SourceEncryptionContext=dict(source),
+            SourceKeyId=self._arn,
+            DestinationKeyId=self._arn,
+            DestinationEncryptionContext=dict(destination),
+        )
         out = response.get("CiphertextBlob")
         if (
             response.get("SourceKeyId") != self._arn
@@ -455,19 +460,14 @@ class KeyStore:
         return out
 
     def _decrypt(self, enc: bytes, context: Mapping[str, str], branch_key_id: str, item_type: str) -> bytes:
-        try:
-            response = call_kms(
-                self._kms(),
-                "Decrypt",
-                region=self._region,
-                key_id=self._arn,
-                KeyId=self._arn,
-                CiphertextBlob=enc,
-                EncryptionContext=dict(context),
-                GrantTokens=list(self._grant_tokens),
-            )
-        except kms_errors() as exc:
-            raise self._kms_error("Decrypt", exc, branch_key_id, item_type) from exc
+        response = self._call_kms(
+            "Decrypt",
+            branch_key_id,
+            item_type,
+            KeyId=self._arn,
+            CiphertextBlob=enc,
+            EncryptionContext=dict(context),
+        )
         plaintext = response.get("Plaintext")
         if response.get("KeyId") != self._arn:
             raise KeyStoreError("AWS KMS Decrypt answered for another KMS key than this key store's")
