@@ -41,6 +41,22 @@ _EXPORTS: dict[str, str] = {
     "Constructor": ".beacons",
     "ConstructorPart": ".beacons",
     "BeaconKeySource": ".beacons",
+    "BeaconVersion": ".search_config",
+    "SearchConfig": ".search_config",
+    "PartOnly": ".styles",
+    "Shared": ".styles",
+    "AsSet": ".styles",
+    "SharedSet": ".styles",
+    "VirtualField": ".virtual",
+    "VirtualPart": ".virtual",
+    "Upper": ".virtual",
+    "Lower": ".virtual",
+    "Insert": ".virtual",
+    "GetPrefix": ".virtual",
+    "GetSuffix": ".virtual",
+    "GetSubstring": ".virtual",
+    "GetSegment": ".virtual",
+    "GetSegments": ".virtual",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -65,7 +81,23 @@ if TYPE_CHECKING:
     from .numbers import normalize_number as normalize_number
     from .policy import RequestRefusedError as RequestRefusedError
     from .resource import EncryptedResource as EncryptedResource
+    from .search_config import BeaconVersion as BeaconVersion
+    from .search_config import SearchConfig as SearchConfig
+    from .styles import AsSet as AsSet
+    from .styles import PartOnly as PartOnly
+    from .styles import Shared as Shared
+    from .styles import SharedSet as SharedSet
     from .table import EncryptedTable as EncryptedTable
+    from .virtual import GetPrefix as GetPrefix
+    from .virtual import GetSegment as GetSegment
+    from .virtual import GetSegments as GetSegments
+    from .virtual import GetSubstring as GetSubstring
+    from .virtual import GetSuffix as GetSuffix
+    from .virtual import Insert as Insert
+    from .virtual import Lower as Lower
+    from .virtual import Upper as Upper
+    from .virtual import VirtualField as VirtualField
+    from .virtual import VirtualPart as VirtualPart
 
 
 def __getattr__(name: str) -> Any:

@@ -85,8 +85,11 @@ def check_prefixes(parts: Sequence[Part], owner: str) -> None:
                 )
 
 
-def coerce_constructors(raw: Any, parts: Sequence[Part], owner: str) -> tuple[Constructor, ...]:
-    names = {part.name for part in parts}
+def coerce_constructors(
+    raw: Any, parts: Sequence[Part], owner: str, known: set[str] | None = None
+) -> tuple[Constructor, ...]:
+    """Constructors as :class:`Constructor` objects (default: every part, in order, all required).
+    Part names are checked against ``known`` when given (the beacon's parts plus the global lists)."""
     if raw is None:
         return (Constructor(tuple(ConstructorPart(part.name) for part in parts)),)
     if isinstance(raw, str) or not isinstance(raw, Sequence) or not raw:
@@ -103,8 +106,13 @@ def coerce_constructors(raw: Any, parts: Sequence[Part], owner: str) -> tuple[Co
                 item = ConstructorPart(item)
             elif isinstance(item, (tuple, list)):
                 item = ConstructorPart(*item)
-            if not isinstance(item, ConstructorPart) or item.name not in names:
-                raise ConfigurationError(f"compound beacon {owner!r}: constructor names an unknown part")
+            if not isinstance(item, ConstructorPart) or not isinstance(item.name, str):
+                raise ConfigurationError(f"compound beacon {owner!r}: constructor parts must be part names")
+            if known is not None and item.name not in known:
+                raise ConfigurationError(
+                    f"compound beacon {owner!r}: constructor names part {item.name!r}, which is neither "
+                    "one of its parts nor in the global parts list"
+                )
             cparts.append(item)
         required = frozenset(p.name for p in cparts if p.required)
         if not required:

@@ -1,16 +1,19 @@
 """Searchable encryption: standard and compound beacons (``searchable-encryption/beacons.md``).
 
-A standard beacon is the truncated HMAC-SHA384 of an encrypted attribute's serialized value, keyed
-with a per-beacon key ``HKDF-SHA512(beacon key, salt=None, info="AWS_DBE_SCAN_BEACON" || name, 64)``
-where the beacon key comes from a branch key store's ``get_beacon_key``. The value kept is the
-rightmost ``length`` bits of the first 8 HMAC bytes, as ``ceil(length / 4)`` lowercase hex digits.
-A compound beacon joins prefixed parts with a split character: signed parts in plaintext, encrypted
-parts as ``prefix || hash(UTF-8 of the part's string value)`` under their standard beacon's key.
+A standard beacon is the truncated HMAC-SHA384 of an encrypted attribute's serialized value (or of the
+UTF-8 of a :mod:`virtual field <.virtual>`), keyed with a per-beacon key
+``HKDF-SHA512(beacon key, salt=None, info="AWS_DBE_SCAN_BEACON" || name, 64)`` where the beacon key
+comes from a branch key store's ``get_beacon_key``. The value kept is the rightmost ``length`` bits of
+the first 8 HMAC bytes, as ``ceil(length / 4)`` lowercase hex digits. A :mod:`style <.styles>` may
+make it part-only, key it like another beacon, or make it a set. A compound beacon joins prefixed
+parts with a split character: signed parts in plaintext, encrypted parts as
+``prefix || hash(UTF-8 of the part's string value)`` under their standard beacon's key.
 
 Beacons are written next to the encrypted item as ``aws_dbe_b_<name>`` (plus the version tag
-``aws_dbe_v_1``); these attributes are outside the signature. :class:`SearchInfo` is what a
-:class:`~kmsenvelope.dynamodb.TableConfig` with beacons compiles to. Rewriting queries lives in
-:mod:`.search`.
+``aws_dbe_v_1``); these attributes are outside the signature. A compound beacon with only signed
+parts (a *signed beacon*) is instead written before encryption under its own name, as a SIGN_ONLY
+attribute. :class:`SearchInfo` is what a :class:`~kmsenvelope.dynamodb.TableConfig` with beacons
+compiles to (validation in :mod:`.search_config`); rewriting queries lives in :mod:`.search`.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ from . import _parts
 from ._parts import Constructor, ConstructorPart, EncryptedPart, Part, SignedPart
 from .attributes import serialize
 from .evaluate import item_path
-from .expressions import path_elements
+from .styles import BeaconStyle, PartOnly, check_style, is_set, shared_with
+from .virtual import VirtualField, terminal_location
 
 if TYPE_CHECKING:
     from .config import TableConfig
@@ -53,24 +57,29 @@ BEACON_PREFIX = "aws_dbe_b_"
 VERSION_TAG = "aws_dbe_v_1"
 """Written with every beaconized item; its value is a single space (beacon version 1)."""
 AttributeValue = Mapping[str, Any]
+_SET_MEMBER = {"SS": "S", "NS": "N", "BS": "B"}
 
 
 @dataclass(frozen=True)
 class StandardBeacon:
     """A beacon over one encrypted attribute: ``length`` bits (1-63) of a keyed hash of its value.
 
-    ``location`` is the terminal location (default: ``name``), e.g. ``"address.zip"``.
+    ``location`` is the terminal location (default: ``name``), e.g. ``"address.zip"``, or the name of
+    a :class:`~kmsenvelope.dynamodb.VirtualField`; ``style`` is one of
+    :class:`~kmsenvelope.dynamodb.PartOnly`, ``Shared(other)``, ``AsSet()`` or ``SharedSet(other)``.
     """
 
     name: str
     length: int
     location: str | None = None
+    style: BeaconStyle | None = None
 
     def __post_init__(self) -> None:
         _check_beacon_name(self.name)
         if isinstance(self.length, bool) or not isinstance(self.length, int) or not 1 <= self.length <= 63:
             raise ConfigurationError(f"beacon {self.name!r}: length must be an int from 1 to 63 bits")
-        _location(self.location if self.location is not None else self.name, self.name)
+        terminal_location(self.location if self.location is not None else self.name, self.name)
+        check_style(self.style, self.name)
 
 
 @dataclass(frozen=True)
@@ -80,7 +89,9 @@ class CompoundBeacon:
     ``encrypted_parts``: :class:`EncryptedPart` (or ``(standard beacon name, prefix)`` pairs, or a
     ``{name: prefix}`` mapping); ``signed_parts``: :class:`SignedPart` (or ``(name, prefix)`` pairs or a
     mapping) over SIGN_ONLY attributes; ``constructors``: which parts make a value, in order (default:
-    every signed part then every encrypted part, all required).
+    every signed part then every encrypted part, all required). Constructors may also name parts of
+    a :class:`~kmsenvelope.dynamodb.BeaconVersion`'s global parts lists. Without encrypted parts the
+    beacon is a signed beacon, stored in plaintext under ``name``.
     """
 
     name: str
@@ -98,14 +109,20 @@ class CompoundBeacon:
         object.__setattr__(self, "encrypted_parts", encrypted)
         object.__setattr__(self, "signed_parts", signed)
         parts: tuple[Part, ...] = (*signed, *encrypted)
-        if not encrypted:
+        if not parts and self.constructors is None:
             raise ConfigurationError(
-                f"compound beacon {self.name!r} has no encrypted part: signed-only beacons are not supported"
+                f"compound beacon {self.name!r} has no parts and no constructors "
+                "(beacons.md#default-construction)"
             )
         _parts.check_prefixes(parts, self.name)
         object.__setattr__(
             self, "constructors", _parts.coerce_constructors(self.constructors, parts, self.name)
         )
+
+    @property
+    def is_signed(self) -> bool:
+        """No encrypted parts: stored in plaintext under its own name (``beacons.md#signed-beacons``)."""
+        return not self.encrypted_parts
 
 
 @dataclass(frozen=True)
@@ -138,78 +155,28 @@ class SearchInfo:
     """The beacons of one table, validated against its attribute actions, with their keys."""
 
     def __init__(self, config: TableConfig, beacons: Sequence[Any]) -> None:
+        from .search_config import resolve  # validation (ConfigToInfo); it imports this module
+
+        resolved = resolve(config, beacons)
         self.actions: Mapping[str, Action] = config.actions
-        sources = [b for b in beacons if isinstance(b, BeaconKeySource)]
-        unknown = [b for b in beacons if not isinstance(b, (StandardBeacon, CompoundBeacon, BeaconKeySource))]
-        if unknown:
-            raise ConfigurationError(
-                "beacons must be StandardBeacon, CompoundBeacon or BeaconKeySource objects"
-            )
-        if len(sources) > 1:
-            raise ConfigurationError("give at most one BeaconKeySource")
-        self.standard: dict[str, StandardBeacon] = {}
-        self.compound: dict[str, CompoundBeacon] = {}
-        self._locations: dict[str, list[str | int]] = {}
-        for beacon in beacons:
-            if isinstance(beacon, StandardBeacon):
-                self._add_standard(config, beacon)
-        for beacon in beacons:
-            if isinstance(beacon, CompoundBeacon):
-                self._add_compound(config, beacon)
-        if not self.standard:
-            raise ConfigurationError("searchable encryption needs at least one StandardBeacon")
-        self.source = sources[0] if sources else _source_from_keyring(config.keyring)
+        self.standard: dict[str, StandardBeacon] = resolved.standard
+        self.compound: dict[str, CompoundBeacon] = resolved.compound
+        self.virtual: dict[str, VirtualField] = resolved.virtual
+        self._locations = resolved.locations
+        self._signed_locations = resolved.signed_locations
+        self.source = resolved.key_source or _source_from_keyring(config.keyring)
+        self.signed_actions: dict[str, Action] = {
+            name: Action.SIGN_ONLY for name, beacon in self.compound.items() if beacon.is_signed
+        }
+        """Signed beacons are SIGN_ONLY attributes of their own name (``beacons.md#signed-beacons``)."""
         self._lock = threading.Lock()
         self._keys: dict[str, Hmac] | None = None
         self._expires = 0.0
 
-    # -- configuration -----------------------------------------------------------------------------
-
-    def _add_standard(self, config: TableConfig, beacon: StandardBeacon) -> None:
-        if beacon.name in self.standard:
-            raise ConfigurationError(f"two standard beacons are named {beacon.name!r}")
-        if _configured(config, beacon.name) and self.actions.get(beacon.name) is not Action.ENCRYPT_AND_SIGN:
-            raise ConfigurationError(f"beacon {beacon.name!r} has the name of an unencrypted attribute")
-        location = _location(beacon.location or beacon.name, beacon.name)
-        if self.actions.get(str(location[0])) is not Action.ENCRYPT_AND_SIGN:
-            raise ConfigurationError(
-                f"standard beacon {beacon.name!r} must be over an ENCRYPT_AND_SIGN attribute"
-            )
-        if location in self._locations.values():
-            raise ConfigurationError(f"two standard beacons share the location of {beacon.name!r}")
-        self.standard[beacon.name] = beacon
-        self._locations[beacon.name] = location
-
-    def _add_compound(self, config: TableConfig, beacon: CompoundBeacon) -> None:
-        name = beacon.name
-        if name in self.compound or name in self.standard:
-            raise ConfigurationError(f"two beacons are named {name!r}")
-        if _configured(config, name):
-            raise ConfigurationError(f"compound beacon {name!r} has the name of a configured attribute")
-        for part in beacon.encrypted_parts:
-            assert isinstance(part, EncryptedPart)
-            if part.name not in self.standard:
-                raise ConfigurationError(
-                    f"compound beacon {name!r}: encrypted part {part.name!r} is not a standard beacon"
-                )
-        for signed in beacon.signed_parts:
-            assert isinstance(signed, SignedPart)
-            location = _location(signed.location or signed.name, name)
-            if self.actions.get(str(location[0])) not in (
-                Action.SIGN_ONLY,
-                Action.SIGN_AND_INCLUDE_IN_ENCRYPTION_CONTEXT,
-            ):
-                raise ConfigurationError(
-                    f"compound beacon {name!r}: signed part {signed.name!r} must be over a signed, "
-                    "unencrypted attribute"
-                )
-            self._locations.setdefault(f"\x00{name}\x00{signed.name}", location)
-        self.compound[name] = beacon
-
     # -- keys ------------------------------------------------------------------------------------
 
     def hmac_keys(self) -> dict[str, Hmac]:
-        """One keyed HMAC-SHA384 per standard beacon, from the key store, cached for the TTL."""
+        """One keyed HMAC-SHA384 per standard beacon name, from the key store, cached for the TTL."""
         now = time.monotonic()
         with self._lock:
             if self._keys is not None and now < self._expires:
@@ -227,47 +194,97 @@ class SearchInfo:
             self._keys, self._expires = keys, now + float(self.source.ttl_seconds)
         return keys
 
-    # -- values ----------------------------------------------------------------------------------
+    def _key(self, name: str, keys: Mapping[str, Hmac]) -> Hmac:
+        """A Shared beacon is computed as if it were the other one (``beacons.md#shared-initialization``)."""
+        return keys[shared_with(self.standard[name].style) or name]
+
+    # -- names -----------------------------------------------------------------------------------
 
     def beacon(self, name: str) -> Beacon | None:
         """The beacon called ``name``, if any."""
         return self.standard.get(name) or self.compound.get(name)
 
+    @staticmethod
+    def attribute_name(beacon: Beacon) -> str:
+        """Where a beacon is stored: ``aws_dbe_b_<name>``, or ``<name>`` for a signed beacon."""
+        if isinstance(beacon, CompoundBeacon) and beacon.is_signed:
+            return beacon.name
+        return BEACON_PREFIX + beacon.name
+
+    # -- values ----------------------------------------------------------------------------------
+
+    def source_value(self, location: Sequence[str | int], item: Mapping[str, AttributeValue]) -> Any:
+        """The value at a terminal location; a virtual field's name gives its string as an S value."""
+        field = self.virtual.get(str(location[0])) if len(location) == 1 else None
+        if field is None:
+            return item_path(item, location)
+        text = field.evaluate(item)
+        return None if text is None else {"S": text}
+
     def standard_value(self, name: str, value: AttributeValue, keys: Mapping[str, Hmac]) -> str:
         """The standard beacon of an attribute value (its serialized bytes, hashed)."""
-        return basic_hash(keys[name], serialize(value).value, self.standard[name].length)
+        return basic_hash(self._key(name, keys), serialize(value).value, self.standard[name].length)
+
+    def query_value(
+        self, name: str, value: AttributeValue, keys: Mapping[str, Hmac], for_contains: bool
+    ) -> AttributeValue:
+        """What a query value compared with standard beacon ``name`` becomes (``GetBeaconValue``): a set
+        of member beacons for a set value of a set beacon (or in ``contains``), else one beacon."""
+        tag = next(iter(value), None) if isinstance(value, Mapping) else None
+        if tag in _SET_MEMBER and (is_set(self.standard[name].style) or for_contains):
+            return self._set_value(name, value, keys)
+        return {"S": self.standard_value(name, value, keys)}
+
+    def _set_value(self, name: str, value: AttributeValue, keys: Mapping[str, Hmac]) -> AttributeValue:
+        tag = next(iter(value), None)
+        member = _SET_MEMBER.get(str(tag))
+        if member is None:
+            raise MalformedInputError(f"beacon {name!r} has style AsSet, but the attribute is of type {tag}")
+        hashes: dict[str, None] = {}  # ordered, no duplicates
+        for entry in value[str(tag)]:
+            hashes[self.standard_value(name, {member: entry}, keys)] = None
+        return {"SS": list(hashes)}
 
     def string_hash(self, name: str, text: str, keys: Mapping[str, Hmac]) -> str:
         """The standard beacon ``name`` of a string (compound beacons' encrypted parts)."""
-        return basic_hash(keys[name], text.encode("utf-8"), self.standard[name].length)
+        return basic_hash(self._key(name, keys), text.encode("utf-8"), self.standard[name].length)
 
     def part_string(
         self, beacon: CompoundBeacon, part: Part, item: Mapping[str, AttributeValue]
     ) -> str | None:
         """The plaintext string a part takes from ``item``, or ``None`` when the item lacks it."""
         if isinstance(part, EncryptedPart):
-            location = self._locations[part.name]
+            value = self.source_value(self._locations[part.name], item)
         else:
-            location = self._locations[f"\x00{beacon.name}\x00{part.name}"]
-        return _parts.value_string(item_path(item, location), part.name)
+            value = item_path(item, self._signed_locations[beacon.name, part.name])
+        return _parts.value_string(value, part.name)
 
     def virtual_value(self, name: str, item: Mapping[str, AttributeValue]) -> AttributeValue | None:
         """What a query's beacon name means on a plaintext item (for filtering false positives)."""
         if name in self.standard:
-            return item_path(item, self._locations[name])
+            return self.source_value(self._locations[name], item)  # type: ignore[no-any-return]
         text = _parts.construct(self, self.compound[name], item, None)
         return None if text is None else {"S": text}
 
     def item_beacons(self, item: Mapping[str, AttributeValue]) -> dict[str, AttributeValue]:
-        """Every beacon attribute of a plaintext item, plus the version tag."""
+        """The encrypted beacons of a plaintext item (``ddb-support.md#getencryptedbeacons``), plus the
+        version tag. PartOnly beacons are not stored; signed beacons were added before encryption."""
         keys = self.hmac_keys()
         out: dict[str, AttributeValue] = {}
-        for name in self.standard:
-            value = item_path(item, self._locations[name])
-            if value is not None:
+        for name, beacon in self.standard.items():
+            if isinstance(beacon.style, PartOnly):
+                continue
+            value = self.source_value(self._locations[name], item)
+            if value is None:
+                continue
+            if is_set(beacon.style):
+                out[BEACON_PREFIX + name] = self._set_value(name, value, keys)
+            else:
                 out[BEACON_PREFIX + name] = {"S": self.standard_value(name, value, keys)}
-        for name, beacon in self.compound.items():
-            text = _parts.construct(self, beacon, item, keys)
+        for name, compound in self.compound.items():
+            if compound.is_signed:
+                continue
+            text = _parts.construct(self, compound, item, keys)
             if text is not None:
                 out[BEACON_PREFIX + name] = {"S": text}
         out[VERSION_TAG] = {"S": " "}
@@ -275,11 +292,27 @@ class SearchInfo:
 
     # -- ItemEncryptor hooks -----------------------------------------------------------------------
 
+    def add_signed_beacons(self, item: Mapping[str, AttributeValue]) -> Mapping[str, AttributeValue]:
+        """Before encryption (``ddb-support.md#addsignedbeacons``): refuse reserved names, then add each
+        signed beacon the item can build; a value the item already has must equal the built one."""
+        _refuse_reserved(item)
+        if not self.signed_actions:
+            return item
+        out = dict(item)
+        for name in self.signed_actions:
+            text = _parts.construct(self, self.compound[name], item, None)
+            if text is None:
+                continue
+            if name in item and item[name] != {"S": text}:
+                raise MalformedInputError(
+                    f"the item's {name!r} differs from the value of signed beacon {name!r} built from it"
+                )
+            out[name] = {"S": text}
+        return out
+
     def add_beacons(self, item: Mapping[str, AttributeValue], out: dict[str, Any]) -> None:
         """After encryption: refuse reserved names in the plaintext, then add the beacons to ``out``."""
-        reserved = sorted(name for name in item if name.startswith(RESERVED_PREFIX))
-        if reserved:
-            raise MalformedInputError(f"attribute names starting with {RESERVED_PREFIX!r} are reserved")
+        _refuse_reserved(item)
         out.update(self.item_beacons(item))
 
     @staticmethod
@@ -291,6 +324,11 @@ class SearchInfo:
         return f"SearchInfo(standard={sorted(self.standard)!r}, compound={sorted(self.compound)!r})"
 
 
+def _refuse_reserved(item: Mapping[str, Any]) -> None:
+    if any(name.startswith(RESERVED_PREFIX) for name in item):
+        raise MalformedInputError(f"attribute names starting with {RESERVED_PREFIX!r} are reserved")
+
+
 def _check_beacon_name(name: object) -> None:
     if not isinstance(name, str) or not name:
         raise ConfigurationError("beacon names must be non-empty strings")
@@ -298,20 +336,8 @@ def _check_beacon_name(name: object) -> None:
         raise ConfigurationError(f"beacon names may not start with {RESERVED_PREFIX!r}")
 
 
-def _location(text: str, owner: str) -> list[str | int]:
-    if not isinstance(text, str) or not text or "#" in text:
-        raise ConfigurationError(f"beacon {owner!r}: invalid terminal location")
-    try:
-        elements = path_elements(text, None)
-    except MalformedInputError:
-        raise ConfigurationError(f"beacon {owner!r}: invalid terminal location") from None
-    rebuilt = "".join(f"[{e}]" if isinstance(e, int) else f".{e}" for e in elements)[1:]
-    if not elements or not isinstance(elements[0], str) or rebuilt != text.replace(" ", ""):
-        raise ConfigurationError(f"beacon {owner!r}: invalid terminal location {text!r}")
-    return elements
-
-
-def _configured(config: TableConfig, name: str) -> bool:
+def configured(config: TableConfig, name: str) -> bool:
+    """A configured field (``search-config.md#configured-field``): has an action, or is unsigned."""
     return name in config.actions or config.allowed_unsigned_name(name)
 
 

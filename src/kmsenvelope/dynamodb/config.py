@@ -99,14 +99,17 @@ class TableConfig:
             actions[name] = action
         object.__setattr__(self, "actions", MappingProxyType(actions))
 
+        if self.beacons:
+            from .beacons import SearchInfo  # searchable encryption: validation and keys live there
+
+            search = SearchInfo(self, self.beacons)
+            object.__setattr__(self, "_search", search)
+            # Signed beacons are SIGN_ONLY attributes of their own name (beacons.md#signed-beacons).
+            actions.update(search.signed_actions)
         key_action = self.key_action
         for role, key in (("partition", self.partition_key), ("sort", self.sort_key)):
             if key is not None and actions.get(key) is not key_action:
                 raise ConfigurationError(f"the {role} key {key!r} must be configured as {key_action.name}")
-        if self.beacons:
-            from .beacons import SearchInfo  # searchable encryption: validation and keys live there
-
-            object.__setattr__(self, "_search", SearchInfo(self, self.beacons))
 
     @property
     def version(self) -> int:

@@ -86,6 +86,8 @@ class ItemEncryptor:
 
     def encrypt_item_with_header(self, item: Item) -> tuple[dict[str, Any], ParsedHeader]:
         """Like :meth:`encrypt_item`, also returning what was written into the header."""
+        if self._search is not None:
+            item = self._search.add_signed_beacons(item)  # signed beacons are signed: add them first
         actions, layout = self._encrypt_plan(item)
         record = {name: serialize(item[name]) for name in actions}
         context, required = self._base_context(self._version, record)

@@ -57,7 +57,9 @@ class TableOperations:
         self.config = config
         self.encryptor = ItemEncryptor(config)
         info = config._search
-        self._reserved = frozenset(info.compound) if info is not None else frozenset()
+        # Compound beacon names may not be written; signed beacons are ordinary signed attributes.
+        compound = info.compound if info is not None else {}
+        self._reserved = frozenset(name for name, beacon in compound.items() if not beacon.is_signed)
         self.keys = tuple(k for k in (config.partition_key, config.sort_key) if k is not None)
 
     # -- items -----------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import Any
 from ..primitives.kdf import Hmac
 from ..structured.model import Action
 from . import _parts
-from .beacons import BEACON_PREFIX, CompoundBeacon, SearchInfo, StandardBeacon
+from .beacons import CompoundBeacon, SearchInfo, StandardBeacon
 from .evaluate import evaluate, item_path
 from .expressions import (
     Between,
@@ -36,6 +36,7 @@ from .expressions import (
     placeholders,
 )
 from .policy import RequestRefusedError
+from .styles import PartOnly, is_set
 
 __all__ = ["ReadFilter", "plan_read"]
 
@@ -171,8 +172,10 @@ class _Beaconizer:
     def function(self, node: Function) -> None:
         if node.name in ("attribute_exists", "attribute_not_exists"):
             path = node.args[0]
-            if isinstance(path, Path) and self._beacon_name(path) is not None:
-                self._point_at_beacon(path, self._beacon_name(path) or "")
+            beacon = self._beacon_of(path) if isinstance(path, Path) else None
+            if beacon is not None:
+                assert isinstance(path, Path)
+                self._point_at_beacon(path, beacon)
             return
         beacon = self.classify(node.args[0])
         self._plain(*node.args[1:])
@@ -195,6 +198,10 @@ class _Beaconizer:
         if beacon is not None:
             if len(elements) > 1:
                 raise RequestRefusedError(f"beacon {top!r} has no nested attributes to query")
+            if isinstance(beacon, StandardBeacon) and isinstance(beacon.style, PartOnly):
+                raise RequestRefusedError(
+                    f"{top!r} has a PartOnly beacon: it can only be searched as part of a compound beacon"
+                )
             return beacon
         if self._encrypted(top):
             raise RequestRefusedError(
@@ -209,13 +216,19 @@ class _Beaconizer:
         if any(not isinstance(o, Value) for o in operands):
             raise RequestRefusedError(f"beacon {beacon.name!r} can only be compared with values")
         texts = [self._value(o) for o in operands if isinstance(o, Value)]
+        if isinstance(beacon, CompoundBeacon) and beacon.is_signed:
+            # A signed beacon is a plaintext attribute: the values stay, but must make sense for it.
+            for text in texts:
+                _parts.query_value(self.info, beacon, _string_of(text, beacon), {}, op in _EQUALITY)
+            return
         keys = self._hmac_keys()
         if isinstance(beacon, StandardBeacon):
-            if op not in ("=", "IN"):
+            allowed = ("=", "IN", "contains") if is_set(beacon.style) else ("=", "IN")
+            if op not in allowed:
                 raise RequestRefusedError(
                     f"the operation {op!r} cannot be used with standard beacon {beacon.name!r}"
                 )
-            new = [{"S": self.info.standard_value(beacon.name, v, keys)} for v in texts]
+            new = [self.info.query_value(beacon.name, v, keys, op == "contains") for v in texts]
         else:
             strings = [_string_of(v, beacon) for v in texts]
             pieces = strings[0].split(beacon.split)
@@ -227,13 +240,15 @@ class _Beaconizer:
                 raise RequestRefusedError(f"BETWEEN on beacon {beacon.name!r} needs BetweenComparable bounds")
             equal = op in _EQUALITY
             new = [{"S": _parts.query_value(self.info, beacon, s, keys, equal)} for s in strings]
-        self._point_at_beacon(path, beacon.name)
+        self._point_at_beacon(path, beacon)
         for operand, value in zip(operands, new, strict=True):
             assert isinstance(operand, Value)
             operand.token.text = self._alias(":", value)
 
-    def _point_at_beacon(self, path: Path, name: str) -> None:
-        path.token.text = self._alias("#", BEACON_PREFIX + name)
+    def _point_at_beacon(self, path: Path, beacon: StandardBeacon | CompoundBeacon) -> None:
+        if isinstance(beacon, CompoundBeacon) and beacon.is_signed:
+            return  # stored under its own name, in plaintext
+        path.token.text = self._alias("#", SearchInfo.attribute_name(beacon))
         self.changed = True
 
     def _alias(self, sigil: str, value: Any) -> str:
@@ -256,10 +271,10 @@ class _Beaconizer:
             if self.classify(operand) is not None:
                 raise RequestRefusedError("a beacon can only be compared with values")
 
-    def _beacon_name(self, path: Path) -> str | None:
+    def _beacon_of(self, path: Path) -> StandardBeacon | CompoundBeacon | None:
         top = path_elements(path.token.text, self.original_names)[0]
-        if self.info is not None and isinstance(top, str) and self.info.beacon(top) is not None:
-            return top
+        if self.info is not None and isinstance(top, str):
+            return self.info.beacon(top)
         return None
 
     def _encrypted(self, name: str | int) -> bool:
