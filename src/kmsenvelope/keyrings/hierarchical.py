@@ -21,9 +21,14 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..aws.key_store import BranchKeyMaterials, BranchKeyStore
 from ..errors import (
+    AuthenticationError,
     ConfigurationError,
     EdkFailure,
     KeyStoreError,
@@ -32,9 +37,8 @@ from ..errors import (
     NoUsableKeyError,
     PolicyError,
 )
-from ..materials.materials import DecryptionMaterials, EncryptedDataKey, EncryptionMaterials
-from ..primitives.aead import AesGcm
-from ..primitives.kdf import Hmac, kdf_counter_hmac
+from ..materials.materials import AnySuite, DecryptionMaterials, EncryptedDataKey, EncryptionMaterials
+from ..primitives.kdf import CounterKdf
 from . import wrapping
 
 __all__ = ["PROVIDER_ID", "BranchKeyIdSupplier", "HierarchicalKeyring"]
@@ -45,47 +49,51 @@ _SALT_LENGTH = 16
 _IV_LENGTH = 12
 _VERSION_LENGTH = 16
 _TAG_LENGTH = 16
+_RANDOM_LENGTH = _SALT_LENGTH + _IV_LENGTH
 _OVERHEAD = _SALT_LENGTH + _IV_LENGTH + _VERSION_LENGTH + _TAG_LENGTH
 _DERIVED_KEY_LENGTH = 32
 
 BranchKeyIdSupplier = Callable[[Mapping[str, str]], str]
 """``supplier(encryption_context) -> branch key id``, for one keyring serving many tenants."""
 
+_T = TypeVar("_T")
 _ACTIVE = ""  # cache-key marker for "the active version"; real versions are 36-character UUIDs
 
 
 class _BranchKey:
     """A branch key version ready for use: materials plus the values derived once from them."""
 
-    __slots__ = ("id_bytes", "key", "version", "version_bytes")
+    __slots__ = ("aad_prefix", "id_bytes", "kdf", "version", "version_bytes")
 
     def __init__(self, materials: BranchKeyMaterials) -> None:
         # Keyed once: every wrap and unwrap derives a fresh key from this branch key.
-        self.key = Hmac("sha256", materials.branch_key)
+        self.kdf = CounterKdf("sha256", materials.branch_key, _PROVIDER_ID_BYTES, _DERIVED_KEY_LENGTH)
         self.version = materials.branch_key_version
         self.version_bytes = materials.version_bytes
         self.id_bytes = materials.branch_key_id.encode("utf-8")
+        self.aad_prefix = _PROVIDER_ID_BYTES + self.id_bytes + self.version_bytes
 
-    def aad(self, context: Mapping[str, str]) -> bytes:
-        return (
-            _PROVIDER_ID_BYTES + self.id_bytes + self.version_bytes + wrapping.encryption_context_aad(context)
-        )
+    def seal(self, key: bytes, context_aad: bytes, random: bytes) -> bytes:
+        """The EDK ciphertext holding ``key``; ``random`` is the 16-byte salt then the 12-byte IV."""
+        salt, iv = random[:_SALT_LENGTH], random[_SALT_LENGTH:_RANDOM_LENGTH]
+        sealed = AESGCM(self.kdf.derive(salt)).encrypt(iv, key, self.aad_prefix + context_aad)
+        return random[:_RANDOM_LENGTH] + self.version_bytes + sealed
+
+    def open(self, ciphertext: bytes, context_aad: bytes) -> bytes:
+        """The key an EDK ciphertext of this branch key version holds (length checked by the caller)."""
+        derived = self.kdf.derive(ciphertext[:_SALT_LENGTH])
+        try:
+            return AESGCM(derived).decrypt(
+                ciphertext[_SALT_LENGTH:_RANDOM_LENGTH],
+                ciphertext[_RANDOM_LENGTH + _VERSION_LENGTH :],
+                self.aad_prefix + context_aad,
+            )
+        except InvalidTag:
+            raise AuthenticationError("authentication tag did not verify") from None
 
     def wrap(self, key: bytes, context: Mapping[str, str]) -> EncryptedDataKey:
-        # One read of the system CSPRNG for both public values.
-        random = os.urandom(_SALT_LENGTH + _IV_LENGTH)
-        salt, iv = random[:_SALT_LENGTH], random[_SALT_LENGTH:]
-        derived = kdf_counter_hmac("sha256", self.key, _PROVIDER_ID_BYTES, salt, _DERIVED_KEY_LENGTH)
-        sealed = AesGcm(derived).encrypt(iv, key, self.aad(context))
-        return EncryptedDataKey(PROVIDER_ID, self.id_bytes, salt + iv + self.version_bytes + sealed)
-
-    def unwrap(self, ciphertext: bytes, context: Mapping[str, str]) -> bytes:
-        salt = ciphertext[:_SALT_LENGTH]
-        iv = ciphertext[_SALT_LENGTH : _SALT_LENGTH + _IV_LENGTH]
-        derived = kdf_counter_hmac("sha256", self.key, _PROVIDER_ID_BYTES, salt, _DERIVED_KEY_LENGTH)
-        return AesGcm(derived).decrypt(
-            iv, ciphertext[_SALT_LENGTH + _IV_LENGTH + _VERSION_LENGTH :], self.aad(context)
-        )
+        ciphertext = self.seal(key, wrapping.encryption_context_aad(context), os.urandom(_RANDOM_LENGTH))
+        return EncryptedDataKey(PROVIDER_ID, self.id_bytes, ciphertext)
 
 
 class _TtlCache:
@@ -185,18 +193,36 @@ class HierarchicalKeyring:
 
     def on_encrypt(self, materials: EncryptionMaterials) -> EncryptionMaterials:
         """Add an EDK wrapped under the active branch key version, generating the data key if needed."""
-        branch_key_id = self._resolve_id(materials.encryption_context)
-        cache_key = (branch_key_id, _ACTIVE)
-        branch = self._cache.get(cache_key)
-        fresh = branch is None
-        if branch is None:
-            branch = _BranchKey(
-                _checked(self._store.get_active_branch_key(branch_key_id), branch_key_id, None)
-            )
+        suite = materials.suite
+        if materials.plaintext_data_key is None and suite.symmetric_signature:
+            data_key, edk, signing_key = self.fresh_record_key(suite, materials.encryption_context)
+            return materials.with_data_key(data_key, edk, symmetric_signing_key=signing_key)
+        branch, fresh = self._active_branch(materials.encryption_context)
         result = wrapping.on_encrypt(materials, branch.wrap)
-        if fresh:
-            self._cache.put(cache_key, branch)
+        if fresh is not None:
+            self._cache.put(fresh, branch)
         return result
+
+    def fresh_record_key(
+        self, suite: AnySuite, context: Mapping[str, str]
+    ) -> tuple[bytes, EncryptedDataKey, bytes]:
+        """A new data key for a DB-ESDK record, with its EDK and that EDK's symmetric signing key.
+
+        Intermediate key wrapping (``wrapping``) with a fresh intermediate key sealed under the active
+        branch key: the EDK :meth:`on_encrypt` adds for such suites, without building materials twice.
+        """
+        branch, fresh = self._active_branch(context)
+        aad = wrapping.encryption_context_aad(context)
+        key_length = suite.key_length
+        # One read of the system CSPRNG: salt, IV, intermediate key, data key.
+        random = os.urandom(_RANDOM_LENGTH + key_length + suite.data_key_length)
+        intermediate = random[_RANDOM_LENGTH : _RANDOM_LENGTH + key_length]
+        data_key = random[_RANDOM_LENGTH + key_length :]
+        inner = branch.seal(intermediate, aad, random)
+        sealed, signing_key = wrapping.intermediate_seal(suite, intermediate, data_key, aad)
+        if fresh is not None:
+            self._cache.put(fresh, branch)
+        return data_key, EncryptedDataKey(PROVIDER_ID, branch.id_bytes, sealed + inner), signing_key
 
     def on_decrypt(
         self, materials: DecryptionMaterials, edks: Sequence[EncryptedDataKey]
@@ -204,8 +230,47 @@ class HierarchicalKeyring:
         """Recover the data key from the first EDK of this keyring's branch key that unwraps."""
         if materials.plaintext_data_key is not None:
             raise PolicyError("decryption materials already hold a data key")
-        branch_key_id = self._resolve_id(materials.encryption_context)
+        suite = materials.suite
+        if suite.symmetric_signature:
+            data_key, signing_key = self.open_record_key(suite, materials.encryption_context, edks)
+            return materials.with_data_key(data_key, symmetric_signing_key=signing_key)
+
+        def recover(edk: EncryptedDataKey, open_inner: Callable[[bytes], bytes]) -> DecryptionMaterials:
+            return wrapping.unwrap_edk(materials, edk, lambda inner, _: open_inner(inner.ciphertext))
+
+        return self._first_edk(materials.encryption_context, edks, recover)
+
+    def open_record_key(
+        self, suite: AnySuite, context: Mapping[str, str], edks: Sequence[EncryptedDataKey]
+    ) -> tuple[bytes, bytes]:
+        """(data key, symmetric signing key) of a DB-ESDK record, from the first of its EDKs that opens.
+
+        The inverse of :meth:`fresh_record_key`; :meth:`on_decrypt` uses it for such suites.
+        """
+        sealed_length = wrapping.sealed_length(suite)
+
+        def recover(edk: EncryptedDataKey, open_inner: Callable[[bytes], bytes]) -> tuple[bytes, bytes]:
+            ciphertext = edk.ciphertext
+            if len(ciphertext) <= sealed_length:
+                raise MalformedInputError("intermediate-wrapped EDK ciphertext is too short")
+            intermediate = open_inner(ciphertext[sealed_length:])
+            return wrapping.intermediate_open(suite, intermediate, ciphertext[:sealed_length], aad)
+
+        aad = wrapping.encryption_context_aad(context)
+        return self._first_edk(context, edks, recover)
+
+    def _first_edk(
+        self,
+        context: Mapping[str, str],
+        edks: Sequence[EncryptedDataKey],
+        recover: Callable[[EncryptedDataKey, Callable[[bytes], bytes]], _T],
+    ) -> _T:
+        """``recover(edk, open_inner)`` for the first of our EDKs where it succeeds; ``open_inner`` opens
+        the branch-key-wrapped part of an EDK ciphertext. Branch keys fetched for it are cached only
+        once an EDK has opened."""
+        branch_key_id = self._resolve_id(context)
         id_bytes = branch_key_id.encode("utf-8")
+        aad = wrapping.encryption_context_aad(context)
         failures: list[EdkFailure] = []
         for edk in edks:
             if edk.provider_id != PROVIDER_ID:
@@ -214,8 +279,12 @@ class HierarchicalKeyring:
                 failures.append(EdkFailure(edk.provider_id, _describe_info(edk), "different branch key id"))
                 continue
             used: list[tuple[tuple[str, str], _BranchKey]] = []
+
+            def open_inner(ciphertext: bytes, used: list[tuple[tuple[str, str], _BranchKey]] = used) -> bytes:
+                return self._branch_for(branch_key_id, ciphertext, used).open(ciphertext, aad)
+
             try:
-                result = wrapping.unwrap_edk(materials, edk, self._unwrapper(branch_key_id, used))
+                result = recover(edk, open_inner)
             except KmsEnvelopeError as exc:
                 failures.append(EdkFailure(edk.provider_id, _describe_info(edk), _reason(exc)))
                 continue
@@ -226,24 +295,30 @@ class HierarchicalKeyring:
             "no aws-kms-hierarchy EDK could be decrypted with this keyring's branch key", failures
         )
 
-    def _unwrapper(
-        self, branch_key_id: str, used: list[tuple[tuple[str, str], _BranchKey]]
-    ) -> wrapping.Unwrap:
-        def unwrap(edk: EncryptedDataKey, context: Mapping[str, str]) -> bytes:
-            ciphertext = edk.ciphertext
-            if len(ciphertext) <= _OVERHEAD:
-                raise MalformedInputError("hierarchical EDK ciphertext is too short")
-            start = _SALT_LENGTH + _IV_LENGTH
-            version = _version_string(bytes(ciphertext[start : start + _VERSION_LENGTH]))
-            cache_key = (branch_key_id, version)
-            branch = self._cache.get(cache_key)
-            if branch is None:
-                fetched = self._store.get_branch_key_version(branch_key_id, version)
-                branch = _BranchKey(_checked(fetched, branch_key_id, version))
-                used.append((cache_key, branch))
-            return branch.unwrap(ciphertext, context)
+    def _active_branch(self, context: Mapping[str, str]) -> tuple[_BranchKey, tuple[str, str] | None]:
+        """The active branch key, and the cache key to store it under once used (``None`` if cached)."""
+        branch_key_id = self._resolve_id(context)
+        cache_key = (branch_key_id, _ACTIVE)
+        branch = self._cache.get(cache_key)
+        if branch is not None:
+            return branch, None
+        fetched = self._store.get_active_branch_key(branch_key_id)
+        return _BranchKey(_checked(fetched, branch_key_id, None)), cache_key
 
-        return unwrap
+    def _branch_for(
+        self, branch_key_id: str, ciphertext: bytes, used: list[tuple[tuple[str, str], _BranchKey]]
+    ) -> _BranchKey:
+        """The branch key version an EDK ciphertext names (from the cache or the store)."""
+        if len(ciphertext) <= _OVERHEAD:
+            raise MalformedInputError("hierarchical EDK ciphertext is too short")
+        version = _version_string(bytes(ciphertext[_RANDOM_LENGTH : _RANDOM_LENGTH + _VERSION_LENGTH]))
+        cache_key = (branch_key_id, version)
+        branch = self._cache.get(cache_key)
+        if branch is None:
+            fetched = self._store.get_branch_key_version(branch_key_id, version)
+            branch = _BranchKey(_checked(fetched, branch_key_id, version))
+            used.append((cache_key, branch))
+        return branch
 
     def _resolve_id(self, context: Mapping[str, str]) -> str:
         if self._branch_key_id is not None:

@@ -14,6 +14,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
 from ..errors import AuthenticationError, MalformedInputError, PolicyError
 from ..materials.materials import (
     AnySuite,
@@ -22,10 +25,19 @@ from ..materials.materials import (
     EncryptionMaterials,
     _FrozenDict,
 )
-from ..primitives.aead import AesGcm
 from ..primitives.kdf import hkdf_many
 
-__all__ = ["GenerateAndWrap", "Unwrap", "Wrap", "encryption_context_aad", "on_encrypt", "unwrap_edk"]
+__all__ = [
+    "GenerateAndWrap",
+    "Unwrap",
+    "Wrap",
+    "encryption_context_aad",
+    "intermediate_open",
+    "intermediate_seal",
+    "on_encrypt",
+    "sealed_length",
+    "unwrap_edk",
+]
 
 Wrap = Callable[[bytes, Mapping[str, str]], EncryptedDataKey]
 """wrap(key, encryption_context) -> EDK holding ``key``."""
@@ -115,6 +127,38 @@ def _intermediate_keys(suite: AnySuite, intermediate_key: bytes) -> tuple[bytes,
     return kek, signing_key
 
 
+def intermediate_seal(
+    suite: AnySuite, intermediate_key: bytes, data_key: bytes, aad: bytes
+) -> tuple[bytes, bytes]:
+    """(the data key sealed under the intermediate key's KEK, the EDK's symmetric signing key).
+
+    The sealed data key is the first ``data_key_length + 16`` bytes of an intermediate-wrapped EDK's
+    ciphertext; the keyring's wrapping of the intermediate key follows it. ``aad`` is
+    :func:`encryption_context_aad` of the materials' context.
+    """
+    kek, signing_key = _intermediate_keys(suite, intermediate_key)
+    return AESGCM(kek).encrypt(_ZERO_IV, data_key, aad), signing_key
+
+
+def intermediate_open(
+    suite: AnySuite, intermediate_key: bytes, sealed: bytes, aad: bytes
+) -> tuple[bytes, bytes]:
+    """(data key, symmetric signing key) from a sealed data key and its recovered intermediate key."""
+    if len(intermediate_key) != suite.key_length:
+        raise AuthenticationError("unwrapped intermediate key has the wrong length")
+    kek, signing_key = _intermediate_keys(suite, intermediate_key)
+    try:
+        data_key = AESGCM(kek).decrypt(_ZERO_IV, sealed, aad)
+    except InvalidTag:
+        raise AuthenticationError("authentication tag did not verify") from None
+    return data_key, signing_key
+
+
+def sealed_length(suite: AnySuite) -> int:
+    """Length of the sealed data key at the start of an intermediate-wrapped EDK ciphertext."""
+    return suite.data_key_length + _GCM_TAG_LENGTH
+
+
 def _intermediate_on_encrypt(
     materials: EncryptionMaterials, wrap: Wrap, generate_and_wrap: GenerateAndWrap | None
 ) -> EncryptionMaterials:
@@ -133,9 +177,8 @@ def _intermediate_on_encrypt(
     else:
         intermediate = os.urandom(key_length)
         inner = wrap(intermediate, context)
-    kek, signing_key = _intermediate_keys(suite, intermediate)
-    wrapped_data_key = AesGcm(kek).encrypt(_ZERO_IV, data_key, encryption_context_aad(context))
-    edk = EncryptedDataKey(inner.provider_id, inner.provider_info, wrapped_data_key + inner.ciphertext)
+    sealed, signing_key = intermediate_seal(suite, intermediate, data_key, encryption_context_aad(context))
+    edk = EncryptedDataKey(inner.provider_id, inner.provider_info, sealed + inner.ciphertext)
     if generated:
         return materials.with_data_key(data_key, edk, symmetric_signing_key=signing_key)
     return materials.with_edk(edk, symmetric_signing_key=signing_key)
@@ -146,15 +189,13 @@ def _intermediate_unwrap(
 ) -> DecryptionMaterials:
     suite = materials.suite
     context = materials.encryption_context
-    key_length = suite.key_length
-    wrapped_length = suite.data_key_length + _GCM_TAG_LENGTH
+    wrapped_length = sealed_length(suite)
     ciphertext = edk.ciphertext
     if len(ciphertext) <= wrapped_length:
         raise MalformedInputError("intermediate-wrapped EDK ciphertext is too short")
     inner = EncryptedDataKey(edk.provider_id, edk.provider_info, ciphertext[wrapped_length:])
     intermediate = unwrap(inner, context)
-    if len(intermediate) != key_length:
-        raise AuthenticationError("unwrapped intermediate key has the wrong length")
-    kek, signing_key = _intermediate_keys(suite, intermediate)
-    data_key = AesGcm(kek).decrypt(_ZERO_IV, ciphertext[:wrapped_length], encryption_context_aad(context))
+    data_key, signing_key = intermediate_open(
+        suite, intermediate, ciphertext[:wrapped_length], encryption_context_aad(context)
+    )
     return materials.with_data_key(data_key, symmetric_signing_key=signing_key)

@@ -24,9 +24,10 @@ from .materials import (
     DecryptionRequest,
     EncryptionMaterials,
     EncryptionRequest,
+    check_data_key,
     freeze_context,
 )
-from .protocols import Keyring, MaterialsManager
+from .protocols import Keyring, MaterialsManager, RecordKeyring
 
 __all__ = ["DefaultMaterials", "RequiredContextMaterials", "as_materials_manager", "check_suite_policy"]
 
@@ -69,6 +70,8 @@ class DefaultMaterials:
         if not isinstance(keyring, Keyring):
             raise ConfigurationError("DefaultMaterials needs a keyring (on_encrypt / on_decrypt)")
         self._keyring = keyring
+        # Checked once: runtime protocol checks are too slow for every message.
+        self._record_keyring = keyring if isinstance(keyring, RecordKeyring) else None
 
     @property
     def keyring(self) -> Keyring:
@@ -87,6 +90,19 @@ class DefaultMaterials:
         context: Mapping[str, str] = freeze_context(request.encryption_context)
         if PUBLIC_KEY_CONTEXT_KEY in context:
             raise PolicyError(f"encryption context key {PUBLIC_KEY_CONTEXT_KEY!r} is reserved")
+        record_keyring = self._record_keyring
+        if record_keyring is not None and suite.symmetric_signature and not suite.signing:
+            data_key, edk, symmetric_key = record_keyring.fresh_record_key(suite, context)
+            check_data_key(suite, data_key)
+            return EncryptionMaterials(
+                suite,
+                context,
+                (edk,),
+                data_key,
+                None,
+                frozenset(request.required_context_keys),
+                (symmetric_key,),
+            )
         signing_key = None
         if suite.signing:
             context = dict(context)
@@ -140,6 +156,13 @@ class DefaultMaterials:
             verification_key = ecdsa.load_compressed_public_key(curve, raw)
         elif encoded is not None:
             raise MalformedInputError("unsigned message carries a verification key")
+        elif self._record_keyring is not None and suite.symmetric_signature:
+            frozen = freeze_context(context)
+            data_key, symmetric_key = self._record_keyring.open_record_key(
+                suite, frozen, request.encrypted_data_keys
+            )
+            check_data_key(suite, data_key)
+            return DecryptionMaterials(suite, frozen, data_key, None, frozenset(required), symmetric_key)
         materials = DecryptionMaterials(
             suite=suite,
             encryption_context=freeze_context(context),

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 from .materials import (
+    AnySuite,
     DecryptionMaterials,
     DecryptionRequest,
     EncryptedDataKey,
@@ -13,7 +14,7 @@ from .materials import (
     EncryptionRequest,
 )
 
-__all__ = ["Keyring", "MaterialsManager"]
+__all__ = ["Keyring", "MaterialsManager", "RecordKeyring"]
 
 
 @runtime_checkable
@@ -47,4 +48,26 @@ class MaterialsManager(Protocol):
 
     def decrypt_materials(self, request: DecryptionRequest) -> DecryptionMaterials:
         """Materials (data key, verification key) to decrypt one message with the given header."""
+        ...
+
+
+@runtime_checkable
+class RecordKeyring(Keyring, Protocol):
+    """A keyring that can also serve DB-ESDK records (intermediate key wrapping) without materials.
+
+    Optional. :class:`~kmsenvelope.materials.cmm.DefaultMaterials` calls these instead of
+    ``on_encrypt`` / ``on_decrypt`` for unsigned DB-ESDK suites; they must give exactly what those
+    would have added: a fresh data key, one EDK and its symmetric signing key, and back.
+    """
+
+    def fresh_record_key(
+        self, suite: AnySuite, context: Mapping[str, str]
+    ) -> tuple[bytes, EncryptedDataKey, bytes]:
+        """(new data key, its EDK, the EDK's symmetric signing key) under the frozen ``context``."""
+        ...
+
+    def open_record_key(
+        self, suite: AnySuite, context: Mapping[str, str], edks: Sequence[EncryptedDataKey]
+    ) -> tuple[bytes, bytes]:
+        """(data key, symmetric signing key) from one of ``edks``, or :class:`NoUsableKeyError`."""
         ...

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 __all__ = [
+    "CounterKdf",
     "Hmac",
     "constant_time_equal",
     "hkdf",
@@ -63,8 +64,17 @@ _ZERO_SALT = {name: Hmac(name, bytes(length)) for name, length in _HASH_LEN.item
 
 
 def hmac_digest(hash_name: str, key: bytes, data: bytes) -> bytes:
-    """One-shot HMAC."""
-    return hmac.digest(key, data, hash_name)
+    """One-shot HMAC (RFC 2104), bytes-identical to ``hmac.digest``.
+
+    For keys up to a block long (all our per-record keys) this pads the key by hand and runs the two
+    hashes directly, which skips OpenSSL's HMAC context set-up; it runs several times per item.
+    """
+    ctor = _CONSTRUCTORS[hash_name]
+    block = 128 if hash_name != "sha256" else 64
+    if len(key) > block:
+        return hmac.digest(key, data, hash_name)
+    padded = key.ljust(block, b"\x00")
+    return ctor(padded.translate(_OPAD) + ctor(padded.translate(_IPAD) + data).digest()).digest()  # type: ignore[no-any-return]
 
 
 def hkdf(hash_name: str, ikm: bytes, salt: bytes | None, info: bytes, length: int) -> bytes:
@@ -123,6 +133,35 @@ def kdf_counter_hmac(hash_name: str, ikm: bytes | Hmac, label: bytes, context: b
     for i in range(1, blocks + 1):
         out += keyed.digest(i.to_bytes(4, "big") + suffix)
     return out[:length]
+
+
+class CounterKdf:
+    """:func:`kdf_counter_hmac` with a fixed key, label and output length, for deriving many keys.
+
+    Keys and labels are fixed per wrapping key (e.g. a hierarchical keyring's branch key); only the
+    context varies per call, so the HMAC key schedule and the constant parts are prepared once.
+    """
+
+    __slots__ = ("_hash_name", "_keyed", "_label", "_length", "_prefix", "_single_block", "_suffix")
+
+    def __init__(self, hash_name: str, key: bytes, label: bytes, length: int) -> None:
+        self._hash_name = hash_name
+        self._keyed = Hmac(hash_name, key)
+        self._label = label
+        self._length = length
+        self._single_block = length <= _HASH_LEN[hash_name]
+        # The one-block layout of kdf_counter_hmac: counter 1 || label || 0x00 || context || L.
+        self._prefix = (1).to_bytes(4, "big") + label + b"\x00"
+        self._suffix = (length * 8).to_bytes(4, "big")
+
+    def derive(self, context: bytes) -> bytes:
+        """The derived key for ``context``."""
+        if self._single_block:
+            return self._keyed.digest(self._prefix + context + self._suffix)[: self._length]
+        return kdf_counter_hmac(self._hash_name, self._keyed, self._label, context, self._length)
+
+    def __repr__(self) -> str:
+        return "CounterKdf(<key hidden>)"
 
 
 def constant_time_equal(a: bytes, b: bytes) -> bool:
