@@ -38,27 +38,41 @@ _MAX_U32 = 0xFFFFFFFF
 AttributeValue = Mapping[str, Any]
 
 
+_new_terminal = tuple.__new__  # Terminal is a NamedTuple; this skips its Python-level __new__ frame
+
+
 def serialize(value: AttributeValue) -> Terminal:
     """The terminal (type id, serialized value) of a top-level attribute value."""
     # Fast path for the commonest values (plain dict holding an ASCII string, bytes, number or bool):
     # the same bytes as _serialize, without its chain of type tests.
     if type(value) is dict and len(value) == 1:
-        ((tag, inner),) = value.items()
-        if tag == "S" and type(inner) is str and inner.isascii():
-            return Terminal(STRING, inner.encode("ascii"))
-        if tag == "B" and type(inner) is bytes:
-            return Terminal(BINARY, inner)
-        if tag == "N":
-            return Terminal(NUMBER, normalize_number(inner).encode("ascii"))
-        if tag == "BOOL" and type(inner) is bool:
-            return Terminal(BOOLEAN, b"\x01" if inner else b"\x00")
+        for tag, inner in value.items():
+            kind = type(inner)
+            if kind is str:
+                if tag == "S" and inner.isascii():
+                    return _new_terminal(Terminal, (STRING, inner.encode("ascii")))
+                if tag == "N":
+                    return _new_terminal(Terminal, (NUMBER, normalize_number(inner).encode("ascii")))
+            elif kind is bytes:
+                if tag == "B":
+                    return _new_terminal(Terminal, (BINARY, inner))
+            elif kind is bool and tag == "BOOL":
+                return _new_terminal(Terminal, (BOOLEAN, b"\x01" if inner else b"\x00"))
     type_id, body = _serialize(value, 1)
-    return Terminal(type_id, body)
+    return _new_terminal(Terminal, (type_id, body))
 
 
 def deserialize(terminal: Terminal) -> dict[str, Any]:
     """The attribute value a terminal holds; :class:`MalformedInputError` on any inconsistency."""
-    return _deserialize(terminal.type_id, memoryview(terminal.value), 1)
+    type_id, value = terminal
+    if type_id == STRING:
+        try:
+            return {"S": value.decode("utf-8")}
+        except UnicodeDecodeError:
+            raise MalformedInputError("serialized string is not valid UTF-8") from None
+    if type_id == BINARY:
+        return {"B": bytes(value)}
+    return _deserialize(type_id, memoryview(value), 1)
 
 
 def _len32(length: int) -> bytes:

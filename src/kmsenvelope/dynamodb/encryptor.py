@@ -17,8 +17,8 @@ from ..errors import ConfigurationError, MalformedInputError, PolicyError
 from ..materials.materials import remember
 from ..materials.protocols import Keyring, MaterialsManager
 from ..structured.context import ATTR_PREFIX, encode_terminal
-from ..structured.decrypt import decrypt_record
-from ..structured.encrypt import encrypt_record
+from ..structured.decrypt import DecryptedRecord, decrypt_record
+from ..structured.encrypt import EncryptedRecord, encrypt_record
 from ..structured.layout import DecryptLayout, EncryptLayout, decrypt_layout, encrypt_layout
 from ..structured.model import FOOTER_FIELD, HEADER_FIELD, RESERVED_PREFIX, Action, ParsedHeader, Terminal
 from .attributes import deserialize, serialize
@@ -75,6 +75,14 @@ class ItemEncryptor:
         self._serializer: Any = None
         self._deserializer: Any = None
         self._search = config._search  # beacons (kmsenvelope.dynamodb.beacons), None without
+        # The base context (encrypt-item.md): table and key names always, the key values for version 1.
+        # None of it is stored in the header, so all of it is required on decrypt.
+        fixed = {_TABLE_NAME: self._table, _PARTITION_NAME: config.partition_key}
+        if config.sort_key is not None:
+            fixed[_SORT_NAME] = config.sort_key
+        self._fixed_context = fixed
+        self._v2_required = frozenset(fixed)
+        self._v1_required = self._v2_required | {ATTR_PREFIX + key for key in self._keys}
 
     @property
     def config(self) -> TableConfig:
@@ -82,10 +90,14 @@ class ItemEncryptor:
 
     def encrypt_item(self, item: Item) -> dict[str, Any]:
         """The encrypted form of ``item``, with its ``aws_dbe_head`` and ``aws_dbe_foot`` attributes."""
-        return self.encrypt_item_with_header(item)[0]
+        return self._encrypt(item)[0]
 
     def encrypt_item_with_header(self, item: Item) -> tuple[dict[str, Any], ParsedHeader]:
         """Like :meth:`encrypt_item`, also returning what was written into the header."""
+        out, encrypted = self._encrypt(item)
+        return out, encrypted.header
+
+    def _encrypt(self, item: Item) -> tuple[dict[str, Any], EncryptedRecord]:
         if self._search is not None:
             item = self._search.add_signed_beacons(item)  # signed beacons are signed: add them first
         actions, layout = self._encrypt_plan(item)
@@ -102,14 +114,18 @@ class ItemEncryptor:
         out[FOOTER_FIELD] = {"B": stored[FOOTER_FIELD].value}
         if self._search is not None:
             self._search.add_beacons(item, out)
-        return out, encrypted.header
+        return out, encrypted
 
     def decrypt_item(self, item: Item) -> dict[str, Any]:
         """The plaintext item; raises unless every signed attribute authenticates."""
-        return self.decrypt_item_with_header(item)[0]
+        return self._decrypt(item)[0]
 
     def decrypt_item_with_header(self, item: Item) -> tuple[dict[str, Any], ParsedHeader]:
         """Like :meth:`decrypt_item`, also returning the verified header (actions, suite, EDKs, context)."""
+        out, result = self._decrypt(item)
+        return out, result.header
+
+    def _decrypt(self, item: Item) -> tuple[dict[str, Any], DecryptedRecord]:
         names, layout = self._decrypt_plan(item)
         header = _binary(item, HEADER_FIELD)
         footer = _binary(item, FOOTER_FIELD)
@@ -126,7 +142,7 @@ class ItemEncryptor:
             out[name] = deserialize(terminal)
         if self._search is not None:
             out = self._search.strip(out)
-        return out, result.header
+        return out, result
 
     def encrypt_python_item(self, item: Mapping[str, Any]) -> dict[str, Any]:
         """:meth:`encrypt_item` for boto3 resource-style values (``Decimal``, ``set``, ``Binary``...)."""
@@ -232,15 +248,13 @@ class ItemEncryptor:
 
     def _base_context(
         self, version: int, record: Mapping[str, Terminal]
-    ) -> tuple[dict[str, str], tuple[str, ...]]:
-        config = self._config
-        context = {_TABLE_NAME: self._table, _PARTITION_NAME: config.partition_key}
-        if config.sort_key is not None:
-            context[_SORT_NAME] = config.sort_key
+    ) -> tuple[dict[str, str], frozenset[str]]:
+        context = dict(self._fixed_context)
         if version == 1:
             for key in self._keys:
                 context[ATTR_PREFIX + key] = encode_terminal(record[key])
-        return context, tuple(context)
+            return context, self._v1_required
+        return context, self._v2_required
 
     def __repr__(self) -> str:
         return f"ItemEncryptor(table={self._table!r}, suite={self._suite!r})"

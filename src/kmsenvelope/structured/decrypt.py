@@ -7,14 +7,13 @@ signature have all verified over every signed attribute.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 
 from ..errors import MalformedInputError, PolicyError
-from ..materials.materials import DecryptionMaterials, DecryptionRequest
+from ..materials.materials import DecryptionMaterials, DecryptionRequest, remember
 from ..materials.protocols import MaterialsManager
 from ..suites import CommitmentPolicy, DbeSuite
 from .context import serialize_context, v2_context
-from .crypt import FieldKeys
+from .crypt import decrypt_fields
 from .footer import canonical_hash, verify_footer
 from .header import Header, RecordKeys, parse_header
 from .layout import DecryptLayout, decrypt_layout
@@ -32,12 +31,43 @@ from .model import (
 __all__ = ["DecryptedRecord", "decrypt_record", "decrypt_structure"]
 
 
-@dataclass(frozen=True)
 class DecryptedRecord:
-    """``record`` holds the decrypted attributes (all of them for :func:`decrypt_structure`)."""
+    """``record`` holds the decrypted attributes (all of them for :func:`decrypt_structure`).
 
-    record: dict[str, Terminal]
-    header: ParsedHeader
+    ``header`` is the verified header; it is assembled on first use, since most callers never look.
+    """
+
+    __slots__ = ("_header", "_verified", "record")
+
+    def __init__(
+        self,
+        record: dict[str, Terminal],
+        verified: ParsedHeader | tuple[Header, tuple[tuple[bytes, str], ...], DecryptionMaterials],
+    ) -> None:
+        self.record = record
+        if isinstance(verified, ParsedHeader):
+            self._header: ParsedHeader | None = verified
+        else:
+            self._header = None
+            self._verified = verified
+
+    @property
+    def header(self) -> ParsedHeader:
+        if self._header is None:
+            header, fields, materials = self._verified
+            legend = header.legend
+            self._header = ParsedHeader(
+                version=header.version,
+                suite=header.suite,
+                actions={name: LEGEND_ACTIONS[byte] for (_, name), byte in zip(fields, legend, strict=True)},
+                encrypted_data_keys=header.encrypted_data_keys,
+                stored_context=header.stored_context,
+                encryption_context=materials.encryption_context,
+            )
+        return self._header
+
+    def __repr__(self) -> str:
+        return f"DecryptedRecord(attributes={sorted(self.record)!r})"
 
 
 def decrypt_structure(
@@ -104,15 +134,11 @@ def decrypt_record(
             "the record's signed attributes do not match its header "
             f"({len(legend)} signed when written, {len(fields)} in signature scope now)"
         )
+    hashed_layout, encrypted, context_names = _legend_plan(fields, legend)
 
-    required = set(required_keys)
+    required = required_keys if type(required_keys) is frozenset else frozenset(required_keys)
     if header.version == 2:
-        context_fields = {
-            name: signed[name]
-            for (_, name), byte in zip(fields, legend, strict=True)
-            if byte == LEGEND_CONTEXT
-        }
-        extra = v2_context(context_fields)
+        extra = v2_context({name: signed[name] for name in context_names})
         if not extra.keys().isdisjoint(context):
             raise PolicyError("version 2 record context collides with the caller's encryption context")
         context.update(extra)
@@ -120,51 +146,59 @@ def decrypt_record(
 
     materials = manager.decrypt_materials(
         DecryptionRequest(
-            suite=header.suite,
-            encrypted_data_keys=header.encrypted_data_keys,
-            encryption_context=header.stored_context,
-            commitment_policy=CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT,
-            reproduced_context=context,
+            header.suite,
+            header.encrypted_data_keys,
+            header.stored_context,
+            CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT,
+            context,
         )
     )
     suite = _check_materials(materials, header, context, required)
-    assert materials.plaintext_data_key is not None and materials.symmetric_signing_key is not None
+    data_key, signing_key = materials.plaintext_data_key, materials.symmetric_signing_key
+    assert data_key is not None and signing_key is not None
 
-    keys = RecordKeys(suite, materials.plaintext_data_key, header.message_id)
+    keys = RecordKeys(suite, data_key, header.message_id)
     keys.verify(header)
-    hashed = [
-        (path, signed[name], byte == LEGEND_ENCRYPT)
-        for (path, name), byte in zip(fields, legend, strict=True)
-    ]
-    record_hash = canonical_hash(header.raw, serialize_context(materials.encryption_context), hashed)
+    record_hash = canonical_hash(
+        header.raw,
+        serialize_context(materials.encryption_context),
+        [(path, signed[name], is_encrypted) for path, name, is_encrypted in hashed_layout],
+    )
     verify_footer(
         footer_value,
         record_hash,
         len(header.encrypted_data_keys),
-        materials.symmetric_signing_key,
+        signing_key,
         materials.verification_key if suite.signing else None,
     )
+    plaintexts = decrypt_fields(keys.field_root_key, encrypted, signed)
+    return DecryptedRecord(plaintexts, (header, fields, materials))
 
-    field_keys = FieldKeys(keys.field_root_key, legend.count(LEGEND_ENCRYPT))
-    out: dict[str, Terminal] = {}
-    offset = 0
-    for (path, name), byte in zip(fields, legend, strict=True):
-        if byte == LEGEND_ENCRYPT:
-            out[name] = field_keys.decrypt(offset, path, signed[name])
-            offset += 1
-    parsed = ParsedHeader(
-        version=header.version,
-        suite=suite,
-        actions={name: LEGEND_ACTIONS[byte] for (_, name), byte in zip(fields, legend, strict=True)},
-        encrypted_data_keys=header.encrypted_data_keys,
-        stored_context=header.stored_context,
-        encryption_context=materials.encryption_context,
-    )
-    return DecryptedRecord(out, parsed)
+
+_Plan = tuple[tuple[tuple[bytes, str, bool], ...], tuple[tuple[bytes, str], ...], tuple[str, ...]]
+_PLANS: dict[tuple[tuple[tuple[bytes, str], ...], bytes], _Plan] = {}
+
+
+def _legend_plan(fields: tuple[tuple[bytes, str], ...], legend: bytes) -> _Plan:
+    """(path, name, encrypted?) of every signed field, the encrypted (path, name), the context names.
+
+    Depends only on public values that repeat from item to item, so it is cached by content.
+    """
+    key = (fields, legend)
+    plan = _PLANS.get(key)
+    if plan is None:
+        pairs = tuple(zip(fields, legend, strict=True))
+        plan = (
+            tuple((path, name, byte == LEGEND_ENCRYPT) for (path, name), byte in pairs),
+            tuple(field for field, byte in pairs if byte == LEGEND_ENCRYPT),
+            tuple(name for (_, name), byte in pairs if byte == LEGEND_CONTEXT),
+        )
+        remember(_PLANS, key, plan)
+    return plan
 
 
 def _check_materials(
-    materials: DecryptionMaterials, header: Header, context: Mapping[str, str], required: set[str]
+    materials: DecryptionMaterials, header: Header, context: Mapping[str, str], required: frozenset[str]
 ) -> DbeSuite:
     suite = materials.suite
     if not isinstance(suite, DbeSuite) or suite is not header.suite:

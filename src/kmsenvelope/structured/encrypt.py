@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 
 from ..errors import MalformedInputError, PolicyError
 from ..materials.materials import RESERVED_CONTEXT_PREFIX, EncryptionMaterials, EncryptionRequest
 from ..materials.protocols import MaterialsManager
 from ..suites import CommitmentPolicy, DbeSuite
 from .context import serialize_context, v2_context
-from .crypt import FieldKeys
-from .footer import canonical_hash, make_footer
+from .crypt import encrypt_fields
+from .footer import make_footer
 from .header import MESSAGE_ID_LENGTH, RecordKeys, serialize_header, serialize_partial_header
 from .layout import EncryptLayout, encrypt_layout
 from .model import BINARY_TYPE, FOOTER_FIELD, HEADER_FIELD, Action, ParsedHeader, Terminal
@@ -28,16 +27,41 @@ __all__ = ["EncryptedRecord", "encrypt_record", "encrypt_structure"]
 DEFAULT_SUITE = DbeSuite.AES_256_GCM_HKDF_SHA512_COMMIT_KEY_ECDSA_P384_SYMSIG_HMAC_SHA384
 """The structured-encryption default when no suite is given (``encrypt-structure.md``)."""
 
-_ENCRYPT = Action.ENCRYPT_AND_SIGN
-_CONTEXT = Action.SIGN_AND_INCLUDE_IN_ENCRYPTION_CONTEXT
 
-
-@dataclass(frozen=True)
 class EncryptedRecord:
-    """The encrypted record: every input attribute (encrypted ones replaced) plus header and footer."""
+    """The encrypted record: every input attribute (encrypted ones replaced) plus header and footer.
 
-    record: dict[str, Terminal]
-    header: ParsedHeader
+    ``header`` says what was written; it is assembled on first use, since most callers never look.
+    """
+
+    __slots__ = ("_header", "_written", "record")
+
+    def __init__(
+        self,
+        record: dict[str, Terminal],
+        written: tuple[int, EncryptLayout, EncryptionMaterials, Mapping[str, str]],
+    ) -> None:
+        self.record = record
+        self._written = written
+        self._header: ParsedHeader | None = None
+
+    @property
+    def header(self) -> ParsedHeader:
+        if self._header is None:
+            version, layout, materials, stored = self._written
+            assert isinstance(materials.suite, DbeSuite)
+            self._header = ParsedHeader(
+                version=version,
+                suite=materials.suite,
+                actions=layout.actions,
+                encrypted_data_keys=materials.encrypted_data_keys,
+                stored_context=stored,
+                encryption_context=materials.encryption_context,
+            )
+        return self._header
+
+    def __repr__(self) -> str:
+        return f"EncryptedRecord(attributes={sorted(self.record)!r})"
 
 
 def encrypt_structure(
@@ -85,16 +109,16 @@ def encrypt_record(
 
     if layout is None:
         layout = encrypt_layout(table_name, {name: actions[name] for name in record})
-    signed = layout.signed
-    encrypted_count = len(layout.encrypted)
-    encrypted_size = sum(len(record[name].value) for name in layout.encrypted)
-    context_fields = {name: record[name] for name in layout.context_names}
+    encrypted_names = layout.encrypted
+    encrypted_size = 0
+    for name in encrypted_names:
+        encrypted_size += len(record[name].value)
 
-    required = frozenset(required_keys)
+    required = required_keys if type(required_keys) is frozenset else frozenset(required_keys)
     version = 1
-    if context_fields:
+    if layout.context_names:
         version = 2
-        extra = v2_context(context_fields)
+        extra = v2_context({name: record[name] for name in layout.context_names})
         if not extra.keys().isdisjoint(context):
             raise PolicyError("version 2 record context collides with the caller's encryption context")
         context.update(extra)
@@ -102,55 +126,37 @@ def encrypt_record(
 
     materials = manager.get_encryption_materials(
         EncryptionRequest(
-            encryption_context=context,
-            commitment_policy=CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT,
-            suite=suite,
-            max_plaintext_length=2 * encrypted_count + encrypted_size,
-            required_context_keys=required,
+            context,
+            CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT,
+            suite,
+            2 * len(encrypted_names) + encrypted_size,
+            required,
         )
     )
     _check_materials(materials, required)
     used_suite = materials.suite
-    assert isinstance(used_suite, DbeSuite) and materials.plaintext_data_key is not None
+    data_key = materials.plaintext_data_key
+    assert isinstance(used_suite, DbeSuite) and data_key is not None
 
     message_id = os.urandom(MESSAGE_ID_LENGTH)
-    legend = layout.legend
     full_context = materials.encryption_context
-    stored = {k: v for k, v in full_context.items() if k not in materials.required_context_keys}
-    keys = RecordKeys(used_suite, materials.plaintext_data_key, message_id)
+    dropped = materials.required_context_keys
+    stored = {k: v for k, v in full_context.items() if k not in dropped} if dropped else full_context
+    keys = RecordKeys(used_suite, data_key, message_id)
     header = serialize_header(
         serialize_partial_header(
-            version, used_suite, message_id, legend, stored, materials.encrypted_data_keys
+            version, used_suite, message_id, layout.legend, stored, materials.encrypted_data_keys
         ),
         keys,
     )
-
     out = dict(record)
-    field_keys = FieldKeys(keys.field_root_key, encrypted_count)
-    hashed: list[tuple[bytes, Terminal, bool]] = []
-    offset = 0
-    for path, name, action in signed:
-        if action is _ENCRYPT:
-            stored_terminal = field_keys.encrypt(offset, path, record[name])
-            offset += 1
-            out[name] = stored_terminal
-            hashed.append((path, stored_terminal, True))
-        else:
-            hashed.append((path, record[name], False))
-    record_hash = canonical_hash(header, serialize_context(full_context), hashed)
+    record_hash = encrypt_fields(
+        keys.field_root_key, layout.signed, record, out, header, serialize_context(full_context)
+    )
     footer = make_footer(record_hash, materials.symmetric_signing_keys, materials.signing_key)
     out[HEADER_FIELD] = Terminal(BINARY_TYPE, header)
     out[FOOTER_FIELD] = Terminal(BINARY_TYPE, footer)
-
-    parsed = ParsedHeader(
-        version=version,
-        suite=used_suite,
-        actions=layout.actions,
-        encrypted_data_keys=materials.encrypted_data_keys,
-        stored_context=stored,
-        encryption_context=full_context,
-    )
-    return EncryptedRecord(out, parsed)
+    return EncryptedRecord(out, (version, layout, materials, stored))
 
 
 def _check_materials(materials: EncryptionMaterials, required: frozenset[str]) -> None:
