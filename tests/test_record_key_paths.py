@@ -207,3 +207,34 @@ def test_authentication_error_names_no_secret() -> None:
         from kmsenvelope.keyrings import wrapping
 
         wrapping.intermediate_open(SUITE, os.urandom(32), edk.ciphertext[:48], b"")
+
+
+@pytest.mark.parametrize("hash_name", ["sha256", "sha384", "sha512"])
+@pytest.mark.parametrize("length", [16, 32, 48, 64, 65, 200])
+@pytest.mark.parametrize("salt", [None, b"", b"salt", bytes(200)])
+def test_hkdf_many_matches_cryptography(hash_name: str, length: int, salt: bytes | None) -> None:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    from kmsenvelope.primitives.kdf import hkdf_many
+
+    algorithm = {"sha256": hashes.SHA256(), "sha384": hashes.SHA384(), "sha512": hashes.SHA512()}[hash_name]
+    ikm = os.urandom(32)
+    infos = (b"first", b"second" * 10, b"")
+    expected = [HKDF(algorithm, length, salt or None, info).derive(ikm) for info in infos]
+    assert hkdf_many(hash_name, ikm, salt, infos, length) == expected
+
+
+def test_hkdf_rfc5869_case_1() -> None:
+    from kmsenvelope.primitives.kdf import hkdf
+
+    okm = hkdf(
+        "sha256",
+        bytes.fromhex("0b" * 22),
+        bytes.fromhex("000102030405060708090a0b0c"),
+        bytes.fromhex("f0f1f2f3f4f5f6f7f8f9"),
+        42,
+    )
+    assert okm.hex() == (
+        "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865"
+    )

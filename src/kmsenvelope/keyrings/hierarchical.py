@@ -108,15 +108,21 @@ class _TtlCache:
 
     def get(self, key: tuple[str, str]) -> _BranchKey | None:
         now = self._clock()
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                return None
-            if now - entry[0] >= self._ttl:
-                del self._entries[key]
-                return None
-            self._entries.move_to_end(key)
+        entries = self._entries
+        # A hit, the path of nearly every message, takes no lock: a dict read is atomic, and a
+        # concurrent eviction can at worst make move_to_end miss, which only ages the entry.
+        entry = entries.get(key)
+        if entry is not None and now - entry[0] < self._ttl:
+            try:  # noqa: SIM105 - contextlib.suppress would cost a context manager on every hit
+                entries.move_to_end(key)
+            except KeyError:
+                pass
             return entry[1]
+        if entry is not None:
+            with self._lock:
+                if entries.get(key) is entry:
+                    del entries[key]
+        return None
 
     def put(self, key: tuple[str, str], value: _BranchKey) -> None:
         now = self._clock()

@@ -39,6 +39,8 @@ DEFAULT_LEGACY_SUITE = Suite.AES_256_GCM_IV12_TAG16_HKDF_SHA256
 
 def check_suite_policy(suite: AnySuite, policy: CommitmentPolicy, *, encrypting: bool) -> None:
     """Enforce the commitment policy (``client-apis/client.md``); DB-ESDK suites always commit."""
+    if type(suite) is DbeSuite:
+        return  # every DB-ESDK suite commits, so every policy admits it
     allowed = _ENCRYPT_ALLOWED[policy] if encrypting else _DECRYPT_ALLOWED[policy]
     if suite in allowed:
         return

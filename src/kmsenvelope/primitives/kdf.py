@@ -90,11 +90,23 @@ def hkdf_many(
     if length > 255 * hash_len:
         raise ValueError("HKDF output too long")
     extract = Hmac(hash_name, salt) if salt else _ZERO_SALT[hash_name]
-    keyed = Hmac(hash_name, extract.digest(ikm))
-    if length <= hash_len:
-        # One block per output: the common case (32-byte keys from SHA-384/512) skips _expand's loop.
-        return [keyed.digest(info + b"\x01")[:length] for info in infos]
-    return [_expand(keyed, info, length, hash_len) for info in infos]
+    prk = extract.digest(ikm)
+    if length > hash_len:
+        keyed = Hmac(hash_name, prk)
+        return [_expand(keyed, info, length, hash_len) for info in infos]
+    # One block per output, the common case (32-byte keys from SHA-384/512): HMAC-Expand written out,
+    # since this runs several times per DynamoDB item. The PRK is HashLen long, never over a block.
+    ctor = _CONSTRUCTORS[hash_name]
+    padded = prk.ljust(128 if hash_name != "sha256" else 64, b"\x00")
+    inner, outer = ctor(padded.translate(_IPAD)), ctor(padded.translate(_OPAD))
+    out = []
+    for info in infos:
+        state = inner.copy()
+        state.update(info + b"\x01")
+        final = outer.copy()
+        final.update(state.digest())
+        out.append(final.digest()[:length])
+    return out
 
 
 def hkdf_expand(hash_name: str, prk: bytes, info: bytes, length: int) -> bytes:

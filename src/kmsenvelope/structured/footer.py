@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
 from ..errors import AuthenticationError, MalformedInputError, SignatureError
+from ..primitives.kdf import hmac_digest
 from .model import Terminal
 
 __all__ = ["SIGNATURE_LENGTH", "TAG_LENGTH", "canonical_hash", "make_footer", "verify_footer"]
@@ -55,7 +56,7 @@ def make_footer(
     record_hash: bytes, signing_keys: Sequence[bytes], signing_key: ec.EllipticCurvePrivateKey | None
 ) -> bytes:
     """Recipient tags, then the signature when the suite signs."""
-    parts = [hmac.digest(key, record_hash, "sha384") for key in signing_keys]
+    parts = [hmac_digest("sha384", key, record_hash) for key in signing_keys]
     if signing_key is not None:
         parts.append(_fixed_length_signature(signing_key, record_hash))
     return b"".join(parts)
@@ -75,7 +76,7 @@ def verify_footer(
         raise MalformedInputError("record footer has the wrong length for its algorithm suite")
     if tags_length // TAG_LENGTH != edk_count:
         raise MalformedInputError("record footer has a different number of tags than the header has EDKs")
-    expected = hmac.digest(symmetric_signing_key, record_hash, "sha384")
+    expected = hmac_digest("sha384", symmetric_signing_key, record_hash)
     matched = False
     for offset in range(0, tags_length, TAG_LENGTH):
         # Every tag is compared, so timing does not reveal which recipient matched.

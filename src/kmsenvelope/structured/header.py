@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from ..errors import AuthenticationError, MalformedInputError
 from ..materials.materials import EncryptedDataKey
-from ..primitives.kdf import hkdf_many
+from ..primitives.kdf import hkdf_many, hmac_digest
 from ..suites import DbeSuite
 from .context import serialize_context
 from .model import LEGEND_ACTIONS
@@ -81,7 +81,7 @@ class RecordKeys:
     def commitment(self, partial_header: bytes) -> bytes:
         hash_name = self.suite.info.kdf_hash
         assert hash_name is not None
-        return hmac.digest(self.commit_key, partial_header, hash_name)[:COMMITMENT_LENGTH]
+        return hmac_digest(hash_name, self.commit_key, partial_header)[:COMMITMENT_LENGTH]
 
     def verify(self, header: Header) -> None:
         """Raise :class:`AuthenticationError` unless the header's commitment matches (constant time)."""
