@@ -238,3 +238,39 @@ def test_hkdf_rfc5869_case_1() -> None:
     assert okm.hex() == (
         "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865"
     )
+
+
+@pytest.mark.parametrize(
+    "cls",
+    [EncryptedDataKey, EncryptionRequest, DecryptionRequest, EncryptionMaterials, DecryptionMaterials],
+    ids=lambda c: c.__name__,
+)
+def test_materials_values_init_matches_their_fields(cls: type) -> None:
+    """The hand-written __init__ of these frozen values takes exactly the dataclass fields, in order,
+    with the declared defaults, and the values stay frozen, comparable and replaceable."""
+    import dataclasses
+    import inspect
+
+    parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    fields = dataclasses.fields(cls)
+    assert [p.name for p in parameters] == [f.name for f in fields]
+    for parameter, declared in zip(parameters, fields, strict=True):
+        if declared.default is not dataclasses.MISSING:
+            assert parameter.default == declared.default
+        elif declared.default_factory is not dataclasses.MISSING:
+            assert parameter.default is None  # stands for a fresh default_factory() value
+        else:
+            assert parameter.default is inspect.Parameter.empty
+    arguments = {f.name: f"value-{i}" for i, f in enumerate(fields)}
+    value = cls(**arguments)
+    assert {f.name: getattr(value, f.name) for f in fields} == arguments
+    assert value == cls(**arguments) and hash(value) == hash(cls(**arguments))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(value, fields[0].name, "changed")
+    assert getattr(dataclasses.replace(value, **{fields[0].name: "x"}), fields[0].name) == "x"
+
+
+def test_decryption_request_reproduced_context_defaults_to_a_fresh_dict() -> None:
+    first = DecryptionRequest(SUITE, (), {}, POLICY)
+    second = DecryptionRequest(SUITE, (), {}, POLICY)
+    assert first.reproduced_context == {} and first.reproduced_context is not second.reproduced_context

@@ -168,10 +168,8 @@ def test_header_limits_on_write() -> None:
 
 def test_canonical_hash_layout() -> None:
     header, context = b"H" * 50, serialize_context({"k": "v"})
-    fields = [
-        (b"p1", Terminal(b"\xff\xff", b"\x00\x01" + b"c" * 20), True),
-        (b"p2", Terminal(b"\x00\x02", b"42"), False),
-    ]
+    fields = [(b"p1", "one", True), (b"p2", "two", False)]
+    record = {"one": Terminal(b"\xff\xff", b"\x00\x01" + b"c" * 20), "two": Terminal(b"\x00\x02", b"42")}
     expected = hashlib.sha384(
         header
         + len(context).to_bytes(8, "big")
@@ -187,9 +185,9 @@ def test_canonical_hash_layout() -> None:
         + b"\x00\x02"
         + b"42"
     ).digest()
-    assert canonical_hash(header, context, fields) == expected
+    assert canonical_hash(header, context, fields, record) == expected
     with pytest.raises(MalformedInputError):
-        canonical_hash(header, context, [(b"p", Terminal(b"\xff\xff", b"\x00"), True)])
+        canonical_hash(header, context, [(b"p", "x", True)], {"x": Terminal(b"\xff\xff", b"\x00")})
     assert serialize_context({}) == b"\x00\x00"
 
 

@@ -186,8 +186,8 @@ def test_each_recipient_verifies_its_own_tag() -> None:
     assert materials.symmetric_signing_key is not None
     signed_names = sorted((name for name in SIGNED if SIGNED[name]), key=lambda n: canonical_path(TABLE, n))
     legend = dict(zip(signed_names, header.legend, strict=True))
-    fields = [(canonical_path(TABLE, name), forged[name], legend[name] == ord("e")) for name in signed_names]
-    record_hash = canonical_hash(header.raw, serialize_context(materials.encryption_context), fields)
+    fields = [(canonical_path(TABLE, name), name, legend[name] == ord("e")) for name in signed_names]
+    record_hash = canonical_hash(header.raw, serialize_context(materials.encryption_context), fields, forged)
     own_tag = hmac.digest(materials.symmetric_signing_key, record_hash, "sha384")
     old_footer = stored[FOOTER_FIELD].value
     forged[FOOTER_FIELD] = Terminal(b"\xff\xff", old_footer[:48] + own_tag)

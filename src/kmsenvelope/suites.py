@@ -74,6 +74,10 @@ class _SuiteMixin:
     def __init__(self, info: SuiteInfo) -> None:
         self._info = info
 
+    # Members are singletons compared by identity, so the identity hash is the consistent one; Enum's
+    # own __hash__ is a Python function, and suites are dict and set keys on every message.
+    __hash__ = object.__hash__
+
     @property
     def id(self) -> int:
         return self._info.id
@@ -181,6 +185,8 @@ class CommitmentPolicy(enum.Enum):
     FORBID_ENCRYPT_ALLOW_DECRYPT = "FORBID_ENCRYPT_ALLOW_DECRYPT"
     REQUIRE_ENCRYPT_ALLOW_DECRYPT = "REQUIRE_ENCRYPT_ALLOW_DECRYPT"
     REQUIRE_ENCRYPT_REQUIRE_DECRYPT = "REQUIRE_ENCRYPT_REQUIRE_DECRYPT"
+
+    __hash__ = object.__hash__  # identity, like its equality (see _SuiteMixin)
 
     @property
     def encrypt_requires_commitment(self) -> bool:

@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ..errors import ConfigurationError, MalformedInputError, PolicyError
+from ..materials.context_template import ContextTemplate
 from ..materials.materials import remember
 from ..materials.protocols import Keyring, MaterialsManager
 from ..structured.context import ATTR_PREFIX, encode_terminal
@@ -83,6 +84,8 @@ class ItemEncryptor:
         self._fixed_context = fixed
         self._v2_required = frozenset(fixed)
         self._v1_required = self._v2_required | {ATTR_PREFIX + key for key in self._keys}
+        # Version 1 contexts are never extended later, so they are built frozen and pre-serialized.
+        self._v1_template = ContextTemplate(fixed, [ATTR_PREFIX + key for key in self._keys])
 
     @property
     def config(self) -> TableConfig:
@@ -249,12 +252,11 @@ class ItemEncryptor:
     def _base_context(
         self, version: int, record: Mapping[str, Terminal]
     ) -> tuple[dict[str, str], frozenset[str]]:
-        context = dict(self._fixed_context)
         if version == 1:
-            for key in self._keys:
-                context[ATTR_PREFIX + key] = encode_terminal(record[key])
-            return context, self._v1_required
-        return context, self._v2_required
+            values = [encode_terminal(record[key]) for key in self._keys]
+            return self._v1_template.build(values), self._v1_required
+        # Version 2: the record's context attributes are added to this dict later.
+        return dict(self._fixed_context), self._v2_required
 
     def __repr__(self) -> str:
         return f"ItemEncryptor(table={self._table!r}, suite={self._suite!r})"

@@ -135,15 +135,19 @@ class DefaultMaterials:
         suite = request.suite
         check_suite_policy(suite, request.commitment_policy, encrypting=False)
         stored = request.encryption_context
-        extra: dict[str, str] = {}
-        for key, value in request.reproduced_context.items():
-            if key not in stored:
-                extra[key] = value
-            elif stored[key] != value:
-                raise ContextMismatchError(f"encryption context value for {key!r} does not match")
+        reproduced = request.reproduced_context
         # Reproduced pairs the header does not store become required: authenticated, never stored.
-        context = {**stored, **extra} if extra else stored
-        required = extra.keys()
+        if not stored:
+            context, required = reproduced, reproduced.keys()
+        else:
+            extra: dict[str, str] = {}
+            for key, value in reproduced.items():
+                if key not in stored:
+                    extra[key] = value
+                elif stored[key] != value:
+                    raise ContextMismatchError(f"encryption context value for {key!r} does not match")
+            context = {**stored, **extra} if extra else stored
+            required = extra.keys()
         verification_key = None
         encoded = context.get(PUBLIC_KEY_CONTEXT_KEY)
         if suite.signing:

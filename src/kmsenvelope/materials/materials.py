@@ -57,6 +57,19 @@ def freeze_context(context: Mapping[str, str] | None) -> Mapping[str, str]:
     return frozen
 
 
+def encode_context_field(text: str) -> bytes:
+    """One key or value of a serialized encryption context: uint16 length, then UTF-8 bytes."""
+    if type(text) is not str:
+        raise MalformedInputError("encryption context keys and values must be str")
+    try:
+        raw = text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise MalformedInputError("encryption context must be valid Unicode") from None
+    if len(raw) > 0xFFFF:
+        raise MalformedInputError("encryption context key or value longer than 65535 bytes")
+    return len(raw).to_bytes(2, "big") + raw
+
+
 def remember(cache: dict[Any, Any], key: object, value: object) -> None:
     """Add to a small content-keyed cache of immutable values, emptying it when full."""
     if len(cache) >= _CONTEXT_CACHE_SIZE:
@@ -95,13 +108,21 @@ _CONTEXT_CACHE_SIZE = 512
 _FROZEN: dict[tuple[tuple[str, str], ...], _FrozenDict] = {}
 
 
-@dataclass(frozen=True)
+# These values are built several times per message. Their __init__ is written out to set the instance
+# dict in one step; the dataclass one sets each frozen field through object.__setattr__, which costs
+# about twice as much. Field order and defaults below must match the field declarations.
+
+
+@dataclass(frozen=True, init=False)
 class EncryptedDataKey:
     """One wrapped copy of the data key, as serialized in a message header."""
 
     provider_id: str
     provider_info: bytes
     ciphertext: bytes
+
+    def __init__(self, provider_id: str, provider_info: bytes, ciphertext: bytes) -> None:
+        _set(self, {"provider_id": provider_id, "provider_info": provider_info, "ciphertext": ciphertext})
 
     def describe(self) -> str:
         """A short, secret-free description for error messages: provider and printable key info."""
@@ -114,7 +135,7 @@ class EncryptedDataKey:
         return f"{self.provider_id} {text if printable else info[:16].hex()}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class EncryptionRequest:
     """What an encryptor asks a materials manager for."""
 
@@ -124,8 +145,27 @@ class EncryptionRequest:
     max_plaintext_length: int | None = None
     required_context_keys: frozenset[str] = frozenset()
 
+    def __init__(
+        self,
+        encryption_context: Mapping[str, str],
+        commitment_policy: CommitmentPolicy,
+        suite: AnySuite | None = None,
+        max_plaintext_length: int | None = None,
+        required_context_keys: frozenset[str] = frozenset(),
+    ) -> None:
+        _set(
+            self,
+            {
+                "encryption_context": encryption_context,
+                "commitment_policy": commitment_policy,
+                "suite": suite,
+                "max_plaintext_length": max_plaintext_length,
+                "required_context_keys": required_context_keys,
+            },
+        )
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, init=False)
 class DecryptionRequest:
     """What a decryptor asks a materials manager for."""
 
@@ -135,8 +175,27 @@ class DecryptionRequest:
     commitment_policy: CommitmentPolicy
     reproduced_context: Mapping[str, str] = field(default_factory=dict)
 
+    def __init__(
+        self,
+        suite: AnySuite,
+        encrypted_data_keys: tuple[EncryptedDataKey, ...],
+        encryption_context: Mapping[str, str],
+        commitment_policy: CommitmentPolicy,
+        reproduced_context: Mapping[str, str] | None = None,
+    ) -> None:
+        _set(
+            self,
+            {
+                "suite": suite,
+                "encrypted_data_keys": encrypted_data_keys,
+                "encryption_context": encryption_context,
+                "commitment_policy": commitment_policy,
+                "reproduced_context": {} if reproduced_context is None else reproduced_context,
+            },
+        )
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, init=False)
 class EncryptionMaterials:
     """Everything needed to encrypt one message."""
 
@@ -147,6 +206,29 @@ class EncryptionMaterials:
     signing_key: EllipticCurvePrivateKey | None = field(default=None, repr=False)
     required_context_keys: frozenset[str] = frozenset()
     symmetric_signing_keys: tuple[bytes, ...] = field(default=(), repr=False)
+
+    def __init__(
+        self,
+        suite: AnySuite,
+        encryption_context: Mapping[str, str],
+        encrypted_data_keys: tuple[EncryptedDataKey, ...] = (),
+        plaintext_data_key: bytes | None = None,
+        signing_key: EllipticCurvePrivateKey | None = None,
+        required_context_keys: frozenset[str] = frozenset(),
+        symmetric_signing_keys: tuple[bytes, ...] = (),
+    ) -> None:
+        _set(
+            self,
+            {
+                "suite": suite,
+                "encryption_context": encryption_context,
+                "encrypted_data_keys": encrypted_data_keys,
+                "plaintext_data_key": plaintext_data_key,
+                "signing_key": signing_key,
+                "required_context_keys": required_context_keys,
+                "symmetric_signing_keys": symmetric_signing_keys,
+            },
+        )
 
     def with_data_key(
         self,
@@ -198,7 +280,7 @@ class EncryptionMaterials:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class DecryptionMaterials:
     """Everything needed to decrypt one message."""
 
@@ -208,6 +290,27 @@ class DecryptionMaterials:
     verification_key: EllipticCurvePublicKey | None = field(default=None, repr=False)
     required_context_keys: frozenset[str] = frozenset()
     symmetric_signing_key: bytes | None = field(default=None, repr=False)
+
+    def __init__(
+        self,
+        suite: AnySuite,
+        encryption_context: Mapping[str, str],
+        plaintext_data_key: bytes | None = None,
+        verification_key: EllipticCurvePublicKey | None = None,
+        required_context_keys: frozenset[str] = frozenset(),
+        symmetric_signing_key: bytes | None = None,
+    ) -> None:
+        _set(
+            self,
+            {
+                "suite": suite,
+                "encryption_context": encryption_context,
+                "plaintext_data_key": plaintext_data_key,
+                "verification_key": verification_key,
+                "required_context_keys": required_context_keys,
+                "symmetric_signing_key": symmetric_signing_key,
+            },
+        )
 
     def with_data_key(
         self, plaintext_data_key: bytes, symmetric_signing_key: bytes | None = None
@@ -230,6 +333,10 @@ class DecryptionMaterials:
             f"DecryptionMaterials(suite={self.suite!r}, context_keys={sorted(self.encryption_context)!r}, "
             f"has_data_key={self.plaintext_data_key is not None})"
         )
+
+
+def _set(value: object, fields: dict[str, Any]) -> None:
+    object.__setattr__(value, "__dict__", fields)
 
 
 def check_data_key(suite: AnySuite, key: bytes) -> None:

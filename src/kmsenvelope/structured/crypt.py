@@ -36,6 +36,7 @@ _MAX_FIELDS = (1 << 32) // 3
 # The first counter block is the same for every record; a mode object holds only that public value.
 _CTR_MODE = modes.CTR(_NONCE_PREFIX + bytes(4))
 _ENCRYPT = Action.ENCRYPT_AND_SIGN
+_new_terminal = tuple.__new__  # Terminal is a NamedTuple; this skips its Python-level __new__ frame
 # Canonical hash field markers (footer.md): encrypted fields hash their stored bytes, others type + value.
 ENCRYPTED_MARK = b"ENCRYPTED"
 PLAINTEXT_MARK = b"PLAINTEXT"
@@ -97,7 +98,7 @@ def encrypt_fields(
             ciphertext = cipher.encrypt(stream[start + _KEY_LENGTH : start + _NONCE_END], value, path)
             start += _STRIDE
             stored = type_id + ciphertext
-            out[name] = Terminal(BINARY_TYPE, stored)
+            out[name] = _new_terminal(Terminal, (BINARY_TYPE, stored))
             parts += (path, len(ciphertext).to_bytes(8, "big"), ENCRYPTED_MARK, stored)
         else:
             parts += (path, len(value).to_bytes(8, "big"), PLAINTEXT_MARK, type_id, value)
@@ -132,4 +133,4 @@ def _decrypt_one(stream: bytes, start: int, path: bytes, stored: Terminal) -> Te
         plaintext = cipher.decrypt(stream[start + _KEY_LENGTH : start + _NONCE_END], value[2:], path)
     except InvalidTag:
         raise AuthenticationError("authentication tag did not verify") from None
-    return Terminal(value[:2], plaintext)
+    return _new_terminal(Terminal, (value[:2], plaintext))

@@ -160,9 +160,7 @@ def decrypt_record(
     keys = RecordKeys(suite, data_key, header.message_id)
     keys.verify(header)
     record_hash = canonical_hash(
-        header.raw,
-        serialize_context(materials.encryption_context),
-        [(path, signed[name], is_encrypted) for path, name, is_encrypted in hashed_layout],
+        header.raw, serialize_context(materials.encryption_context), hashed_layout, signed
     )
     verify_footer(
         footer_value,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -38,11 +38,21 @@ _ENCRYPTED = b"ENCRYPTED"
 _PLAINTEXT = b"PLAINTEXT"
 
 
-def canonical_hash(header: bytes, context: bytes, fields: Iterable[tuple[bytes, Terminal, bool]]) -> bytes:
-    """SHA-384 of the canonical record. ``fields`` is (path, stored terminal, encrypted?) in path order."""
+def canonical_hash(
+    header: bytes,
+    context: bytes,
+    fields: Iterable[tuple[bytes, str, bool]],
+    record: Mapping[str, Terminal],
+) -> bytes:
+    """SHA-384 of the canonical record.
+
+    ``fields`` is (path, name, encrypted?) in canonical-path order and ``record`` maps those names to
+    their stored terminals.
+    """
     # One buffer and one hash update: per-field update calls cost more than copying ~1 KiB.
     parts = [header, len(context).to_bytes(8, "big"), context]
-    for path, (type_id, value), encrypted in fields:
+    for path, name, encrypted in fields:
+        type_id, value = record[name]
         if encrypted:
             if len(value) < 2:
                 raise MalformedInputError("encrypted attribute value is too short")

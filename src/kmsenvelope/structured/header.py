@@ -144,7 +144,7 @@ def parse_header(data: bytes) -> Header:
     pos = _PREFIX_LENGTH
     if end - pos < 2:
         raise MalformedInputError("record header truncated in legend length")
-    length = int.from_bytes(data[pos : pos + 2], "big")
+    length = (data[pos] << 8) | data[pos + 1]
     pos += 2
     if length > end - pos:
         raise MalformedInputError("record header truncated in legend")
@@ -155,7 +155,7 @@ def parse_header(data: bytes) -> Header:
 
     if end - pos < 2:
         raise MalformedInputError("record header truncated in encryption context count")
-    count = int.from_bytes(data[pos : pos + 2], "big")
+    count = (data[pos] << 8) | data[pos + 1]
     pos += 2
     context: dict[str, str] = {}
     previous = b""
@@ -164,7 +164,7 @@ def parse_header(data: bytes) -> Header:
         for what in ("context key", "context value"):
             if end - pos < 2:
                 raise MalformedInputError(f"record header truncated in {what} length")
-            length = int.from_bytes(data[pos : pos + 2], "big")
+            length = (data[pos] << 8) | data[pos + 1]
             pos += 2
             if length > end - pos:
                 raise MalformedInputError(f"record header truncated in {what}")
@@ -189,7 +189,7 @@ def parse_header(data: bytes) -> Header:
         for what in ("provider id", "provider info", "EDK ciphertext"):
             if end - pos < 2:
                 raise MalformedInputError(f"record header truncated in {what} length")
-            length = int.from_bytes(data[pos : pos + 2], "big")
+            length = (data[pos] << 8) | data[pos + 1]
             pos += 2
             if length > end - pos:
                 raise MalformedInputError(f"record header truncated in {what}")

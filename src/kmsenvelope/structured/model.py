@@ -44,6 +44,8 @@ class Action(enum.Enum):
     DO_NOTHING = "DO_NOTHING"
     """Neither encrypted nor signed."""
 
+    __hash__ = object.__hash__  # identity, like its equality; Enum's own hash is a Python call
+
     @property
     def signed(self) -> bool:
         return self is not Action.DO_NOTHING
