@@ -174,6 +174,18 @@ def test_measure_runs_the_callable_and_validates_arguments() -> None:
             bench.measure(lambda: None, **bad)
 
 
+def test_measure_interleaved_times_every_subject_in_every_round() -> None:
+    order: list[str] = []
+    subjects = {"a": lambda: order.append("a"), "b": lambda: order.append("b")}
+    rates = bench.measure_interleaved(subjects, batch_time=0.002, rounds=3)
+    assert set(rates) == {"a", "b"} and all(positive(rate) for rate in rates.values())
+    # After calibration the rounds alternate: the last batch run is b's, preceded by a full batch of a.
+    assert order[-1] == "b" and "a" in order[len(order) // 2 :]
+    for bad in ({"batch_time": 0}, {"rounds": 0}):
+        with pytest.raises(ValueError):
+            bench.measure_interleaved(subjects, **bad)
+
+
 def test_ratio_rows_without_a_peer() -> None:
     rows = [
         bench.ThroughputRow(bench.KMSENVELOPE, 64, "0x0478", 100.0, 50.0),

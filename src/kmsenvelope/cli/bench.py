@@ -116,6 +116,36 @@ def measure(
     return max(rates) if statistic == "best" else statistics.median(rates)
 
 
+def measure_interleaved(
+    subjects: Mapping[str, Callable[[], object]], *, batch_time: float = 0.1, rounds: int = 9
+) -> dict[str, float]:
+    """Operations per second of each subject: the median over ``rounds`` rounds, where every round
+    times one batch of each subject in turn.
+
+    Interleaving puts every subject through the same stretches of machine time, so a slow spell (another
+    process, frequency scaling) lands on all of them rather than on whichever ran then: the ratios
+    between subjects are far steadier than with one subject after another. Each subject's batch size
+    is first grown until a batch takes about ``batch_time`` seconds. The garbage collector is paused
+    inside batches.
+    """
+    if batch_time <= 0 or rounds < 1:
+        raise ValueError("batch_time must be > 0 and rounds >= 1")
+    sizes: dict[str, int] = {}
+    for label, fn in subjects.items():
+        fn()
+        n = 1
+        elapsed = _time_batch(fn, n)
+        while elapsed < batch_time:
+            n = max(n + 1, int(n * min(batch_time / max(elapsed, 1e-9) * 1.1, 10.0)))
+            elapsed = _time_batch(fn, n)
+        sizes[label] = n
+    rates: dict[str, list[float]] = {label: [] for label in subjects}
+    for _ in range(rounds):
+        for label, fn in subjects.items():
+            rates[label].append(sizes[label] / max(_time_batch(fn, sizes[label]), 1e-12))
+    return {label: statistics.median(values) for label, values in rates.items()}
+
+
 # -- subjects ------------------------------------------------------------------------------------
 
 
