@@ -7,7 +7,7 @@ Both enums expose the same read-only properties, so keyrings and materials manag
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .errors import MalformedInputError
 
@@ -41,10 +41,12 @@ class SuiteInfo:
     def id_bytes(self) -> bytes:
         return self.id.to_bytes(2, "big")
 
-    @property
-    def data_key_length(self) -> int:
-        """Length of the data key keyrings must produce (the KDF input length)."""
-        return 32 if self.committing else self.key_length
+    data_key_length: int = field(init=False)
+    """Length of the data key keyrings must produce (the KDF input length)."""
+
+    def __post_init__(self) -> None:
+        # A field rather than a property: read on every message.
+        object.__setattr__(self, "data_key_length", 32 if self.committing else self.key_length)
 
 
 def _info(

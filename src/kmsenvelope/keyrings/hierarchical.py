@@ -219,9 +219,10 @@ class HierarchicalKeyring:
         """
         branch, fresh = self._active_branch(context)
         aad = wrapping.encryption_context_aad(context)
-        key_length = suite.key_length
+        info = suite.info
+        key_length = info.key_length
         # One read of the system CSPRNG: salt, IV, intermediate key, data key.
-        random = os.urandom(_RANDOM_LENGTH + key_length + suite.data_key_length)
+        random = os.urandom(_RANDOM_LENGTH + key_length + info.data_key_length)
         intermediate = random[_RANDOM_LENGTH : _RANDOM_LENGTH + key_length]
         data_key = random[_RANDOM_LENGTH + key_length :]
         inner = branch.seal(intermediate, aad, random)

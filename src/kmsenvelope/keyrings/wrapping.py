@@ -119,11 +119,12 @@ def encryption_context_aad(context: Mapping[str, str]) -> bytes:
 
 def _intermediate_keys(suite: AnySuite, intermediate_key: bytes) -> tuple[bytes, bytes]:
     """(key encryption key, symmetric signing key) derived from one intermediate key."""
-    hash_name = suite.info.kdf_hash
-    if hash_name is None or not suite.committing:
+    info = suite.info
+    hash_name = info.kdf_hash
+    if hash_name is None or not info.committing:
         raise PolicyError("intermediate key wrapping needs a committing suite with an HKDF")
     # One HKDF-Extract with an empty salt; the MPL expands both keys from the same PRK.
-    kek, signing_key = hkdf_many(hash_name, intermediate_key, None, _KEYWRAP_INFOS, suite.key_length)
+    kek, signing_key = hkdf_many(hash_name, intermediate_key, None, _KEYWRAP_INFOS, info.key_length)
     return kek, signing_key
 
 
@@ -144,7 +145,7 @@ def intermediate_open(
     suite: AnySuite, intermediate_key: bytes, sealed: bytes, aad: bytes
 ) -> tuple[bytes, bytes]:
     """(data key, symmetric signing key) from a sealed data key and its recovered intermediate key."""
-    if len(intermediate_key) != suite.key_length:
+    if len(intermediate_key) != suite.info.key_length:
         raise AuthenticationError("unwrapped intermediate key has the wrong length")
     kek, signing_key = _intermediate_keys(suite, intermediate_key)
     try:

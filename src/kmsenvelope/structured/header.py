@@ -38,6 +38,8 @@ _DERIVE_INFO = b"AWS_DBE_DERIVE_KEY"
 _LEGEND_BYTES = frozenset(LEGEND_ACTIONS)
 # Flavor byte -> suite (both flavors exist); a dict lookup instead of DbeSuite.from_id's scan per decrypt.
 _SUITE_BY_FLAVOR = {flavor: DbeSuite.from_id((_SUITE_FAMILY << 8) | flavor) for flavor in (0, 1)}
+# (KDF hash, key length) per suite, read once per record rather than through the suite's properties.
+_KDF_PARAMETERS = {suite: (str(suite.info.kdf_hash), suite.key_length) for suite in DbeSuite}
 
 
 @dataclass(frozen=True)
@@ -67,20 +69,18 @@ class RecordKeys:
     __slots__ = ("commit_key", "field_root_key", "suite")
 
     def __init__(self, suite: DbeSuite, data_key: bytes, message_id: bytes) -> None:
-        hash_name = suite.info.kdf_hash
-        assert hash_name is not None
+        hash_name, key_length = _KDF_PARAMETERS[suite]
         self.suite = suite
         self.commit_key, self.field_root_key = hkdf_many(
             hash_name,
             data_key,
             None,
             (_COMMIT_INFO + message_id, _DERIVE_INFO + message_id),
-            suite.key_length,
+            key_length,
         )
 
     def commitment(self, partial_header: bytes) -> bytes:
-        hash_name = self.suite.info.kdf_hash
-        assert hash_name is not None
+        hash_name = _KDF_PARAMETERS[self.suite][0]
         return hmac_digest(hash_name, self.commit_key, partial_header)[:COMMITMENT_LENGTH]
 
     def verify(self, header: Header) -> None:
