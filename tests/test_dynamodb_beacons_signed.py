@@ -185,6 +185,7 @@ def test_global_parts_list() -> None:
 BAD: dict[str, Any] = {
     "beacon version 2": lambda: _search_config(version=2),
     "beacon version True": lambda: _search_config(version=True),
+    "beacon version 1.0": lambda: _search_config(version=1.0),
     "write version 2": lambda: [SearchConfig([BeaconVersion([StandardBeacon("email", 8)])], write_version=2)],
     "two beacon versions": lambda: [
         SearchConfig(
@@ -243,13 +244,65 @@ BAD: dict[str, Any] = {
         StandardBeacon("email", 8),
         CompoundBeacon("email", "|", signed_parts=[("dept", "D-")]),
     ],
+    "compound beacon split outside the BMP": lambda: [
+        StandardBeacon("email", 8),
+        CompoundBeacon("c", "😀", encrypted_parts=[("email", "E-")]),
+    ],
+}
+
+
+REASON = {
+    "beacon version 2": "beacon version number must be 1",
+    "beacon version 1.0": "beacon version number must be 1",
+    "beacon version True": "beacon version number must be 1",
+    "write version 2": "write_version must be 1",
+    "two beacon versions": "exactly one beacon version",
+    "no beacon version": "exactly one beacon version",
+    "no standard beacon": "at least one StandardBeacon",
+    "search config and other beacons": "must be the only entry of beacons",
+    "key source of the wrong type": "key_source must be a BeaconKeySource",
+    "global part named like a local part": "part 'dept' repeats the name or prefix of a global part",
+    "global prefix reused locally": "part 'email' repeats the name or prefix of a global part",
+    "overlapping global prefixes": "the global parts list: prefix 'D-' of 'dept' and prefix 'D' of",
+    "global encrypted part not a beacon": "encrypted part 'ssn' is not a standard beacon",
+    "global signed part over an encrypted attribute": "signed part 'ssn' must be over a signed, unencrypted",
+    "constructor names an unknown part": "constructor names part 'zz'",
+    "compound beacon without parts or constructors": "has no parts and no constructors",
+    "signed beacon over an encrypted attribute": "signed part 'ssn' must be over a signed, unencrypted",
+    "signed beacon named like an unsigned attribute": "signed beacon 'note' is stored under its own name",
+    "signed beacon named like a standard beacon": "two beacons are named 'email'",
+    "compound beacon split outside the BMP": "split must be a single character of the Basic Multilingual",
 }
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_invalid_search_configurations(case: str) -> None:
-    with pytest.raises(ConfigurationError):
+    assert set(REASON) == set(BAD)
+    with pytest.raises(ConfigurationError, match=REASON[case]):
         config("bad", beacons=BAD[case]())
+
+
+def test_part_values_are_taken_as_written() -> None:
+    """Compound parts get a value's string as ``TermLoc.TermToString`` gives it: numbers as written
+    (not normalized, unlike a standard beacon's serialized bytes), booleans and NULL spelled out."""
+    actions = {**ACTIONS, "flag": "SIGN_ONLY", "amount": "ENCRYPT_AND_SIGN"}
+    beacons = [
+        StandardBeacon("amount", 8),
+        CompoundBeacon(
+            "c", "|", signed_parts=[("version", "V-"), ("flag", "F-")], encrypted_parts=[("amount", "A-")]
+        ),
+        CompoundBeacon("s", "|", signed_parts=[("flag", "F-"), ("version", "V-")]),
+    ]
+    encryptor = ItemEncryptor(config("pv", actions=actions, beacons=beacons))
+    item = person("n1", version={"N": "01.50"}, flag={"BOOL": True}, amount={"N": "1.50"})
+    stored = encryptor.encrypt_item(item)
+    amount = independent_beacon("amount", b"1.50", 8)
+    assert stored["aws_dbe_b_c"] == {"S": f"V-01.50|F-true|A-{amount}"}
+    assert stored["s"] == {"S": "F-true|V-01.50"}
+    assert stored["aws_dbe_b_amount"] == {"S": independent_beacon("amount", b"1.5", 8)}
+    assert encryptor.encrypt_item({**item, "flag": {"NULL": True}})["s"] == {"S": "F-null|V-01.50"}
+    with pytest.raises(KmsEnvelopeError, match="not B"):
+        encryptor.encrypt_item({**item, "flag": {"B": b"x"}})
 
 
 def test_version_errors_cite_the_spec() -> None:

@@ -24,7 +24,7 @@ from kmsenvelope.dynamodb import (
     VirtualPart,
 )
 from kmsenvelope.dynamodb.policy import RequestRefusedError
-from kmsenvelope.dynamodb.virtual import Transform
+from kmsenvelope.dynamodb.virtual import Transform, terminal_location
 from kmsenvelope.errors import ConfigurationError, MalformedInputError
 from kmsenvelope.testing import LocalAws
 
@@ -264,9 +264,26 @@ BAD: dict[str, Any] = {
 }
 
 
+# Why each configuration is refused: several of them break more than one rule, so the message shows
+# that the rule named in the case is the one enforced.
+REASON = {
+    "virtual field named like an attribute": "virtual field 'dept' has the name of a configured attribute",
+    "virtual field named like an unsigned attribute": "virtual field 'note' has the name of a configured",
+    "virtual field over an unsigned attribute": "'counter' is not signed",
+    "virtual field over an unknown attribute": "'nope' is not signed",
+    "two virtual fields on the same locations": "same locations as 'a'",
+    "two virtual fields with one name": "two virtual fields are named 'a'",
+    "beacon over a signed-only virtual field": "which has no encrypted part",
+    "beacon on the single location of a virtual field": "on the single location of virtual field 'vf'",
+    "nested location in a virtual field": "a virtual field has no nested values",
+    "set beacon over a virtual field": "set beacon 'vf' cannot be over a virtual field",
+}
+
+
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_invalid_virtual_field_configurations(case: str) -> None:
-    with pytest.raises(ConfigurationError):
+    assert set(REASON) == set(BAD)
+    with pytest.raises(ConfigurationError, match=REASON[case]):
         config("bad", actions=NAME_ACTIONS, beacons=BAD[case]())
 
 
@@ -280,6 +297,9 @@ def test_invalid_virtual_field_configurations(case: str) -> None:
         lambda: Insert(3),  # type: ignore[arg-type]
         lambda: VirtualPart("first", ["lower"]),  # type: ignore[list-item]
         lambda: VirtualPart("a..b"),
+        lambda: GetSegment("😀", 0),  # two UTF-16 code units: the reference cannot split on it
+        lambda: GetSegments("\ud800", 0, 1),
+        lambda: VirtualField("vf", ["first", 3]),  # type: ignore[list-item]
         lambda: VirtualField("empty", []),
         lambda: VirtualField("", ["first"]),
     ],
@@ -287,3 +307,116 @@ def test_invalid_virtual_field_configurations(case: str) -> None:
 def test_invalid_virtual_parts_and_transforms(make: Any) -> None:
     with pytest.raises(ConfigurationError):
         make()
+
+
+# Characters are UTF-16 code units, as in the reference (Dafny with --unicode-char:false): an emoji
+# counts as two, and a transform may cut it in half.
+UNICODE: list[tuple[Transform, str, str]] = [
+    (GetPrefix(2), "😀ab", "😀"),
+    (GetPrefix(1), "😀ab", "\ud83d"),
+    (GetPrefix(-1), "ab😀", "ab\ud83d"),
+    (GetSuffix(2), "ab😀", "😀"),
+    (GetSuffix(-3), "a😀b", "b"),
+    (GetSubstring(1, 3), "a😀b", "😀"),
+    (GetSubstring(-3, -1), "a😀b", "😀"),
+    (GetSubstring(1, 2), "a😀b", "\ud83d"),
+    (GetSegment("-", -1), "é-😀z", "😀z"),
+    (GetSegments("-", 0, 2), "😀-é-z", "😀-é"),
+    (Upper(), "éß😀z", "éß😀Z"),  # ASCII letters only
+    (Lower(), "ÉSS😀", "Éss😀"),
+]
+
+
+@pytest.mark.parametrize(("transform", "text", "expected"), UNICODE)
+def test_transforms_count_utf16_code_units(transform: Transform, text: str, expected: str) -> None:
+    assert transform.apply(text) == expected
+
+
+def test_virtual_field_holding_half_a_character_is_refused() -> None:
+    half = VirtualField("h", [VirtualPart("first", [GetPrefix(1)])])
+    with pytest.raises(MalformedInputError, match="Basic Multilingual Plane"):
+        half.evaluate({"first": {"S": "😀x"}})
+    assert half.evaluate({"first": {"S": "ñx"}}) == "ñ"
+    # Two halves from two parts make the character again, as concatenating UTF-16 strings does.
+    whole = VirtualField("w", [VirtualPart("first", [GetPrefix(1)]), VirtualPart("last", [GetSuffix(1)])])
+    assert whole.evaluate({"first": {"S": "😀a"}, "last": {"S": "b😀"}}) == "😀"
+
+
+def test_missing_or_unreachable_locations_give_no_value() -> None:
+    field = VirtualField("v", ["first", "addr.zip", "list[1]"])
+    present = {
+        "first": {"S": "a"},
+        "addr": {"M": {"zip": {"N": "007"}}},
+        "list": {"L": [{"S": "x"}, {"S": "y"}]},
+    }
+    assert field.evaluate(present) == "a007y"  # the number as written
+    for broken in (
+        {**present, "addr": {"S": "not a map"}},
+        {**present, "addr": {"M": {}}},
+        {**present, "list": {"L": [{"S": "x"}]}},
+        {k: v for k, v in present.items() if k != "first"},
+    ):
+        assert field.evaluate(broken) is None
+    with pytest.raises(MalformedInputError, match="not L"):
+        VirtualField("l", ["list"]).evaluate(present)
+
+
+@pytest.mark.parametrize(
+    ("text", "elements"),
+    [
+        ("e-mail", ["e-mail"]),
+        ("prénom", ["prénom"]),
+        ("a b", ["a b"]),
+        ("#x", ["#x"]),
+        ("a.b-c[12].d", ["a", "b-c", 12, "d"]),
+        ("a[0][3]", ["a", 0, 3]),
+    ],
+)
+def test_terminal_locations_are_parsed_like_the_reference(text: str, elements: list[Any]) -> None:
+    assert terminal_location(text, "t") == elements
+
+
+@pytest.mark.parametrize("text", ["", ".a", "[1]", "a.", "a..b", "a[]", "a[x]", "a[-1]", "a[ 1 ]", "a[1]x"])
+def test_invalid_terminal_locations(text: str) -> None:
+    with pytest.raises(ConfigurationError, match=r"terminal location|list index"):
+        terminal_location(text, "t")
+
+
+def test_unicode_virtual_field_round_trip(env: Any) -> None:
+    aws, name, raw, client = env
+    item = person("u01", first={"S": "Ñandú"}, last={"S": "😀Smith"}, dept={"S": "eng"})
+    client.put_item(TableName=name, Item=item)
+    stored = raw.get_item(TableName=name, Key={"pk": {"S": "u01"}, "sk": {"S": "profile"}})["Item"]
+    tag = "Ñ😀smith"  # Lower() leaves non-ASCII letters alone
+    assert stored["aws_dbe_b_NameTag"] == {"S": independent_beacon("NameTag", tag.encode(), 2)}
+    found = client.query(
+        TableName=name,
+        IndexName="by-tag",
+        KeyConditionExpression="NameTag = :t",
+        ExpressionAttributeValues={":t": {"S": tag}},
+    )
+    assert [i["pk"]["S"] for i in found["Items"]] == ["u01"]
+    aws.reset()
+    with pytest.raises(MalformedInputError):  # GetPrefix(1) cuts the emoji in half
+        client.put_item(TableName=name, Item=person("u02", first={"S": "😀"}, last={"S": "x"}))
+    assert dynamodb_requests(aws) == []
+
+
+def test_beacon_over_an_attribute_name_with_a_dash(local_aws: LocalAws) -> None:
+    name = unique("dash")
+    raw = create_table(local_aws, name)
+    actions = {**ACTIONS, "e-mail": "ENCRYPT_AND_SIGN"}
+    client = EncryptedClient(
+        raw, {name: config("dash", actions=actions, beacons=[StandardBeacon("e-mail", 16)])}
+    )
+    for i in range(3):
+        client.put_item(TableName=name, Item={**person(f"d{i}"), "e-mail": {"S": f"d{i}@example.com"}})
+    stored = raw.get_item(TableName=name, Key={"pk": {"S": "d1"}, "sk": {"S": "profile"}})["Item"]
+    assert stored["aws_dbe_b_e-mail"] == {"S": independent_beacon("e-mail", b"d1@example.com", 16)}
+    found = client.scan(
+        TableName=name,
+        FilterExpression="#e = :v",
+        ExpressionAttributeNames={"#e": "e-mail"},
+        ExpressionAttributeValues={":v": {"S": "d1@example.com"}},
+    )
+    assert [i["pk"]["S"] for i in found["Items"]] == ["d1"]

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError, MalformedInputError
 from ..primitives.kdf import Hmac
-from .numbers import normalize_number
+from .virtual import term_string
 
 if TYPE_CHECKING:
     from .beacons import CompoundBeacon, SearchInfo
@@ -52,35 +52,38 @@ class Constructor:
     parts: tuple[ConstructorPart, ...]
 
 
-def coerce_parts(raw: Any, kind: type[Part], owner: str) -> tuple[Part, ...]:
+def coerce_parts(raw: Any, kind: type[Part], where: str) -> tuple[Part, ...]:
+    """Parts as ``kind`` objects (from objects, ``(name, prefix[, location])`` pairs or a mapping);
+    ``where`` says whose parts they are in messages, e.g. ``"compound beacon 'c'"``."""
     if isinstance(raw, Mapping):
         raw = list(raw.items())
     if isinstance(raw, str) or not isinstance(raw, Sequence):
-        raise ConfigurationError(f"compound beacon {owner!r}: parts must be a sequence")
+        raise ConfigurationError(f"{where}: parts must be a sequence")
     out: list[Part] = []
     for entry in raw:
         part = entry if isinstance(entry, kind) else None
         if part is None and isinstance(entry, (tuple, list)) and 2 <= len(entry) <= 3:
             part = kind(*entry)
         if part is None:
-            raise ConfigurationError(f"compound beacon {owner!r}: parts must be {kind.__name__} objects")
+            raise ConfigurationError(f"{where}: parts must be {kind.__name__} objects")
         if not isinstance(part.name, str) or not part.name:
-            raise ConfigurationError(f"compound beacon {owner!r}: part names must be non-empty strings")
+            raise ConfigurationError(f"{where}: part names must be non-empty strings")
         if not isinstance(part.prefix, str) or not part.prefix:
-            raise ConfigurationError(f"compound beacon {owner!r}: part prefixes must be non-empty strings")
+            raise ConfigurationError(f"{where}: part prefixes must be non-empty strings")
         out.append(part)
     return tuple(out)
 
 
-def check_prefixes(parts: Sequence[Part], owner: str) -> None:
+def check_prefixes(parts: Sequence[Part], where: str) -> None:
+    """Refuse repeated part names, and prefixes that start another (beacons.md#initialization-failure)."""
     names = [part.name for part in parts]
     if len(set(names)) != len(names):
-        raise ConfigurationError(f"compound beacon {owner!r}: two parts have the same name")
+        raise ConfigurationError(f"{where}: two parts have the same name")
     for i, a in enumerate(parts):
         for b in parts[i + 1 :]:
             if a.prefix.startswith(b.prefix) or b.prefix.startswith(a.prefix):
                 raise ConfigurationError(
-                    f"compound beacon {owner!r}: prefix {a.prefix!r} of {a.name!r} and prefix "
+                    f"{where}: prefix {a.prefix!r} of {a.name!r} and prefix "
                     f"{b.prefix!r} of {b.name!r} overlap (no prefix may start another)"
                 )
 
@@ -127,14 +130,10 @@ def coerce_constructors(
 
 
 def value_string(value: Mapping[str, Any] | None, part_name: str) -> str | None:
-    """The string form of a part's source value: S as is, N normalized."""
-    if value is None:
-        return None
-    if "S" in value:
-        return str(value["S"])
-    if "N" in value:
-        return normalize_number(value["N"])
-    raise MalformedInputError(f"beacon part {part_name!r} must be a string or a number")
+    """The string form of a part's source value, as the reference's ``TermToString`` gives it: S as
+    is, N as written (``"1.50"`` stays ``"1.50"``: the DB-ESDK builds compound beacons from the item
+    as supplied), BOOL as ``true``/``false``, NULL as ``null``; other types are refused."""
+    return term_string(value, f"the value of beacon part {part_name!r}")
 
 
 def construct(

@@ -34,7 +34,7 @@ from ._parts import Constructor, ConstructorPart, EncryptedPart, Part, SignedPar
 from .attributes import serialize
 from .evaluate import item_path
 from .styles import BeaconStyle, PartOnly, check_style, is_set, shared_with
-from .virtual import VirtualField, terminal_location
+from .virtual import VirtualField, is_code_unit, terminal_location
 
 if TYPE_CHECKING:
     from .config import TableConfig
@@ -102,10 +102,14 @@ class CompoundBeacon:
 
     def __post_init__(self) -> None:
         _check_beacon_name(self.name)
-        if not isinstance(self.split, str) or len(self.split) != 1:
-            raise ConfigurationError(f"compound beacon {self.name!r}: split must be a single character")
-        encrypted = _parts.coerce_parts(self.encrypted_parts, EncryptedPart, self.name)
-        signed = _parts.coerce_parts(self.signed_parts, SignedPart, self.name)
+        if not isinstance(self.split, str) or len(self.split) != 1 or not is_code_unit(self.split):
+            raise ConfigurationError(
+                f"compound beacon {self.name!r}: split must be a single character of the Basic "
+                "Multilingual Plane (one UTF-16 code unit, as the DB-ESDK requires)"
+            )
+        where = f"compound beacon {self.name!r}"
+        encrypted = _parts.coerce_parts(self.encrypted_parts, EncryptedPart, where)
+        signed = _parts.coerce_parts(self.signed_parts, SignedPart, where)
         object.__setattr__(self, "encrypted_parts", encrypted)
         object.__setattr__(self, "signed_parts", signed)
         parts: tuple[Part, ...] = (*signed, *encrypted)
@@ -114,7 +118,7 @@ class CompoundBeacon:
                 f"compound beacon {self.name!r} has no parts and no constructors "
                 "(beacons.md#default-construction)"
             )
-        _parts.check_prefixes(parts, self.name)
+        _parts.check_prefixes(parts, where)
         object.__setattr__(
             self, "constructors", _parts.coerce_constructors(self.constructors, parts, self.name)
         )
@@ -183,7 +187,8 @@ class SearchInfo:
                 return self._keys
         materials = self.source.key_store.get_beacon_key(self.source.beacon_key_id)
         keys: dict[str, Hmac] = {}
-        for name in self.standard:
+        # A Shared beacon uses the other beacon's key, so only unshared names need one.
+        for name in dict.fromkeys(shared_with(b.style) or n for n, b in self.standard.items()):
             if materials.beacon_key is not None:
                 keys[name] = beacon_hmac(materials.beacon_key, name)
             elif name in materials.hmac_keys:
@@ -228,10 +233,13 @@ class SearchInfo:
     def query_value(
         self, name: str, value: AttributeValue, keys: Mapping[str, Hmac], for_contains: bool
     ) -> AttributeValue:
-        """What a query value compared with standard beacon ``name`` becomes (``GetBeaconValue``): a set
-        of member beacons for a set value of a set beacon (or in ``contains``), else one beacon."""
+        """What a query value compared with standard beacon ``name`` becomes (``GetBeaconValue``): for
+        a set beacon, a set of member beacons unless the value is an S, N or B (a member); in
+        ``contains``, a set for a set value; else one beacon."""
         tag = next(iter(value), None) if isinstance(value, Mapping) else None
-        if tag in _SET_MEMBER and (is_set(self.standard[name].style) or for_contains):
+        if is_set(self.standard[name].style) and tag not in ("S", "N", "B"):
+            return self._set_value(name, value, keys)  # refuses anything but SS, NS and BS
+        if for_contains and tag in _SET_MEMBER:
             return self._set_value(name, value, keys)
         return {"S": self.standard_value(name, value, keys)}
 

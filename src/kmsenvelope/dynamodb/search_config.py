@@ -32,7 +32,7 @@ _SIGNED_ONLY = (Action.SIGN_ONLY, Action.SIGN_AND_INCLUDE_IN_ENCRYPTION_CONTEXT)
 
 
 def _version_number(value: object, what: str) -> None:
-    if isinstance(value, bool) or value != 1:
+    if isinstance(value, bool) or not isinstance(value, int) or value != 1:
         raise ConfigurationError(
             f"{what} must be 1: search-config.md#version-number allows no other version until "
             "versioning is supported"
@@ -286,6 +286,8 @@ class _Resolver:
             if target is None:
                 what = "a compound beacon" if other in out.compound else "not a standard beacon"
                 raise ConfigurationError(f"beacon {name!r} is shared with {other!r}, which is {what}")
+            if other == name:
+                raise ConfigurationError(f"beacon {name!r} is shared with itself")
             if shared_with(target.style) is not None:
                 raise ConfigurationError(
                     f"beacon {name!r} is shared with {other!r}, which is itself shared: no share chains"
