@@ -118,7 +118,21 @@ def test_part_only_beacon_is_searched_through_its_compound(env: Any) -> None:
     aws.reset()
     with pytest.raises(RequestRefusedError, match="PartOnly"):
         client.scan(TableName=name, FilterExpression="ssn = :v", ExpressionAttributeValues={":v": {"S": "x"}})
+    with pytest.raises(RequestRefusedError, match="PartOnly"):
+        client.query(
+            TableName=name,
+            IndexName="by-dept-ssn",
+            KeyConditionExpression="dept = :d",
+            FilterExpression="ssn IN (:v, :w)",
+            ExpressionAttributeValues={":d": {"S": "eng"}, ":v": {"S": "x"}, ":w": {"S": "y"}},
+        )
+    # Its attribute is never written, so attribute_exists() would silently find nothing.
+    for function in ("attribute_exists", "attribute_not_exists"):
+        with pytest.raises(RequestRefusedError, match="PartOnly"):
+            client.scan(TableName=name, FilterExpression=f"{function}(ssn)")
     assert dynamodb_requests(aws) == []
+    found = client.scan(TableName=name, FilterExpression="attribute_exists(dept_ssn)")
+    assert _pks(found["Items"]) == _pks(PEOPLE)
 
 
 def test_set_beacons_answer_contains_exactly(env: Any) -> None:
@@ -162,11 +176,24 @@ def test_set_beacon_refusals(env: Any) -> None:
     with pytest.raises(KmsEnvelopeError, match="AsSet"):
         client.put_item(TableName=name, Item=person("bad", tags={"S": "t1"}))
     for expression in ("tags <> :v", "begins_with(tags, :v)", "contains(email, :v)"):
-        with pytest.raises(RequestRefusedError):
+        with pytest.raises(RequestRefusedError, match="cannot be used with standard beacon"):
             client.scan(
                 TableName=name, FilterExpression=expression, ExpressionAttributeValues={":v": {"S": "t1"}}
             )
+    # A set beacon compares with members (S, N, B) or sets; GetBeaconValue fails on anything else.
+    for value in ({"BOOL": True}, {"NULL": True}, {"L": [{"S": "t1"}]}, {"M": {"t1": {"S": "x"}}}):
+        for expression in ("tags = :v", "contains(old_tags, :v)"):
+            with pytest.raises(RequestRefusedError, match="can only be compared with S, N, B, SS, NS or BS"):
+                client.scan(
+                    TableName=name, FilterExpression=expression, ExpressionAttributeValues={":v": value}
+                )
     assert dynamodb_requests(aws) == []
+
+
+def test_shared_beacons_use_the_other_key_only() -> None:
+    info = config("styles", actions=STYLE_ACTIONS, beacons=BEACONS)._search
+    # Shared and SharedSet beacons have no key of their own: only the beacons they share with do.
+    assert sorted(info.hmac_keys()) == ["email", "ssn", "tags"]
 
 
 BAD: dict[str, Any] = {
@@ -200,9 +227,23 @@ BAD: dict[str, Any] = {
 }
 
 
+REASON = {
+    "PartOnly not used by a compound beacon": "PartOnly beacon 'email' is not used by any compound beacon",
+    "shared with an undefined beacon": "shared with 'nope', which is not a standard beacon",
+    "shared with itself": "beacon 'email' is shared with itself",
+    "share chain": "shared with 'backup_email', which is itself shared: no share chains",
+    "shared with a different length": "lengths must be equal",
+    "shared with a compound beacon": "shared with 'c', which is a compound beacon",
+    "SharedSet with an undefined beacon": "shared with 'nope', which is not a standard beacon",
+    "set beacon as a compound part": "'tags' is a set beacon and cannot be part of a compound beacon",
+    "SharedSet beacon as a compound part": "'old_tags' is a set beacon and cannot be part of a compound",
+}
+
+
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_invalid_style_configurations(case: str) -> None:
-    with pytest.raises(ConfigurationError):
+    assert set(REASON) == set(BAD)
+    with pytest.raises(ConfigurationError, match=REASON[case]):
         config("bad", actions=STYLE_ACTIONS, beacons=BAD[case]())
 
 

@@ -42,6 +42,7 @@ __all__ = ["ReadFilter", "plan_read"]
 
 _READ_EXPRESSIONS = ("KeyConditionExpression", "FilterExpression")
 _EQUALITY = ("=", "<>", "IN")
+_SET_QUERY_TYPES = ("S", "N", "B", "SS", "NS", "BS")
 
 
 class ReadFilter:
@@ -175,6 +176,7 @@ class _Beaconizer:
             beacon = self._beacon_of(path) if isinstance(path, Path) else None
             if beacon is not None:
                 assert isinstance(path, Path)
+                _refuse_part_only(beacon)  # its attribute never exists: the answer would be wrong
                 self._point_at_beacon(path, beacon)
             return
         beacon = self.classify(node.args[0])
@@ -198,10 +200,7 @@ class _Beaconizer:
         if beacon is not None:
             if len(elements) > 1:
                 raise RequestRefusedError(f"beacon {top!r} has no nested attributes to query")
-            if isinstance(beacon, StandardBeacon) and isinstance(beacon.style, PartOnly):
-                raise RequestRefusedError(
-                    f"{top!r} has a PartOnly beacon: it can only be searched as part of a compound beacon"
-                )
+            _refuse_part_only(beacon)
             return beacon
         if self._encrypted(top):
             raise RequestRefusedError(
@@ -227,6 +226,10 @@ class _Beaconizer:
             if op not in allowed:
                 raise RequestRefusedError(
                     f"the operation {op!r} cannot be used with standard beacon {beacon.name!r}"
+                )
+            if is_set(beacon.style) and any(_tag(v) not in _SET_QUERY_TYPES for v in texts):
+                raise RequestRefusedError(
+                    f"set beacon {beacon.name!r} can only be compared with S, N, B, SS, NS or BS values"
                 )
             new = [self.info.query_value(beacon.name, v, keys, op == "contains") for v in texts]
         else:
@@ -285,6 +288,17 @@ class _Beaconizer:
             assert self.info is not None
             self._keys = self.info.hmac_keys()
         return self._keys
+
+
+def _refuse_part_only(beacon: StandardBeacon | CompoundBeacon) -> None:
+    if isinstance(beacon, StandardBeacon) and isinstance(beacon.style, PartOnly):
+        raise RequestRefusedError(
+            f"{beacon.name!r} has a PartOnly beacon: it can only be searched as part of a compound beacon"
+        )
+
+
+def _tag(value: Any) -> str | None:
+    return next(iter(value), None) if isinstance(value, Mapping) and len(value) == 1 else None
 
 
 def _mirror(op: str) -> str:
