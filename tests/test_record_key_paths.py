@@ -274,3 +274,48 @@ def test_decryption_request_reproduced_context_defaults_to_a_fresh_dict() -> Non
     first = DecryptionRequest(SUITE, (), {}, POLICY)
     second = DecryptionRequest(SUITE, (), {}, POLICY)
     assert first.reproduced_context == {} and first.reproduced_context is not second.reproduced_context
+
+
+class _PassThrough:
+    """A materials manager that is not DefaultMaterials, so records take the request/protocol path."""
+
+    def __init__(self, inner: DefaultMaterials) -> None:
+        self.inner = inner
+        self.requests: list[object] = []
+
+    def get_encryption_materials(self, request: EncryptionRequest) -> EncryptionMaterials:
+        self.requests.append(request)
+        return self.inner.get_encryption_materials(request)
+
+    def decrypt_materials(self, request: DecryptionRequest) -> DecryptionMaterials:
+        self.requests.append(request)
+        return self.inner.decrypt_materials(request)
+
+
+@pytest.mark.parametrize("suite", list(DbeSuite), ids=lambda s: s.name)
+def test_direct_and_protocol_materials_paths_agree(suite: DbeSuite) -> None:
+    from kmsenvelope.errors import ContextMismatchError
+    from kmsenvelope.structured import Action, Terminal, decrypt_structure, encrypt_structure
+
+    direct = DefaultMaterials(_keyring())
+    protocol = _PassThrough(direct)
+    record = {"id": Terminal(b"\x00\x01", b"r-1"), "secret": Terminal(b"\x00\x01", b"s" * 40)}
+    actions = {"id": Action.SIGN_ONLY, "secret": Action.ENCRYPT_AND_SIGN}
+    signed = {"id": True, "secret": True}
+    for writer in (direct, protocol):
+        encrypted = encrypt_structure(
+            "t", record, actions, writer, suite=suite, encryption_context={"k": "v"}
+        )
+        for reader in (direct, protocol):
+            result = decrypt_structure("t", encrypted.record, signed, reader)
+            assert result.record["secret"] == record["secret"]
+            assert result.header.encryption_context["k"] == "v"
+            assert result.header.suite is suite
+        assert encrypted.header.stored_context["k"] == "v"
+    # The protocol path really went through the requests; the direct one never built any.
+    assert len(protocol.requests) == 3  # one encrypt, two decrypts
+    # A reproduced context that contradicts the stored one fails the same way on both paths.
+    encrypted = encrypt_structure("t", record, actions, direct, suite=suite, encryption_context={"k": "v"})
+    for reader in (direct, protocol):
+        with pytest.raises(ContextMismatchError):
+            decrypt_structure("t", encrypted.record, signed, reader, encryption_context={"k": "other"})

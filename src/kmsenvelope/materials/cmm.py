@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from ..errors import (
     ConfigurationError,
@@ -22,6 +22,7 @@ from .materials import (
     AnySuite,
     DecryptionMaterials,
     DecryptionRequest,
+    EncryptedDataKey,
     EncryptionMaterials,
     EncryptionRequest,
     check_data_key,
@@ -81,15 +82,25 @@ class DefaultMaterials:
 
     def get_encryption_materials(self, request: EncryptionRequest) -> EncryptionMaterials:
         """Pick the suite, add the signing key of signed suites, and ask the keyring for the data key."""
-        suite = request.suite
+        return self.encryption_materials(
+            request.encryption_context,
+            request.commitment_policy,
+            request.suite,
+            request.required_context_keys,
+        )
+
+    def encryption_materials(
+        self,
+        encryption_context: Mapping[str, str],
+        commitment_policy: CommitmentPolicy,
+        suite: AnySuite | None = None,
+        required_context_keys: Iterable[str] = frozenset(),
+    ) -> EncryptionMaterials:
+        """:meth:`get_encryption_materials` without building a request (the record encryptors call this)."""
         if suite is None:
-            suite = (
-                DEFAULT_SUITE
-                if request.commitment_policy.encrypt_requires_commitment
-                else DEFAULT_LEGACY_SUITE
-            )
-        check_suite_policy(suite, request.commitment_policy, encrypting=True)
-        context: Mapping[str, str] = freeze_context(request.encryption_context)
+            suite = DEFAULT_SUITE if commitment_policy.encrypt_requires_commitment else DEFAULT_LEGACY_SUITE
+        check_suite_policy(suite, commitment_policy, encrypting=True)
+        context: Mapping[str, str] = freeze_context(encryption_context)
         if PUBLIC_KEY_CONTEXT_KEY in context:
             raise PolicyError(f"encryption context key {PUBLIC_KEY_CONTEXT_KEY!r} is reserved")
         record_keyring = self._record_keyring
@@ -102,7 +113,7 @@ class DefaultMaterials:
                 (edk,),
                 data_key,
                 None,
-                frozenset(request.required_context_keys),
+                frozenset(required_context_keys),
                 (symmetric_key,),
             )
         signing_key = None
@@ -117,7 +128,7 @@ class DefaultMaterials:
             suite=suite,
             encryption_context=freeze_context(context),
             signing_key=signing_key,
-            required_context_keys=frozenset(request.required_context_keys),
+            required_context_keys=frozenset(required_context_keys),
         )
         result = self._keyring.on_encrypt(materials)
         if result.plaintext_data_key is None or not result.encrypted_data_keys:
@@ -132,10 +143,24 @@ class DefaultMaterials:
 
     def decrypt_materials(self, request: DecryptionRequest) -> DecryptionMaterials:
         """Merge the reproduced context, load the verification key, and ask the keyring for the data key."""
-        suite = request.suite
-        check_suite_policy(suite, request.commitment_policy, encrypting=False)
-        stored = request.encryption_context
-        reproduced = request.reproduced_context
+        return self.decryption_materials(
+            request.suite,
+            request.encrypted_data_keys,
+            request.encryption_context,
+            request.commitment_policy,
+            request.reproduced_context,
+        )
+
+    def decryption_materials(
+        self,
+        suite: AnySuite,
+        encrypted_data_keys: Sequence[EncryptedDataKey],
+        stored: Mapping[str, str],
+        commitment_policy: CommitmentPolicy,
+        reproduced: Mapping[str, str],
+    ) -> DecryptionMaterials:
+        """:meth:`decrypt_materials` without building a request (the record decryptors call this)."""
+        check_suite_policy(suite, commitment_policy, encrypting=False)
         # Reproduced pairs the header does not store become required: authenticated, never stored.
         if not stored:
             context, required = reproduced, reproduced.keys()
@@ -164,9 +189,7 @@ class DefaultMaterials:
             raise MalformedInputError("unsigned message carries a verification key")
         elif self._record_keyring is not None and suite.symmetric_signature:
             frozen = freeze_context(context)
-            data_key, symmetric_key = self._record_keyring.open_record_key(
-                suite, frozen, request.encrypted_data_keys
-            )
+            data_key, symmetric_key = self._record_keyring.open_record_key(suite, frozen, encrypted_data_keys)
             check_data_key(suite, data_key)
             return DecryptionMaterials(suite, frozen, data_key, None, frozenset(required), symmetric_key)
         materials = DecryptionMaterials(
@@ -175,7 +198,7 @@ class DefaultMaterials:
             verification_key=verification_key,
             required_context_keys=frozenset(required),
         )
-        result = self._keyring.on_decrypt(materials, request.encrypted_data_keys)
+        result = self._keyring.on_decrypt(materials, encrypted_data_keys)
         if result.plaintext_data_key is None:
             raise NoUsableKeyError("no keyring recovered the data key")
         return result

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from ..errors import MalformedInputError, PolicyError
+from ..materials.cmm import DefaultMaterials
 from ..materials.materials import DecryptionMaterials, DecryptionRequest, remember
 from ..materials.protocols import MaterialsManager
 from ..suites import CommitmentPolicy, DbeSuite
@@ -127,14 +128,16 @@ def decrypt_record(
     if not signed:
         raise MalformedInputError("at least one attribute must be signed")
     header = parse_header(header_value)
-    fields = (layout if layout is not None else decrypt_layout(table_name, signed)).fields
+    if layout is None:
+        layout = decrypt_layout(table_name, signed)
+    fields = layout.fields
     legend = header.legend
     if len(legend) != len(fields):
         raise MalformedInputError(
             "the record's signed attributes do not match its header "
             f"({len(legend)} signed when written, {len(fields)} in signature scope now)"
         )
-    hashed_layout, encrypted, context_names = _legend_plan(fields, legend)
+    hashed_layout, encrypted, context_names = _legend_plan(layout, legend)
 
     required = required_keys if type(required_keys) is frozenset else frozenset(required_keys)
     if header.version == 2:
@@ -144,15 +147,17 @@ def decrypt_record(
         context.update(extra)
         required |= extra.keys()
 
-    materials = manager.decrypt_materials(
-        DecryptionRequest(
-            header.suite,
-            header.encrypted_data_keys,
-            header.stored_context,
-            CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT,
-            context,
+    if type(manager) is DefaultMaterials:
+        # The same call without the request object, which DefaultMaterials does not need.
+        materials = manager.decryption_materials(
+            header.suite, header.encrypted_data_keys, header.stored_context, _POLICY, context
         )
-    )
+    else:
+        materials = manager.decrypt_materials(
+            DecryptionRequest(
+                header.suite, header.encrypted_data_keys, header.stored_context, _POLICY, context
+            )
+        )
     suite = _check_materials(materials, header, context, required)
     data_key, signing_key = materials.plaintext_data_key, materials.symmetric_signing_key
     assert data_key is not None and signing_key is not None
@@ -173,25 +178,25 @@ def decrypt_record(
     return DecryptedRecord(plaintexts, (header, fields, materials))
 
 
+_POLICY = CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT
 _Plan = tuple[tuple[tuple[bytes, str, bool], ...], tuple[tuple[bytes, str], ...], tuple[str, ...]]
-_PLANS: dict[tuple[tuple[tuple[bytes, str], ...], bytes], _Plan] = {}
 
 
-def _legend_plan(fields: tuple[tuple[bytes, str], ...], legend: bytes) -> _Plan:
+def _legend_plan(layout: DecryptLayout, legend: bytes) -> _Plan:
     """(path, name, encrypted?) of every signed field, the encrypted (path, name), the context names.
 
-    Depends only on public values that repeat from item to item, so it is cached by content.
+    Depends only on public values that repeat from item to item, so it is kept with the layout.
     """
-    key = (fields, legend)
-    plan = _PLANS.get(key)
+    plans = layout.plans
+    plan = plans.get(legend)
     if plan is None:
-        pairs = tuple(zip(fields, legend, strict=True))
+        pairs = tuple(zip(layout.fields, legend, strict=True))
         plan = (
             tuple((path, name, byte == LEGEND_ENCRYPT) for (path, name), byte in pairs),
             tuple(field for field, byte in pairs if byte == LEGEND_ENCRYPT),
             tuple(name for (_, name), byte in pairs if byte == LEGEND_CONTEXT),
         )
-        remember(_PLANS, key, plan)
+        remember(plans, legend, plan)
     return plan
 
 
@@ -206,10 +211,13 @@ def _check_materials(
     if suite.signing and materials.verification_key is None:
         raise PolicyError("the materials manager returned no verification key for a signed record")
     final = materials.encryption_context
-    for key, value in context.items():
-        # The reproduced pairs are what binds the record to its table, key and context attributes.
-        if final.get(key) != value:
-            raise PolicyError("the materials manager dropped or changed a reproduced encryption context pair")
+    if final is not context:
+        for key, value in context.items():
+            # The reproduced pairs are what binds the record to its table, key and context attributes.
+            if final.get(key) != value:
+                raise PolicyError(
+                    "the materials manager dropped or changed a reproduced encryption context pair"
+                )
     if not required <= final.keys():
         raise PolicyError("required encryption context keys are missing from the decryption materials")
     return suite

@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterable, Mapping
 
 from ..errors import MalformedInputError, PolicyError
+from ..materials.cmm import DefaultMaterials
 from ..materials.materials import RESERVED_CONTEXT_PREFIX, EncryptionMaterials, EncryptionRequest
 from ..materials.protocols import MaterialsManager
 from ..suites import CommitmentPolicy, DbeSuite
@@ -23,6 +24,8 @@ from .layout import EncryptLayout, encrypt_layout
 from .model import BINARY_TYPE, FOOTER_FIELD, HEADER_FIELD, Action, ParsedHeader, Terminal
 
 __all__ = ["EncryptedRecord", "encrypt_record", "encrypt_structure"]
+
+_POLICY = CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT
 
 DEFAULT_SUITE = DbeSuite.AES_256_GCM_HKDF_SHA512_COMMIT_KEY_ECDSA_P384_SYMSIG_HMAC_SHA384
 """The structured-encryption default when no suite is given (``encrypt-structure.md``)."""
@@ -110,9 +113,6 @@ def encrypt_record(
     if layout is None:
         layout = encrypt_layout(table_name, {name: actions[name] for name in record})
     encrypted_names = layout.encrypted
-    encrypted_size = 0
-    for name in encrypted_names:
-        encrypted_size += len(record[name].value)
 
     required = required_keys if type(required_keys) is frozenset else frozenset(required_keys)
     version = 1
@@ -124,15 +124,16 @@ def encrypt_record(
         context.update(extra)
         required |= extra.keys()
 
-    materials = manager.get_encryption_materials(
-        EncryptionRequest(
-            context,
-            CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT,
-            suite,
-            2 * len(encrypted_names) + encrypted_size,
-            required,
+    if type(manager) is DefaultMaterials:
+        # The same call without the request object, which DefaultMaterials does not need.
+        materials = manager.encryption_materials(context, _POLICY, suite, required)
+    else:
+        encrypted_size = 2 * len(encrypted_names)  # the type ids stay in plaintext
+        for name in encrypted_names:
+            encrypted_size += len(record[name].value)
+        materials = manager.get_encryption_materials(
+            EncryptionRequest(context, _POLICY, suite, encrypted_size, required)
         )
-    )
     _check_materials(materials, required)
     used_suite = materials.suite
     data_key = materials.plaintext_data_key

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from ..errors import MalformedInputError
 from .context import canonical_path
@@ -34,6 +34,8 @@ class EncryptLayout(NamedTuple):
 class DecryptLayout(NamedTuple):
     fields: tuple[tuple[bytes, str], ...]
     """(canonical path, name) of every attribute in signature scope, in canonical-path order."""
+    plans: dict[bytes, tuple[Any, ...]]
+    """What each header legend seen with these fields means (filled by the decryptor; public values)."""
 
 
 def encrypt_layout(table_name: str, actions: Mapping[str, Action]) -> EncryptLayout:
@@ -56,4 +58,4 @@ def encrypt_layout(table_name: str, actions: Mapping[str, Action]) -> EncryptLay
 
 def decrypt_layout(table_name: str, names: Iterable[str]) -> DecryptLayout:
     """The layout of a stored record whose signature scope is ``names``."""
-    return DecryptLayout(tuple(sorted((canonical_path(table_name, name), name) for name in names)))
+    return DecryptLayout(tuple(sorted((canonical_path(table_name, name), name) for name in names)), {})
