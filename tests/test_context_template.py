@@ -70,3 +70,17 @@ def test_bad_templates_and_values_are_refused() -> None:
     with pytest.raises(MalformedInputError):
         template.build(["ok", "v" * 70000])
     assert "a" in repr(template) and "b" in repr(template)
+
+
+def test_build_ascii_matches_build() -> None:
+    template = ContextTemplate({"aws-crypto-table-name": "t"}, ["aws-crypto-attr.pk", "aws-crypto-attr.sk"])
+    values = ["AAFjdXN0b21lcg==", "AAFwcm9maWxl"]
+    from_text = template.build(values)
+    from_ascii = template.build_ascii([value.encode("ascii") for value in values])
+    assert dict(from_ascii) == dict(from_text) and from_ascii.serialized == from_text.serialized
+    with pytest.raises(MalformedInputError):
+        template.build_ascii([b"\xc3\xa9", b"x"])
+    with pytest.raises(MalformedInputError):
+        template.build_ascii(["text", b"x"])  # type: ignore[list-item]
+    with pytest.raises(MalformedInputError):
+        template.build_ascii([b"x"])

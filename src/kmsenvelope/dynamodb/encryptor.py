@@ -9,6 +9,7 @@ stored: decrypt rebuilds them from the item, so an item moved under another key 
 
 from __future__ import annotations
 
+import binascii
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -17,7 +18,7 @@ from ..errors import ConfigurationError, MalformedInputError, PolicyError
 from ..materials.context_template import ContextTemplate
 from ..materials.materials import remember
 from ..materials.protocols import Keyring, MaterialsManager
-from ..structured.context import ATTR_PREFIX, encode_terminal
+from ..structured.context import ATTR_PREFIX
 from ..structured.decrypt import DecryptedRecord, decrypt_record
 from ..structured.encrypt import EncryptedRecord, encrypt_record
 from ..structured.layout import DecryptLayout, EncryptLayout, decrypt_layout, encrypt_layout
@@ -253,8 +254,12 @@ class ItemEncryptor:
         self, version: int, record: Mapping[str, Terminal]
     ) -> tuple[dict[str, str], frozenset[str]]:
         if version == 1:
-            values = [encode_terminal(record[key]) for key in self._keys]
-            return self._v1_template.build(values), self._v1_required
+            # Base64 of type id + value (encode_terminal), kept as bytes for the serialized context.
+            values = []
+            for key in self._keys:
+                type_id, value = record[key]
+                values.append(binascii.b2a_base64(type_id + value, newline=False))
+            return self._v1_template.build_ascii(values), self._v1_required
         # Version 2: the record's context attributes are added to this dict later.
         return dict(self._fixed_context), self._v2_required
 

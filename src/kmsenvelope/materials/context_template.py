@@ -62,6 +62,25 @@ class ContextTemplate:
     def build(self, values: Sequence[str]) -> _FrozenDict:
         """The frozen context: ``fixed`` plus ``zip(variable_keys, values)``, serialized as
         :func:`~kmsenvelope.keyrings.wrapping.encryption_context_aad` would serialize it."""
+        encoded = []
+        for value in values:
+            if value.__class__ is not str:
+                raise MalformedInputError("encryption context keys and values must be str")
+            try:
+                encoded.append(value.encode("utf-8"))
+            except UnicodeEncodeError:
+                raise MalformedInputError("encryption context must be valid Unicode") from None
+        return self._assemble(values, encoded)
+
+    def build_ascii(self, values: Sequence[bytes]) -> _FrozenDict:
+        """:meth:`build` for values given as ASCII bytes (such as base64), which need no re-encoding."""
+        try:
+            text = [value.decode("ascii") for value in values]
+        except (UnicodeDecodeError, AttributeError):
+            raise MalformedInputError("build_ascii takes ASCII bytes values") from None
+        return self._assemble(text, values)
+
+    def _assemble(self, values: Sequence[str], encoded: Sequence[bytes]) -> _FrozenDict:
         if len(values) != len(self._variable_keys):
             raise MalformedInputError("a context needs one value per variable template key")
         parts: list[bytes] = []
@@ -70,13 +89,7 @@ class ContextTemplate:
                 parts.append(segment)
                 continue
             encoded_key, index = segment
-            value = values[index]
-            if value.__class__ is not str:
-                raise MalformedInputError("encryption context keys and values must be str")
-            try:
-                raw = value.encode("utf-8")
-            except UnicodeEncodeError:
-                raise MalformedInputError("encryption context must be valid Unicode") from None
+            raw = encoded[index]
             if len(raw) > _MAX_FIELD:
                 raise MalformedInputError("encryption context key or value longer than 65535 bytes")
             parts += (encoded_key, len(raw).to_bytes(2, "big"), raw)
