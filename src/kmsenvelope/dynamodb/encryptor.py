@@ -20,7 +20,7 @@ from ..materials.materials import remember
 from ..materials.protocols import Keyring, MaterialsManager
 from ..structured.context import ATTR_PREFIX
 from ..structured.decrypt import DecryptedRecord, decrypt_record
-from ..structured.encrypt import EncryptedRecord, encrypt_record
+from ..structured.encrypt import SealedRecord, seal_record
 from ..structured.layout import DecryptLayout, EncryptLayout, decrypt_layout, encrypt_layout
 from ..structured.model import FOOTER_FIELD, HEADER_FIELD, RESERVED_PREFIX, Action, ParsedHeader, Terminal
 from .attributes import deserialize, serialize
@@ -98,27 +98,24 @@ class ItemEncryptor:
 
     def encrypt_item_with_header(self, item: Item) -> tuple[dict[str, Any], ParsedHeader]:
         """Like :meth:`encrypt_item`, also returning what was written into the header."""
-        out, encrypted = self._encrypt(item)
-        return out, encrypted.header
+        out, sealed = self._encrypt(item)
+        return out, sealed.written.parsed()
 
-    def _encrypt(self, item: Item) -> tuple[dict[str, Any], EncryptedRecord]:
+    def _encrypt(self, item: Item) -> tuple[dict[str, Any], SealedRecord]:
         if self._search is not None:
             item = self._search.add_signed_beacons(item)  # signed beacons are signed: add them first
         actions, layout = self._encrypt_plan(item)
         record = {name: serialize(item[name]) for name in actions}
         context, required = self._base_context(self._version, record)
-        encrypted = encrypt_record(
-            self._table, record, actions, self._manager, self._suite, context, required, layout
-        )
+        sealed = seal_record(record, self._manager, self._suite, context, required, layout)
         out = dict(item)
-        stored = encrypted.record
-        for name in layout.encrypted:
-            out[name] = {"B": stored[name].value}
-        out[HEADER_FIELD] = {"B": stored[HEADER_FIELD].value}
-        out[FOOTER_FIELD] = {"B": stored[FOOTER_FIELD].value}
+        for name, terminal in sealed.encrypted.items():
+            out[name] = {"B": terminal.value}
+        out[HEADER_FIELD] = {"B": sealed.header}
+        out[FOOTER_FIELD] = {"B": sealed.footer}
         if self._search is not None:
             self._search.add_beacons(item, out)
-        return out, encrypted
+        return out, sealed
 
     def decrypt_item(self, item: Item) -> dict[str, Any]:
         """The plaintext item; raises unless every signed attribute authenticates."""

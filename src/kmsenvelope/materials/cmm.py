@@ -99,23 +99,16 @@ class DefaultMaterials:
         """:meth:`get_encryption_materials` without building a request (the record encryptors call this)."""
         if suite is None:
             suite = DEFAULT_SUITE if commitment_policy.encrypt_requires_commitment else DEFAULT_LEGACY_SUITE
+        direct = self.record_key_for_encrypt(encryption_context, commitment_policy, suite)
+        if direct is not None:
+            context, data_key, edk, symmetric_key = direct
+            return EncryptionMaterials(
+                suite, context, (edk,), data_key, None, frozenset(required_context_keys), (symmetric_key,)
+            )
         check_suite_policy(suite, commitment_policy, encrypting=True)
-        context: Mapping[str, str] = freeze_context(encryption_context)
+        context = freeze_context(encryption_context)
         if PUBLIC_KEY_CONTEXT_KEY in context:
             raise PolicyError(f"encryption context key {PUBLIC_KEY_CONTEXT_KEY!r} is reserved")
-        record_keyring = self._record_keyring
-        if record_keyring is not None and suite.symmetric_signature and not suite.signing:
-            data_key, edk, symmetric_key = record_keyring.fresh_record_key(suite, context)
-            check_data_key(suite, data_key)
-            return EncryptionMaterials(
-                suite,
-                context,
-                (edk,),
-                data_key,
-                None,
-                frozenset(required_context_keys),
-                (symmetric_key,),
-            )
         signing_key = None
         if suite.signing:
             context = dict(context)
@@ -160,19 +153,14 @@ class DefaultMaterials:
         reproduced: Mapping[str, str],
     ) -> DecryptionMaterials:
         """:meth:`decrypt_materials` without building a request (the record decryptors call this)."""
+        direct = self.record_key_for_decrypt(
+            suite, encrypted_data_keys, stored, commitment_policy, reproduced
+        )
+        if direct is not None:
+            context, required, data_key, symmetric_key = direct
+            return DecryptionMaterials(suite, context, data_key, None, required, symmetric_key)
         check_suite_policy(suite, commitment_policy, encrypting=False)
-        # Reproduced pairs the header does not store become required: authenticated, never stored.
-        if not stored:
-            context, required = reproduced, reproduced.keys()
-        else:
-            extra: dict[str, str] = {}
-            for key, value in reproduced.items():
-                if key not in stored:
-                    extra[key] = value
-                elif stored[key] != value:
-                    raise ContextMismatchError(f"encryption context value for {key!r} does not match")
-            context = {**stored, **extra} if extra else stored
-            required = extra.keys()
+        context, required = _merge_context(stored, reproduced)
         verification_key = None
         encoded = context.get(PUBLIC_KEY_CONTEXT_KEY)
         if suite.signing:
@@ -187,21 +175,58 @@ class DefaultMaterials:
             verification_key = ecdsa.load_compressed_public_key(curve, raw)
         elif encoded is not None:
             raise MalformedInputError("unsigned message carries a verification key")
-        elif self._record_keyring is not None and suite.symmetric_signature:
-            frozen = freeze_context(context)
-            data_key, symmetric_key = self._record_keyring.open_record_key(suite, frozen, encrypted_data_keys)
-            check_data_key(suite, data_key)
-            return DecryptionMaterials(suite, frozen, data_key, None, frozenset(required), symmetric_key)
         materials = DecryptionMaterials(
             suite=suite,
             encryption_context=freeze_context(context),
             verification_key=verification_key,
-            required_context_keys=frozenset(required),
+            required_context_keys=required,
         )
         result = self._keyring.on_decrypt(materials, encrypted_data_keys)
         if result.plaintext_data_key is None:
             raise NoUsableKeyError("no keyring recovered the data key")
         return result
+
+    # Unsigned DB-ESDK records with a RecordKeyring: what the two methods above return, as plain values,
+    # so record encryptors need not build materials objects. These are the only implementation of that
+    # path; the methods above wrap their results.
+
+    def record_key_for_encrypt(
+        self, encryption_context: Mapping[str, str], commitment_policy: CommitmentPolicy, suite: AnySuite
+    ) -> tuple[Mapping[str, str], bytes, EncryptedDataKey, bytes] | None:
+        """(frozen context, data key, EDK, symmetric signing key), or ``None`` if this manager's
+        keyring does not serve ``suite`` directly."""
+        keyring = self._record_keyring
+        if keyring is None or not suite.symmetric_signature or suite.signing:
+            return None
+        check_suite_policy(suite, commitment_policy, encrypting=True)
+        context = freeze_context(encryption_context)
+        if PUBLIC_KEY_CONTEXT_KEY in context:
+            raise PolicyError(f"encryption context key {PUBLIC_KEY_CONTEXT_KEY!r} is reserved")
+        data_key, edk, symmetric_key = keyring.fresh_record_key(suite, context)
+        check_data_key(suite, data_key)
+        return context, data_key, edk, symmetric_key
+
+    def record_key_for_decrypt(
+        self,
+        suite: AnySuite,
+        encrypted_data_keys: Sequence[EncryptedDataKey],
+        stored: Mapping[str, str],
+        commitment_policy: CommitmentPolicy,
+        reproduced: Mapping[str, str],
+    ) -> tuple[Mapping[str, str], frozenset[str], bytes, bytes] | None:
+        """(frozen full context, required keys, data key, symmetric signing key), or ``None`` if this
+        manager's keyring does not serve ``suite`` directly."""
+        keyring = self._record_keyring
+        if keyring is None or not suite.symmetric_signature or suite.signing:
+            return None
+        check_suite_policy(suite, commitment_policy, encrypting=False)
+        merged, required = _merge_context(stored, reproduced)
+        if PUBLIC_KEY_CONTEXT_KEY in merged:
+            raise MalformedInputError("unsigned message carries a verification key")
+        context = freeze_context(merged)
+        data_key, symmetric_key = keyring.open_record_key(suite, context, encrypted_data_keys)
+        check_data_key(suite, data_key)
+        return context, required, data_key, symmetric_key
 
     def __repr__(self) -> str:
         return f"DefaultMaterials({self._keyring!r})"
@@ -253,6 +278,22 @@ class RequiredContextMaterials:
 
     def __repr__(self) -> str:
         return f"RequiredContextMaterials(required_keys={sorted(self._required)!r})"
+
+
+def _merge_context(
+    stored: Mapping[str, str], reproduced: Mapping[str, str]
+) -> tuple[Mapping[str, str], frozenset[str]]:
+    """The full context and its required keys: reproduced pairs the header does not store become
+    required (authenticated, never stored); pairs in both must agree."""
+    if not stored:
+        return reproduced, frozenset(reproduced)
+    extra: dict[str, str] = {}
+    for key, value in reproduced.items():
+        if key not in stored:
+            extra[key] = value
+        elif stored[key] != value:
+            raise ContextMismatchError(f"encryption context value for {key!r} does not match")
+    return ({**stored, **extra} if extra else stored), frozenset(extra)
 
 
 def _require_keys(required: frozenset[str], context: Mapping[str, str], operation: str) -> None:

@@ -43,7 +43,7 @@ class DecryptedRecord:
     def __init__(
         self,
         record: dict[str, Terminal],
-        verified: ParsedHeader | tuple[Header, tuple[tuple[bytes, str], ...], DecryptionMaterials],
+        verified: ParsedHeader | tuple[Header, tuple[tuple[bytes, str], ...], Mapping[str, str]],
     ) -> None:
         self.record = record
         if isinstance(verified, ParsedHeader):
@@ -55,7 +55,7 @@ class DecryptedRecord:
     @property
     def header(self) -> ParsedHeader:
         if self._header is None:
-            header, fields, materials = self._verified
+            header, fields, encryption_context = self._verified
             legend = header.legend
             self._header = ParsedHeader(
                 version=header.version,
@@ -63,7 +63,7 @@ class DecryptedRecord:
                 actions={name: LEGEND_ACTIONS[byte] for (_, name), byte in zip(fields, legend, strict=True)},
                 encrypted_data_keys=header.encrypted_data_keys,
                 stored_context=header.stored_context,
-                encryption_context=materials.encryption_context,
+                encryption_context=encryption_context,
             )
         return self._header
 
@@ -147,6 +147,37 @@ def decrypt_record(
         context.update(extra)
         required |= extra.keys()
 
+    suite = header.suite
+    direct = (
+        manager.record_key_for_decrypt(
+            suite, header.encrypted_data_keys, header.stored_context, _POLICY, context
+        )
+        if type(manager) is DefaultMaterials
+        else None
+    )
+    if direct is not None:
+        # The full context is the stored pairs merged with the caller's, all of which it keeps.
+        final_context, _, data_key, signing_key = direct
+        verification_key = None
+    else:
+        materials = _materials(manager, header, context, required)
+        assert materials.plaintext_data_key is not None and materials.symmetric_signing_key is not None
+        final_context = materials.encryption_context
+        data_key, signing_key = materials.plaintext_data_key, materials.symmetric_signing_key
+        verification_key = materials.verification_key if suite.signing else None
+
+    keys = RecordKeys(suite, data_key, header.message_id)
+    keys.verify(header)
+    record_hash = canonical_hash(header.raw, serialize_context(final_context), hashed_layout, signed)
+    verify_footer(footer_value, record_hash, len(header.encrypted_data_keys), signing_key, verification_key)
+    plaintexts = decrypt_fields(keys.field_root_key, encrypted, signed)
+    return DecryptedRecord(plaintexts, (header, fields, final_context))
+
+
+def _materials(
+    manager: MaterialsManager, header: Header, context: Mapping[str, str], required: frozenset[str]
+) -> DecryptionMaterials:
+    """Materials from any manager, checked (the general path)."""
     if type(manager) is DefaultMaterials:
         # The same call without the request object, which DefaultMaterials does not need.
         materials = manager.decryption_materials(
@@ -158,24 +189,8 @@ def decrypt_record(
                 header.suite, header.encrypted_data_keys, header.stored_context, _POLICY, context
             )
         )
-    suite = _check_materials(materials, header, context, required)
-    data_key, signing_key = materials.plaintext_data_key, materials.symmetric_signing_key
-    assert data_key is not None and signing_key is not None
-
-    keys = RecordKeys(suite, data_key, header.message_id)
-    keys.verify(header)
-    record_hash = canonical_hash(
-        header.raw, serialize_context(materials.encryption_context), hashed_layout, signed
-    )
-    verify_footer(
-        footer_value,
-        record_hash,
-        len(header.encrypted_data_keys),
-        signing_key,
-        materials.verification_key if suite.signing else None,
-    )
-    plaintexts = decrypt_fields(keys.field_root_key, encrypted, signed)
-    return DecryptedRecord(plaintexts, (header, fields, materials))
+    _check_materials(materials, header, context, required)
+    return materials
 
 
 _POLICY = CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT

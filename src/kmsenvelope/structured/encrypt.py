@@ -10,10 +10,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..errors import MalformedInputError, PolicyError
 from ..materials.cmm import DefaultMaterials
-from ..materials.materials import RESERVED_CONTEXT_PREFIX, EncryptionMaterials, EncryptionRequest
+from ..materials.materials import (
+    RESERVED_CONTEXT_PREFIX,
+    EncryptedDataKey,
+    EncryptionMaterials,
+    EncryptionRequest,
+)
 from ..materials.protocols import MaterialsManager
 from ..suites import CommitmentPolicy, DbeSuite
 from .context import serialize_context, v2_context
@@ -23,12 +29,46 @@ from .header import MESSAGE_ID_LENGTH, RecordKeys, serialize_header, serialize_p
 from .layout import EncryptLayout, encrypt_layout
 from .model import BINARY_TYPE, FOOTER_FIELD, HEADER_FIELD, Action, ParsedHeader, Terminal
 
-__all__ = ["EncryptedRecord", "encrypt_record", "encrypt_structure"]
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
+
+__all__ = ["EncryptedRecord", "SealedRecord", "Written", "encrypt_record", "encrypt_structure", "seal_record"]
 
 _POLICY = CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT
 
 DEFAULT_SUITE = DbeSuite.AES_256_GCM_HKDF_SHA512_COMMIT_KEY_ECDSA_P384_SYMSIG_HMAC_SHA384
 """The structured-encryption default when no suite is given (``encrypt-structure.md``)."""
+
+
+class Written(NamedTuple):
+    """What a record's header says, kept as plain values until someone asks for the ParsedHeader."""
+
+    version: int
+    layout: EncryptLayout
+    suite: DbeSuite
+    encrypted_data_keys: tuple[EncryptedDataKey, ...]
+    stored_context: Mapping[str, str]
+    encryption_context: Mapping[str, str]
+
+    def parsed(self) -> ParsedHeader:
+        return ParsedHeader(
+            version=self.version,
+            suite=self.suite,
+            actions=self.layout.actions,
+            encrypted_data_keys=self.encrypted_data_keys,
+            stored_context=self.stored_context,
+            encryption_context=self.encryption_context,
+        )
+
+
+class SealedRecord(NamedTuple):
+    """The parts :func:`seal_record` produces: the stored form of each ENCRYPT_AND_SIGN attribute, the
+    ``aws_dbe_head`` and ``aws_dbe_foot`` values, and what the header says."""
+
+    encrypted: dict[str, Terminal]
+    header: bytes
+    footer: bytes
+    written: Written
 
 
 class EncryptedRecord:
@@ -39,11 +79,7 @@ class EncryptedRecord:
 
     __slots__ = ("_header", "_written", "record")
 
-    def __init__(
-        self,
-        record: dict[str, Terminal],
-        written: tuple[int, EncryptLayout, EncryptionMaterials, Mapping[str, str]],
-    ) -> None:
+    def __init__(self, record: dict[str, Terminal], written: Written) -> None:
         self.record = record
         self._written = written
         self._header: ParsedHeader | None = None
@@ -51,16 +87,7 @@ class EncryptedRecord:
     @property
     def header(self) -> ParsedHeader:
         if self._header is None:
-            version, layout, materials, stored = self._written
-            assert isinstance(materials.suite, DbeSuite)
-            self._header = ParsedHeader(
-                version=version,
-                suite=materials.suite,
-                actions=layout.actions,
-                encrypted_data_keys=materials.encrypted_data_keys,
-                stored_context=stored,
-                encryption_context=materials.encryption_context,
-            )
+            self._header = self._written.parsed()
         return self._header
 
     def __repr__(self) -> str:
@@ -98,21 +125,39 @@ def encrypt_record(
     required_keys: Iterable[str],
     layout: EncryptLayout | None = None,
 ) -> EncryptedRecord:
-    """The encrypt operation behind :func:`encrypt_structure` and the DynamoDB item encryptor.
+    """The encrypt operation behind :func:`encrypt_structure` and the SQL row encryptor.
 
     ``actions`` must give an action for every attribute of ``record``; ``layout``, if given, must be
     ``encrypt_layout(table_name, actions)`` for exactly those attributes (callers cache it per set of
     attribute names). ``context`` is taken over (not copied); pairs named in ``required_keys`` are
     authenticated but left out of the header, and must be supplied again to decrypt.
     """
+    if layout is None:
+        layout = encrypt_layout(table_name, {name: actions[name] for name in record})
+    sealed = seal_record(record, manager, suite, context, required_keys, layout)
+    out = dict(record)
+    out.update(sealed.encrypted)
+    out[HEADER_FIELD] = Terminal(BINARY_TYPE, sealed.header)
+    out[FOOTER_FIELD] = Terminal(BINARY_TYPE, sealed.footer)
+    return EncryptedRecord(out, sealed.written)
+
+
+def seal_record(
+    record: Mapping[str, Terminal],
+    manager: MaterialsManager,
+    suite: DbeSuite,
+    context: dict[str, str],
+    required_keys: Iterable[str],
+    layout: EncryptLayout,
+) -> SealedRecord:
+    """:func:`encrypt_record` returning only what encryption adds (the DynamoDB item encryptor's entry).
+
+    ``layout`` must be the :func:`encrypt_layout` of exactly the attributes of ``record``.
+    """
     if not isinstance(suite, DbeSuite):
         raise PolicyError("structured encryption needs a DB-ESDK algorithm suite")
     if HEADER_FIELD in record or FOOTER_FIELD in record:
         raise MalformedInputError(f"attribute names {HEADER_FIELD!r} and {FOOTER_FIELD!r} are reserved")
-
-    if layout is None:
-        layout = encrypt_layout(table_name, {name: actions[name] for name in record})
-    encrypted_names = layout.encrypted
 
     required = required_keys if type(required_keys) is frozenset else frozenset(required_keys)
     version = 1
@@ -124,40 +169,67 @@ def encrypt_record(
         context.update(extra)
         required |= extra.keys()
 
+    direct = (
+        manager.record_key_for_encrypt(context, _POLICY, suite) if type(manager) is DefaultMaterials else None
+    )
+    edks: tuple[EncryptedDataKey, ...]
+    symmetric_keys: tuple[bytes, ...]
+    signing_key: EllipticCurvePrivateKey | None
+    if direct is not None:
+        # One EDK with its signing key, the caller's context frozen, the required keys as asked.
+        full_context, data_key, edk, symmetric_key = direct
+        used_suite, edks, symmetric_keys, signing_key, dropped = (
+            suite,
+            (edk,),
+            (symmetric_key,),
+            None,
+            required,
+        )
+    else:
+        materials = _materials(record, manager, suite, context, required, layout)
+        assert isinstance(materials.suite, DbeSuite) and materials.plaintext_data_key is not None
+        used_suite, data_key = materials.suite, materials.plaintext_data_key
+        full_context, edks = materials.encryption_context, materials.encrypted_data_keys
+        symmetric_keys, signing_key = materials.symmetric_signing_keys, materials.signing_key
+        dropped = materials.required_context_keys
+
+    message_id = os.urandom(MESSAGE_ID_LENGTH)
+    stored = {k: v for k, v in full_context.items() if k not in dropped} if dropped else full_context
+    keys = RecordKeys(used_suite, data_key, message_id)
+    header = serialize_header(
+        serialize_partial_header(version, used_suite, message_id, layout.legend, stored, edks), keys
+    )
+    encrypted: dict[str, Terminal] = {}
+    record_hash = encrypt_fields(
+        keys.field_root_key, layout.signed, record, encrypted, header, serialize_context(full_context)
+    )
+    footer = make_footer(record_hash, symmetric_keys, signing_key)
+    return SealedRecord(
+        encrypted, header, footer, Written(version, layout, used_suite, edks, stored, full_context)
+    )
+
+
+def _materials(
+    record: Mapping[str, Terminal],
+    manager: MaterialsManager,
+    suite: DbeSuite,
+    context: dict[str, str],
+    required: frozenset[str],
+    layout: EncryptLayout,
+) -> EncryptionMaterials:
+    """Materials from any manager, checked (the general path)."""
     if type(manager) is DefaultMaterials:
         # The same call without the request object, which DefaultMaterials does not need.
         materials = manager.encryption_materials(context, _POLICY, suite, required)
     else:
-        encrypted_size = 2 * len(encrypted_names)  # the type ids stay in plaintext
-        for name in encrypted_names:
+        encrypted_size = 2 * len(layout.encrypted)  # the type ids stay in plaintext
+        for name in layout.encrypted:
             encrypted_size += len(record[name].value)
         materials = manager.get_encryption_materials(
             EncryptionRequest(context, _POLICY, suite, encrypted_size, required)
         )
     _check_materials(materials, required)
-    used_suite = materials.suite
-    data_key = materials.plaintext_data_key
-    assert isinstance(used_suite, DbeSuite) and data_key is not None
-
-    message_id = os.urandom(MESSAGE_ID_LENGTH)
-    full_context = materials.encryption_context
-    dropped = materials.required_context_keys
-    stored = {k: v for k, v in full_context.items() if k not in dropped} if dropped else full_context
-    keys = RecordKeys(used_suite, data_key, message_id)
-    header = serialize_header(
-        serialize_partial_header(
-            version, used_suite, message_id, layout.legend, stored, materials.encrypted_data_keys
-        ),
-        keys,
-    )
-    out = dict(record)
-    record_hash = encrypt_fields(
-        keys.field_root_key, layout.signed, record, out, header, serialize_context(full_context)
-    )
-    footer = make_footer(record_hash, materials.symmetric_signing_keys, materials.signing_key)
-    out[HEADER_FIELD] = Terminal(BINARY_TYPE, header)
-    out[FOOTER_FIELD] = Terminal(BINARY_TYPE, footer)
-    return EncryptedRecord(out, (version, layout, materials, stored))
+    return materials
 
 
 def _check_materials(materials: EncryptionMaterials, required: frozenset[str]) -> None:
