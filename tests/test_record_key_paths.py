@@ -33,6 +33,7 @@ from kmsenvelope.materials.materials import (
 from kmsenvelope.materials.protocols import RecordKeyring
 from kmsenvelope.primitives import ctr
 from kmsenvelope.primitives.kdf import CounterKdf, hmac_digest, kdf_counter_hmac
+from kmsenvelope.structured.header import Header
 from kmsenvelope.suites import CommitmentPolicy, DbeSuite
 
 SUITE = DbeSuite.AES_256_GCM_HKDF_SHA512_COMMIT_KEY_SYMSIG_HMAC_SHA384
@@ -242,7 +243,14 @@ def test_hkdf_rfc5869_case_1() -> None:
 
 @pytest.mark.parametrize(
     "cls",
-    [EncryptedDataKey, EncryptionRequest, DecryptionRequest, EncryptionMaterials, DecryptionMaterials],
+    [
+        EncryptedDataKey,
+        EncryptionRequest,
+        DecryptionRequest,
+        EncryptionMaterials,
+        DecryptionMaterials,
+        Header,
+    ],
     ids=lambda c: c.__name__,
 )
 def test_materials_values_init_matches_their_fields(cls: type) -> None:

@@ -42,7 +42,7 @@ _SUITE_BY_FLAVOR = {flavor: DbeSuite.from_id((_SUITE_FAMILY << 8) | flavor) for 
 _KDF_PARAMETERS = {suite: (str(suite.info.kdf_hash), suite.key_length) for suite in DbeSuite}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Header:
     """A parsed header. ``raw`` is the whole serialized value, commitment included."""
 
@@ -53,6 +53,31 @@ class Header:
     stored_context: Mapping[str, str]
     encrypted_data_keys: tuple[EncryptedDataKey, ...]
     raw: bytes = field(repr=False)
+
+    def __init__(
+        self,
+        version: int,
+        suite: DbeSuite,
+        message_id: bytes,
+        legend: bytes,
+        stored_context: Mapping[str, str],
+        encrypted_data_keys: tuple[EncryptedDataKey, ...],
+        raw: bytes,
+    ) -> None:
+        # One step instead of seven frozen-field assignments: a header is parsed for every item read.
+        object.__setattr__(
+            self,
+            "__dict__",
+            {
+                "version": version,
+                "suite": suite,
+                "message_id": message_id,
+                "legend": legend,
+                "stored_context": stored_context,
+                "encrypted_data_keys": encrypted_data_keys,
+                "raw": raw,
+            },
+        )
 
     @property
     def commitment(self) -> bytes:
