@@ -21,9 +21,9 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from .config import TableConfig
-from .operations import TableOperations, configured_tables, table_name
+from .operations import ReadPlan, TableOperations, configured_tables, table_name
 from .policy import RequestRefusedError, partiql_tables
-from .search import ReadFilter
+from .projection import Projection
 
 __all__ = ["EncryptedClient", "EncryptedPageIterator", "EncryptedPaginator"]
 
@@ -56,12 +56,12 @@ class EncryptedClient:
         return ops.after_write(response, params)
 
     def get_item(self, **params: Any) -> dict[str, Any]:
-        """GetItem with the item decrypted."""
+        """GetItem with the item decrypted (and cut down to ``ProjectionExpression``)."""
         ops = self.operations(params.get("TableName"))
         if ops is None:
             return dict(self._client.get_item(**params))
-        ops.check_get(params)
-        return ops.after_get(dict(self._client.get_item(**params)))
+        request, projection = ops.before_get(params)
+        return ops.after_get(dict(self._client.get_item(**request)), projection)
 
     def delete_item(self, **params: Any) -> dict[str, Any]:
         """DeleteItem; ``Attributes`` (ReturnValues=ALL_OLD) decrypted."""
@@ -94,8 +94,8 @@ class EncryptedClient:
         ops = self.operations(params.get("TableName"))
         if ops is None:
             return dict(method(**params))
-        request, flt = ops.before_read(params)
-        return ops.after_read(dict(method(**request)), flt)
+        request, plan = ops.before_read(params)
+        return ops.after_read(dict(method(**request)), plan)
 
     def get_paginator(self, operation_name: str) -> Any:
         """Paginators; ``query`` and ``scan`` ones decrypt (and filter) every page."""
@@ -138,16 +138,27 @@ class EncryptedClient:
         return response
 
     def batch_get_item(self, **params: Any) -> dict[str, Any]:
-        """BatchGetItem with the items of configured tables decrypted."""
+        """BatchGetItem with the items of configured tables decrypted (and projected).
+
+        ``UnprocessedKeys`` of configured tables come back with the caller's own projection.
+        """
+        request_items: dict[str, Any] = {}
+        plans: dict[str, tuple[TableOperations, Any, Projection | None]] = {}
         for table, request in (params.get("RequestItems") or {}).items():
             ops = self.operations(table)
-            if ops is not None:
-                ops.check_get(request)
-        response = dict(self._client.batch_get_item(**params))
+            if ops is None:
+                request_items[table] = request
+                continue
+            request_items[table], projection = ops.before_get(request)
+            plans[table] = (ops, request, projection)
+        response = dict(self._client.batch_get_item(**{**params, "RequestItems": request_items}))
         for table, items in (response.get("Responses") or {}).items():
-            ops = self.operations(table)
-            if ops is not None:
-                response["Responses"][table] = [ops.decrypt(item) for item in items]
+            if table in plans:
+                ops, _request, projection = plans[table]
+                response["Responses"][table] = [ops.read_item(item, projection) for item in items]
+        for table, unprocessed in (response.get("UnprocessedKeys") or {}).items():
+            if table in plans:
+                response["UnprocessedKeys"][table] = {**plans[table][1], "Keys": unprocessed.get("Keys", [])}
         return response
 
     def transact_write_items(self, **params: Any) -> dict[str, Any]:
@@ -169,18 +180,23 @@ class EncryptedClient:
         return dict(self._client.transact_write_items(**{**params, "TransactItems": out}))
 
     def transact_get_items(self, **params: Any) -> dict[str, Any]:
-        """TransactGetItems with the items of configured tables decrypted."""
-        tables: list[TableOperations | None] = []
+        """TransactGetItems with the items of configured tables decrypted (and projected)."""
+        tables: list[tuple[TableOperations, Projection | None] | None] = []
+        entries = []
         for entry in params.get("TransactItems") or []:
             get = entry.get("Get") or {}
             ops = self.operations(get.get("TableName"))
-            if ops is not None:
-                ops.check_get(get)
-            tables.append(ops)
-        response = dict(self._client.transact_get_items(**params))
-        for ops, result in zip(tables, response.get("Responses") or [], strict=False):
-            if ops is not None and "Item" in result:
-                result["Item"] = ops.decrypt(result["Item"])
+            if ops is None:
+                tables.append(None)
+                entries.append(entry)
+                continue
+            request, projection = ops.before_get(get)
+            tables.append((ops, projection))
+            entries.append({**entry, "Get": request})
+        response = dict(self._client.transact_get_items(**{**params, "TransactItems": entries}))
+        for plan, result in zip(tables, response.get("Responses") or [], strict=False):
+            if plan is not None and "Item" in result:
+                result["Item"] = plan[0].read_item(result["Item"], plan[1])
         return response
 
     # -- PartiQL ---------------------------------------------------------------------------------
@@ -227,23 +243,23 @@ class EncryptedPaginator:
         """Like botocore's ``paginate``; the request is validated (and beaconized) right away."""
         ops = self._client.operations(params.get("TableName"))
         if ops is None:
-            return EncryptedPageIterator(self._paginator.paginate(**params), None, None)
-        request, flt = ops.before_read(params)
-        return EncryptedPageIterator(self._paginator.paginate(**request), ops, flt)
+            return EncryptedPageIterator(self._paginator.paginate(**params), None, ReadPlan())
+        request, plan = ops.before_read(params)
+        return EncryptedPageIterator(self._paginator.paginate(**request), ops, plan)
 
 
 class EncryptedPageIterator:
     """Iterates decrypted pages; ``build_full_result()`` and ``search()`` work as in botocore."""
 
-    def __init__(self, pages: Any, ops: TableOperations | None, flt: ReadFilter | None) -> None:
+    def __init__(self, pages: Any, ops: TableOperations | None, plan: ReadPlan) -> None:
         self._pages = pages
         self._ops = ops
-        self._filter = flt
+        self._plan = plan
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for page in self._pages:
             page = dict(page)
-            yield self._ops.after_read(page, self._filter) if self._ops is not None else page
+            yield self._ops.after_read(page, self._plan) if self._ops is not None else page
 
     def build_full_result(self) -> dict[str, Any]:
         """Every page's items in one response (``Items``, ``Count``, ``ScannedCount``)."""

@@ -7,9 +7,11 @@ Everything here works on low-level DynamoDB JSON and never talks to the network:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigurationError
+from ..structured.model import FOOTER_FIELD, HEADER_FIELD, Action
 from .config import TableConfig
 from .encryptor import ItemEncryptor
 from .policy import (
@@ -19,9 +21,10 @@ from .policy import (
     check_update,
     check_writable,
 )
+from .projection import Projection, plan_projection
 from .search import ReadFilter, plan_read
 
-__all__ = ["TableOperations", "configured_tables", "table_name"]
+__all__ = ["ReadPlan", "TableOperations", "configured_tables", "table_name"]
 
 _WHOLE_ITEM = ("ALL_OLD", "ALL_NEW")
 
@@ -49,6 +52,14 @@ def configured_tables(tables: Mapping[str, TableConfig]) -> dict[str, TableOpera
     return out
 
 
+@dataclass(frozen=True)
+class ReadPlan:
+    """What to do with a Query or Scan page after decryption: drop false positives, then project."""
+
+    filter: ReadFilter | None = None
+    projection: Projection | None = None
+
+
 class TableOperations:
     """What encryption changes in each DynamoDB operation on one table."""
 
@@ -61,6 +72,9 @@ class TableOperations:
         compound = info.compound if info is not None else {}
         self._reserved = frozenset(name for name, beacon in compound.items() if not beacon.is_signed)
         self.keys = tuple(k for k in (config.partition_key, config.sort_key) if k is not None)
+        # What a projected read must fetch for the item to decrypt: header, footer, signed attributes.
+        signed = (n for n, a in config.actions.items() if a is not Action.DO_NOTHING)
+        self._decrypt_needs = (HEADER_FIELD, FOOTER_FIELD, *signed)
 
     # -- items -----------------------------------------------------------------------------------
 
@@ -109,22 +123,38 @@ class TableOperations:
             self.keys,
         )
 
-    def check_get(self, params: Mapping[str, Any]) -> None:
-        """GetItem, BatchGetItem and TransactGetItems entries."""
+    def before_get(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], Projection | None]:
+        """GetItem, BatchGetItem and TransactGetItems entries: a projection widened for decryption."""
         check_legacy(self.name, params)
+        return plan_projection(params, self._decrypt_needs)
 
-    def before_read(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], ReadFilter | None]:
-        """Query and Scan: legacy parameters refused, beacons substituted."""
+    def before_read(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], ReadPlan]:
+        """Query and Scan: legacy parameters refused, beacons substituted, projection widened."""
         check_legacy(self.name, params)
-        return plan_read(self.config.actions, self.config._search, params)
+        request, flt = plan_read(self.config.actions, self.config._search, params)
+        needs = list(self._decrypt_needs)
+        if flt is not None:  # the false-positive filter re-reads what the expressions name
+            info = self.config._search
+            needs += [n for n in flt.attributes() if n in self.config.actions or info.beacon(n) is None]
+        request, projection = plan_projection(request, needs)
+        return request, ReadPlan(flt, projection)
 
     # -- responses -------------------------------------------------------------------------------
 
-    def after_read(self, response: dict[str, Any], flt: ReadFilter | None) -> dict[str, Any]:
-        """Decrypt every item of a Query or Scan page, then drop beacon false positives."""
+    def after_read(self, response: dict[str, Any], plan: ReadPlan) -> dict[str, Any]:
+        """Decrypt every item of a Query or Scan page, drop beacon false positives, then project."""
         if "Items" in response:
             response["Items"] = [self.decrypt(item) for item in response["Items"]]
-        return flt.apply(response) if flt is not None else response
+        if plan.filter is not None:
+            response = plan.filter.apply(response)
+        if plan.projection is not None and "Items" in response:
+            response["Items"] = [plan.projection.apply(item) for item in response["Items"]]
+        return response
+
+    def read_item(self, item: Mapping[str, Any], projection: Projection | None) -> dict[str, Any]:
+        """A fetched item decrypted, then cut down to the caller's projection (if any)."""
+        plain = self.decrypt(item)
+        return projection.apply(plain) if projection is not None else plain
 
     def after_write(self, response: dict[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
         """Decrypt ``Attributes`` returned as a whole item (``ReturnValues`` ALL_OLD or ALL_NEW)."""
@@ -132,10 +162,10 @@ class TableOperations:
             response["Attributes"] = self.decrypt(response["Attributes"])
         return response
 
-    def after_get(self, response: dict[str, Any]) -> dict[str, Any]:
-        """Decrypt GetItem's ``Item``."""
+    def after_get(self, response: dict[str, Any], projection: Projection | None = None) -> dict[str, Any]:
+        """Decrypt (and project) GetItem's ``Item``."""
         if "Item" in response:
-            response["Item"] = self.decrypt(response["Item"])
+            response["Item"] = self.read_item(response["Item"], projection)
         return response
 
     def __repr__(self) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 from ..errors import ConfigurationError
 from .config import TableConfig
 from .operations import table_name
+from .projection import Projection
 from .table import EncryptedTable
 
 __all__ = ["EncryptedResource"]
@@ -70,16 +71,27 @@ class EncryptedResource:
         return response
 
     def batch_get_item(self, **params: Any) -> dict[str, Any]:
-        """BatchGetItem with the items of configured tables decrypted."""
+        """BatchGetItem with the items of configured tables decrypted (and projected).
+
+        ``UnprocessedKeys`` of configured tables come back with the caller's own projection.
+        """
+        request_items: dict[str, Any] = {}
+        plans: dict[str, tuple[EncryptedTable, Any, Projection | None]] = {}
         for name, request in (params.get("RequestItems") or {}).items():
             table = self._tables.get(table_name(name) or "")
-            if table is not None:
-                table.operations.check_get(request)
-        response = dict(self._resource.batch_get_item(**params))
+            if table is None:
+                request_items[name] = request
+                continue
+            request_items[name], projection = table.operations.before_get(request)
+            plans[name] = (table, request, projection)
+        response = dict(self._resource.batch_get_item(**{**params, "RequestItems": request_items}))
         for name, items in (response.get("Responses") or {}).items():
-            table = self._tables.get(table_name(name) or "")
-            if table is not None:
-                response["Responses"][name] = [table.decrypt_item(item) for item in items]
+            if name in plans:
+                table, _request, projection = plans[name]
+                response["Responses"][name] = [table.read_item(item, projection) for item in items]
+        for name, unprocessed in (response.get("UnprocessedKeys") or {}).items():
+            if name in plans:
+                response["UnprocessedKeys"][name] = {**plans[name][1], "Keys": unprocessed.get("Keys", [])}
         return response
 
     @staticmethod

@@ -71,6 +71,19 @@ class ReadFilter:
 
         return all(evaluate(e, resolve, self._names, self._values) for e in self._expressions)
 
+    def attributes(self) -> list[str]:
+        """The stored top-level attributes the re-check reads (a projection must fetch them too)."""
+        out: list[str] = []
+        for expression in self._expressions:
+            for _node, operand in expression.operands():
+                path = operand.path if isinstance(operand, Size) else operand
+                if not isinstance(path, Path):
+                    continue
+                top = path_elements(path.token.text, self._names)[0]
+                if isinstance(top, str) and top not in out:
+                    out.append(top)
+        return out
+
     def apply(self, response: dict[str, Any]) -> dict[str, Any]:
         """Drop the items that only matched by beacon collision; fix ``Count``."""
         if "Items" in response:

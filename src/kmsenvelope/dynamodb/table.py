@@ -18,6 +18,7 @@ from typing import Any
 
 from .config import TableConfig
 from .operations import TableOperations
+from .projection import Projection
 
 __all__ = ["EncryptedBatchWriter", "EncryptedTable", "ResourceCodec"]
 
@@ -118,17 +119,21 @@ class EncryptedTable:
         codec = self._codec
         return codec.item_to_resource(self._ops.decrypt(codec.item_to_client(item)))
 
+    def read_item(self, item: Mapping[str, Any], projection: Projection | None) -> dict[str, Any]:
+        """A fetched resource-style item decrypted and cut down to ``projection`` (if any)."""
+        codec = self._codec
+        return codec.item_to_resource(self._ops.read_item(codec.item_to_client(item), projection))
+
     def put_item(self, **params: Any) -> dict[str, Any]:
         """PutItem with the item encrypted."""
         request = self._ops.before_put(self._codec.to_client(params))
         return self._finish_write(self._table.put_item(**self._codec.to_resource(request)), request)
 
     def get_item(self, **params: Any) -> dict[str, Any]:
-        """GetItem with the item decrypted."""
-        request = self._codec.to_client(params)
-        self._ops.check_get(request)
+        """GetItem with the item decrypted (and cut down to ``ProjectionExpression``)."""
+        request, projection = self._ops.before_get(self._codec.to_client(params))
         response = self._codec.response_to_client(self._table.get_item(**self._codec.to_resource(request)))
-        return self._codec.to_resource(self._ops.after_get(response))
+        return self._codec.to_resource(self._ops.after_get(response, projection))
 
     def delete_item(self, **params: Any) -> dict[str, Any]:
         """DeleteItem; whole-item ``Attributes`` decrypted."""
@@ -155,9 +160,9 @@ class EncryptedTable:
         return EncryptedBatchWriter(self, self._table.batch_writer(overwrite_by_pkeys=overwrite_by_pkeys))
 
     def _read(self, method: Any, params: Mapping[str, Any]) -> dict[str, Any]:
-        request, flt = self._ops.before_read(self._codec.to_client(params))
+        request, plan = self._ops.before_read(self._codec.to_client(params))
         response = self._codec.response_to_client(method(**self._codec.to_resource(request)))
-        return self._codec.to_resource(self._ops.after_read(response, flt))
+        return self._codec.to_resource(self._ops.after_read(response, plan))
 
     def _finish_write(self, response: Any, request: Mapping[str, Any]) -> dict[str, Any]:
         response = self._codec.response_to_client(response)
