@@ -283,3 +283,22 @@ def test_resource_table_and_batch_with_projections(env: Any) -> None:
         }
     )
     assert got["Responses"][name] == [{"data": {"zip": "z-p02"}}]
+
+
+def test_unused_caller_placeholders_are_still_for_dynamodb_to_reject(env: Any) -> None:
+    aws, name, raw, client = env
+    beacon_query = {
+        "TableName": name,
+        "IndexName": "by-email",
+        "KeyConditionExpression": "#e = :e",
+        "ProjectionExpression": "pk",
+        "ExpressionAttributeValues": {":e": PEOPLE[0]["email"]},
+    }
+    # "#spare" is unused by the caller: DynamoDB's error, as without encryption ("#e" and ":e",
+    # left unused by the beacon rewrite, are dropped and do not cause it).
+    with pytest.raises(raw.exceptions.ClientError, match=r"unused.*#spare"):
+        client.query(**beacon_query, ExpressionAttributeNames={"#e": "email", "#spare": "x"})
+    sent = aws.requests("Query", service="dynamodb")[0].params
+    assert "#e" not in sent["ExpressionAttributeNames"] and ":e" not in sent["ExpressionAttributeValues"]
+    ok = client.query(**{**beacon_query, "ExpressionAttributeNames": {"#e": "email"}})
+    assert ok["Items"] == [{"pk": PEOPLE[0]["pk"]}]

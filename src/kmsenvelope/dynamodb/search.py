@@ -117,10 +117,14 @@ def plan_read(
             "Select=COUNT cannot be used with beacons: false positives could not be removed"
         )
     used: set[str] = set()
+    was_used: set[str] = set()
     for field in (*_READ_EXPRESSIONS, "ProjectionExpression"):
         used |= placeholders(out.get(field))
-    out["ExpressionAttributeNames"] = {k: v for k, v in rewriter.names.items() if k in used}
-    out["ExpressionAttributeValues"] = {k: v for k, v in rewriter.values.items() if k in used}
+        was_used |= placeholders(request.get(field))
+    # Drop what the rewrite left unused (DynamoDB rejects it); what the caller sent unused stays.
+    keep = used | (set(names or ()) | set(values or ())) - was_used
+    out["ExpressionAttributeNames"] = {k: v for k, v in rewriter.names.items() if k in keep}
+    out["ExpressionAttributeValues"] = {k: v for k, v in rewriter.values.items() if k in keep}
     for field in ("ExpressionAttributeNames", "ExpressionAttributeValues"):
         if not out[field]:
             del out[field]
