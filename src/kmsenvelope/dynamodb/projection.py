@@ -13,8 +13,9 @@ decryption :meth:`Projection.apply` cuts the plaintext item down with DynamoDB's
 * paths that overlap (``a`` and ``a.b``, or the same path twice) or conflict (``a.b`` and ``a[0]``)
   are refused, as DynamoDB refuses them.
 
-Added attributes always go through fresh ``#aws_dbe_p<n>`` placeholders (so reserved words and
-special characters are fine); the caller's own top-level names are sent as the caller wrote them.
+Added attributes always go through placeholders (so reserved words and special characters are fine):
+one the caller already uses for that name, or a fresh ``#aws_dbe_p<n>``. The caller's own top-level
+names are sent as the caller wrote them.
 """
 
 from __future__ import annotations
