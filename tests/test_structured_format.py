@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from kmsenvelope.errors import AuthenticationError, MalformedInputError, SignatureError
 from kmsenvelope.materials.materials import EncryptedDataKey
 from kmsenvelope.structured.context import canonical_path, serialize_context, v2_context
-from kmsenvelope.structured.crypt import FieldKeys
+from kmsenvelope.structured.crypt import decrypt_fields, encrypt_fields
 from kmsenvelope.structured.footer import SIGNATURE_LENGTH, canonical_hash, make_footer, verify_footer
 from kmsenvelope.structured.header import (
     RecordKeys,
@@ -48,25 +48,36 @@ def test_canonical_path_bytes() -> None:
 
 
 def test_field_keys_are_the_ctr_stream_at_three_blocks_per_field() -> None:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    from kmsenvelope.structured.model import Action
+
     root = os.urandom(32)
-    keys = FieldKeys(root, 5)
-    for offset in range(5):
+    # Five encrypted fields between two signed ones, in canonical-path order.
+    names = [f"f{offset}" for offset in range(5)]
+    signed = [(b"p-plain-a", "plain_a", Action.SIGN_ONLY)]
+    signed += [(b"p-" + name.encode(), name, Action.ENCRYPT_AND_SIGN) for name in names]
+    signed += [(b"p-plain-b", "plain_b", Action.SIGN_ONLY)]
+    record = {name: Terminal(b"\x00\x01", b"value %d" % offset) for offset, name in enumerate(names)}
+    record |= {"plain_a": Terminal(b"\x00\x02", b"1"), "plain_b": Terminal(b"\x00\x01", b"b")}
+    stored: dict[str, Terminal] = {}
+    encrypt_fields(root, signed, record, stored, b"H", b"\x00\x00")
+    assert set(stored) == set(names)
+    for offset, name in enumerate(names):
         nonce = b"AwsDbeField\x2c" + (3 * offset).to_bytes(4, "big")
         stream = Cipher(algorithms.AES(root), modes.CTR(nonce)).encryptor().update(bytes(44))
-        plaintext = Terminal(b"\x00\x01", b"value %d" % offset)
-        stored = keys.encrypt(offset, b"path", plaintext)
-        assert stored.type_id == b"\xff\xff"
-        assert stored.value[:2] == b"\x00\x01"
-        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-        assert AESGCM(stream[:32]).decrypt(stream[32:], stored.value[2:], b"path") == plaintext.value
-        assert keys.decrypt(offset, b"path", stored) == plaintext
-        with pytest.raises(AuthenticationError):
-            keys.decrypt(offset, b"other path", stored)
+        assert stored[name].type_id == b"\xff\xff"
+        assert stored[name].value[:2] == b"\x00\x01"
+        path = b"p-" + name.encode()
+        assert AESGCM(stream[:32]).decrypt(stream[32:], stored[name].value[2:], path) == record[name].value
+    encrypted = [(b"p-" + name.encode(), name) for name in names]
+    assert decrypt_fields(root, encrypted, stored) == {name: record[name] for name in names}
+    with pytest.raises(AuthenticationError):
+        decrypt_fields(root, [(b"other path", "f0")], stored)
     with pytest.raises(MalformedInputError):
-        keys.decrypt(0, b"path", Terminal(b"\xff\xff", b"\x00\x01" + b"x" * 15))
+        decrypt_fields(root, [(b"p", "x")], {"x": Terminal(b"\xff\xff", b"\x00\x01" + b"x" * 15)})
     with pytest.raises(MalformedInputError):
-        keys.decrypt(0, b"path", Terminal(b"\x00\x01", b"x" * 40))
+        decrypt_fields(root, [(b"p", "x")], {"x": Terminal(b"\x00\x01", b"x" * 40)})
 
 
 def test_record_keys_are_hkdf_sha512() -> None:

@@ -25,7 +25,7 @@ from ..errors import AuthenticationError, MalformedInputError
 from ..primitives.ctr import aes_ctr_keystream
 from .model import BINARY_TYPE, Action, Terminal
 
-__all__ = ["FieldKeys", "decrypt_fields", "encrypt_fields"]
+__all__ = ["decrypt_fields", "encrypt_fields"]
 
 _NONCE_PREFIX = b"AwsDbeField\x2c"
 _KEY_LENGTH = 32
@@ -46,27 +46,6 @@ def _keystream(field_root_key: bytes, count: int) -> bytes:
     if count >= _MAX_FIELDS:
         raise MalformedInputError("too many encrypted attributes in one record")
     return aes_ctr_keystream(field_root_key, _CTR_MODE, _STRIDE * count) if count else b""
-
-
-class FieldKeys:
-    """The cipher keys and nonces of every encrypted field of one record (for single-field use)."""
-
-    __slots__ = ("_stream",)
-
-    def __init__(self, field_root_key: bytes, count: int) -> None:
-        self._stream = _keystream(field_root_key, count)
-
-    def encrypt(self, offset: int, path: bytes, terminal: Terminal) -> Terminal:
-        """The stored form of an encrypted terminal: binary, original type id + ciphertext + tag."""
-        start = _STRIDE * offset
-        stream = self._stream
-        cipher = AESGCM(stream[start : start + _KEY_LENGTH])
-        nonce = stream[start + _KEY_LENGTH : start + _NONCE_END]
-        return Terminal(BINARY_TYPE, terminal.type_id + cipher.encrypt(nonce, terminal.value, path))
-
-    def decrypt(self, offset: int, path: bytes, stored: Terminal) -> Terminal:
-        """The plaintext terminal; :class:`~kmsenvelope.errors.AuthenticationError` on a bad tag."""
-        return _decrypt_one(self._stream, _STRIDE * offset, path, stored)
 
 
 def encrypt_fields(
