@@ -4,7 +4,7 @@
 OpenSSL spends on the whole job for the few hundred bytes a record needs, and this runs twice per item
 round trip. When the installed ``cryptography`` exposes its Rust cipher-context constructor (the one
 ``Cipher.encryptor`` itself calls), it is used directly; otherwise the public API is. Both produce the
-same bytes, which ``tests/test_primitives_ctr.py`` checks against each other and against a NIST vector.
+same bytes, which ``tests/test_record_key_paths.py`` checks against each other and against a NIST vector.
 """
 
 from __future__ import annotations
