@@ -40,7 +40,8 @@ _EXPORTS: dict[str, str] = {
     "SignedPart": ".beacons",
     "Constructor": ".beacons",
     "ConstructorPart": ".beacons",
-    "BeaconKeySource": ".beacons",
+    "BeaconKeySource": ".beacon_keys",
+    "MultiKeyBeaconSource": ".beacon_keys",
     "BeaconVersion": ".search_config",
     "SearchConfig": ".search_config",
     "PartOnly": ".styles",
@@ -66,7 +67,8 @@ if TYPE_CHECKING:
     from ..structured.model import ParsedHeader as ParsedHeader
     from .attributes import deserialize as deserialize
     from .attributes import serialize as serialize
-    from .beacons import BeaconKeySource as BeaconKeySource
+    from .beacon_keys import BeaconKeySource as BeaconKeySource
+    from .beacon_keys import MultiKeyBeaconSource as MultiKeyBeaconSource
     from .beacons import CompoundBeacon as CompoundBeacon
     from .beacons import Constructor as Constructor
     from .beacons import ConstructorPart as ConstructorPart

@@ -18,20 +18,18 @@ compiles to (validation in :mod:`.search_config`); rewriting queries lives in :m
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..aws.key_store import BranchKeyStore
-from ..errors import ConfigurationError, KeyStoreError, MalformedInputError
+from ..errors import ConfigurationError, MalformedInputError
 from ..primitives.kdf import Hmac
-from ..structured.beacon_hash import basic_hash, beacon_hmac
+from ..structured.beacon_hash import basic_hash
 from ..structured.model import RESERVED_PREFIX, Action
 from . import _parts
 from ._parts import Constructor, ConstructorPart, EncryptedPart, Part, SignedPart
 from .attributes import serialize
+from .beacon_keys import BeaconKeys, BeaconKeySource, KeySource, MultiKeyBeaconSource, key_id_from_header
 from .evaluate import item_path
 from .styles import BeaconStyle, PartOnly, check_style, is_set, shared_with
 from .virtual import VirtualField, is_code_unit, terminal_location
@@ -47,6 +45,7 @@ __all__ = [
     "Constructor",
     "ConstructorPart",
     "EncryptedPart",
+    "MultiKeyBeaconSource",
     "SearchInfo",
     "SignedPart",
     "StandardBeacon",
@@ -129,29 +128,6 @@ class CompoundBeacon:
         return not self.encrypted_parts
 
 
-@dataclass(frozen=True)
-class BeaconKeySource:
-    """Where beacon keys come from: ``key_store.get_beacon_key(beacon_key_id)``, cached ``ttl_seconds``.
-
-    Optional when the table's keyring is a :class:`~kmsenvelope.HierarchicalKeyring` with a fixed
-    ``branch_key_id``: its key store and branch key id are used.
-    """
-
-    key_store: BranchKeyStore
-    beacon_key_id: str
-    ttl_seconds: float = 600.0
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.key_store, BranchKeyStore):
-            raise ConfigurationError("key_store must implement the BranchKeyStore protocol")
-        if not isinstance(self.beacon_key_id, str) or not self.beacon_key_id:
-            raise ConfigurationError("beacon_key_id must be a non-empty string")
-        if isinstance(self.ttl_seconds, bool) or not isinstance(self.ttl_seconds, (int, float)):
-            raise ConfigurationError("ttl_seconds must be a number")
-        if not self.ttl_seconds > 0:
-            raise ConfigurationError("ttl_seconds must be positive")
-
-
 Beacon = StandardBeacon | CompoundBeacon
 
 
@@ -168,36 +144,33 @@ class SearchInfo:
         self.virtual: dict[str, VirtualField] = resolved.virtual
         self._locations = resolved.locations
         self._signed_locations = resolved.signed_locations
-        self.source = resolved.key_source or _source_from_keyring(config.keyring)
+        self.source: KeySource = resolved.key_source or _source_from_keyring(config.keyring)
+        multi = self.source if isinstance(self.source, MultiKeyBeaconSource) else None
+        self.key_field: str | None = multi.key_field_name if multi is not None else None
+        """The multi key store's beacon key field (``search-config.md#beacon-key-field-name``)."""
+        self.key_parts: dict[str, tuple[str, str]] = resolved.key_parts
+        """Compound beacon name -> (split, prefix) of its signed part over the beacon key field."""
         self.signed_actions: dict[str, Action] = {
             name: Action.SIGN_ONLY for name, beacon in self.compound.items() if beacon.is_signed
         }
         """Signed beacons are SIGN_ONLY attributes of their own name (``beacons.md#signed-beacons``)."""
-        self._lock = threading.Lock()
-        self._keys: dict[str, Hmac] | None = None
-        self._expires = 0.0
+        # A Shared beacon uses the other beacon's key, so only unshared names need one.
+        unshared = dict.fromkeys(shared_with(b.style) or n for n, b in self.standard.items())
+        self._keys = BeaconKeys(self.source, unshared)
 
     # -- keys ------------------------------------------------------------------------------------
 
-    def hmac_keys(self) -> dict[str, Hmac]:
-        """One keyed HMAC-SHA384 per standard beacon name, from the key store, cached for the TTL."""
-        now = time.monotonic()
-        with self._lock:
-            if self._keys is not None and now < self._expires:
-                return self._keys
-        materials = self.source.key_store.get_beacon_key(self.source.beacon_key_id)
-        keys: dict[str, Hmac] = {}
-        # A Shared beacon uses the other beacon's key, so only unshared names need one.
-        for name in dict.fromkeys(shared_with(b.style) or n for n, b in self.standard.items()):
-            if materials.beacon_key is not None:
-                keys[name] = beacon_hmac(materials.beacon_key, name)
-            elif name in materials.hmac_keys:
-                keys[name] = Hmac("sha384", materials.hmac_keys[name])
-            else:
-                raise KeyStoreError("the key store returned no beacon key")
-        with self._lock:
-            self._keys, self._expires = keys, now + float(self.source.ttl_seconds)
-        return keys
+    def hmac_keys(self, key_id: str | None = None) -> dict[str, Hmac]:
+        """One keyed HMAC-SHA384 per standard beacon name, from the key store, cached for the TTL.
+
+        ``key_id`` is the beacon key id of a multi key store (refused for a single key store)."""
+        if isinstance(self.source, BeaconKeySource):
+            if key_id is not None:
+                raise ConfigurationError("a beacon key id is only given with a MultiKeyBeaconSource")
+            return self._keys.get(self.source.beacon_key_id)
+        if key_id is None:
+            raise ConfigurationError("a MultiKeyBeaconSource needs the beacon key id")
+        return self._keys.get(key_id)
 
     def _key(self, name: str, keys: Mapping[str, Hmac]) -> Hmac:
         """A Shared beacon is computed as if it were the other one (``beacons.md#shared-initialization``)."""
@@ -274,10 +247,13 @@ class SearchInfo:
         text = _parts.construct(self, self.compound[name], item, None)
         return None if text is None else {"S": text}
 
-    def item_beacons(self, item: Mapping[str, AttributeValue]) -> dict[str, AttributeValue]:
+    def item_beacons(
+        self, item: Mapping[str, AttributeValue], key_id: str | None = None
+    ) -> dict[str, AttributeValue]:
         """The encrypted beacons of a plaintext item (``ddb-support.md#getencryptedbeacons``), plus the
-        version tag. PartOnly beacons are not stored; signed beacons were added before encryption."""
-        keys = self.hmac_keys()
+        version tag. PartOnly beacons are not stored; signed beacons were added before encryption.
+        ``key_id``: the beacon key id, with a multi key store."""
+        keys = self.hmac_keys(key_id)
         out: dict[str, AttributeValue] = {}
         for name, beacon in self.standard.items():
             if isinstance(beacon.style, PartOnly):
@@ -304,6 +280,13 @@ class SearchInfo:
         """Before encryption (``ddb-support.md#addsignedbeacons``): refuse reserved names, then add each
         signed beacon the item can build; a value the item already has must equal the built one."""
         _refuse_reserved(item)
+        if self.key_field is not None:
+            value = item.get(self.key_field)
+            if not isinstance(value, Mapping) or not isinstance(value.get("S"), str) or not value["S"]:
+                raise MalformedInputError(
+                    f"the item has no string {self.key_field!r}: with a MultiKeyBeaconSource every item "
+                    "must name its beacon key id (its branch key id) in that attribute"
+                )
         if not self.signed_actions:
             return item
         out = dict(item)
@@ -321,7 +304,16 @@ class SearchInfo:
     def add_beacons(self, item: Mapping[str, AttributeValue], out: dict[str, Any]) -> None:
         """After encryption: refuse reserved names in the plaintext, then add the beacons to ``out``."""
         _refuse_reserved(item)
-        out.update(self.item_beacons(item))
+        key_id = None
+        if self.key_field is not None:
+            # search-config.md#get-beacon-key-after-encrypt: the header's branch key id.
+            key_id = key_id_from_header(out)
+            if item.get(self.key_field) != {"S": key_id}:
+                raise MalformedInputError(
+                    f"the item's {self.key_field!r} is not the branch key id it was encrypted under: "
+                    "queries naming it would not find its beacons"
+                )
+        out.update(self.item_beacons(item, key_id))
 
     @staticmethod
     def strip(item: Mapping[str, Any]) -> dict[str, Any]:

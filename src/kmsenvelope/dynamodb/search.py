@@ -16,6 +16,7 @@ from typing import Any
 from ..primitives.kdf import Hmac
 from ..structured.model import Action
 from . import _parts
+from .beacon_keys import query_key_id
 from .beacons import CompoundBeacon, SearchInfo, StandardBeacon
 from .evaluate import evaluate, item_path
 from .expressions import (
@@ -100,14 +101,19 @@ def plan_read(
     out = dict(request)
     names = request.get("ExpressionAttributeNames")
     values = request.get("ExpressionAttributeValues")
-    rewriter = _Beaconizer(actions, info, names, values)
+    parsed: dict[str, Expression] = {}
     for field in _READ_EXPRESSIONS:
         text = request.get(field)
         if text is None:
             continue
         if not isinstance(text, str):
             raise RequestRefusedError(f"{field} must be a string on an encrypted table")
-        expression = parse_condition(text)
+        parsed[field] = parse_condition(text)
+    key_id = None
+    if info is not None and info.key_field is not None:
+        key_id = query_key_id(info.key_field, info.key_parts, parsed.values(), names, values)
+    rewriter = _Beaconizer(actions, info, names, values, key_id)
+    for field, expression in parsed.items():
         if rewriter.run(expression):
             out[field] = expression.text()
     if not rewriter.any_changed:
@@ -141,8 +147,10 @@ class _Beaconizer:
         info: SearchInfo | None,
         names: Mapping[str, str] | None,
         values: Mapping[str, Any] | None,
+        key_id: str | None = None,
     ) -> None:
         self.actions = actions
+        self.key_id = key_id
         self.info = info
         self.original_names = names
         self.original_values = values or {}
@@ -303,7 +311,13 @@ class _Beaconizer:
     def _hmac_keys(self) -> dict[str, Hmac]:
         if self._keys is None:
             assert self.info is not None
-            self._keys = self.info.hmac_keys()
+            if self.info.key_field is not None and self.key_id is None:
+                # search-config.md#get-beacon-key-for-query: no beacon key id, and a beacon needs one.
+                raise RequestRefusedError(
+                    f"this query needs a beacon key, but does not name one: pin the tenant with "
+                    f"{self.info.key_field} = :value (a MultiKeyBeaconSource is configured)"
+                )
+            self._keys = self.info.hmac_keys(self.key_id)
         return self._keys
 
 

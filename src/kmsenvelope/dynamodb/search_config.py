@@ -1,7 +1,8 @@
 """The search config (``searchable-encryption/search-config.md``) and its validation.
 
 ``TableConfig(beacons=...)`` takes either the flat list of beacons used so far (standard and compound
-beacons, virtual fields, at most one :class:`~kmsenvelope.dynamodb.BeaconKeySource`), or exactly one
+beacons, virtual fields, at most one :class:`~kmsenvelope.dynamodb.BeaconKeySource` or
+:class:`~kmsenvelope.dynamodb.MultiKeyBeaconSource`), or exactly one
 :class:`SearchConfig` / :class:`BeaconVersion`, the shape the specification describes. Versioning is
 not yet supported by the specification: the only version number is 1, and a search config holds
 exactly one beacon version. Validation follows the reference ``ConfigToInfo``: virtual fields, then
@@ -18,7 +19,8 @@ from ..errors import ConfigurationError
 from ..structured.model import Action
 from . import _parts
 from ._parts import Constructor, EncryptedPart, Part, SignedPart
-from .beacons import BeaconKeySource, CompoundBeacon, StandardBeacon, configured
+from .beacon_keys import BeaconKeySource, KeySource, MultiKeyBeaconSource
+from .beacons import CompoundBeacon, StandardBeacon, configured
 from .styles import PartOnly, is_set, shared_with
 from .virtual import VirtualField, terminal_location
 
@@ -29,6 +31,7 @@ __all__ = ["BeaconVersion", "Resolved", "SearchConfig", "resolve"]
 
 Location = list[str | int]
 _SIGNED_ONLY = (Action.SIGN_ONLY, Action.SIGN_AND_INCLUDE_IN_ENCRYPTION_CONTEXT)
+_SOURCES = (BeaconKeySource, MultiKeyBeaconSource)
 
 
 def _version_number(value: object, what: str) -> None:
@@ -52,8 +55,11 @@ class BeaconVersion:
     """One beacon version (``search-config.md#beacon-version-initialization``).
 
     ``signed_parts`` and ``encrypted_parts`` are the global parts list: compound beacon constructors
-    may name them without redefining them. ``key_source`` defaults to the table keyring's key store
-    and branch key (a :class:`~kmsenvelope.HierarchicalKeyring` with a fixed ``branch_key_id``).
+    may name them without redefining them. ``key_source`` is a
+    :class:`~kmsenvelope.dynamodb.BeaconKeySource` (single key store) or a
+    :class:`~kmsenvelope.dynamodb.MultiKeyBeaconSource` (multi key store); it defaults to the table
+    keyring's key store and branch key (a :class:`~kmsenvelope.HierarchicalKeyring` with a fixed
+    ``branch_key_id``).
     """
 
     standard_beacons: Sequence[StandardBeacon]
@@ -62,7 +68,7 @@ class BeaconVersion:
     virtual_fields: Sequence[VirtualField] = ()
     signed_parts: Sequence[SignedPart | tuple[str, str]] = ()
     encrypted_parts: Sequence[EncryptedPart | tuple[str, str]] = ()
-    key_source: BeaconKeySource | None = None
+    key_source: KeySource | None = None
     version: int = 1
 
     def __post_init__(self) -> None:
@@ -80,8 +86,8 @@ class BeaconVersion:
         object.__setattr__(self, "signed_parts", signed)
         object.__setattr__(self, "encrypted_parts", encrypted)
         _parts.check_prefixes((*signed, *encrypted), "the global parts list")
-        if self.key_source is not None and not isinstance(self.key_source, BeaconKeySource):
-            raise ConfigurationError("key_source must be a BeaconKeySource")
+        if self.key_source is not None and not isinstance(self.key_source, _SOURCES):
+            raise ConfigurationError("key_source must be a BeaconKeySource or a MultiKeyBeaconSource")
 
 
 @dataclass(frozen=True)
@@ -110,7 +116,8 @@ class Resolved:
     virtual: dict[str, VirtualField]
     locations: dict[str, Location]
     signed_locations: dict[tuple[str, str], Location]
-    key_source: BeaconKeySource | None
+    key_source: KeySource | None
+    key_parts: dict[str, tuple[str, str]]
 
 
 def beacon_version(beacons: Sequence[Any]) -> BeaconVersion:
@@ -120,15 +127,15 @@ def beacon_version(beacons: Sequence[Any]) -> BeaconVersion:
         if len(beacons) != 1:
             raise ConfigurationError("a SearchConfig or BeaconVersion must be the only entry of beacons")
         return shaped[0].versions[0] if isinstance(shaped[0], SearchConfig) else shaped[0]
-    kinds = (StandardBeacon, CompoundBeacon, VirtualField, BeaconKeySource)
+    kinds = (StandardBeacon, CompoundBeacon, VirtualField, *_SOURCES)
     if not all(isinstance(b, kinds) for b in beacons):
         raise ConfigurationError(
-            "beacons must be StandardBeacon, CompoundBeacon, VirtualField or BeaconKeySource objects, "
-            "or one SearchConfig or BeaconVersion"
+            "beacons must be StandardBeacon, CompoundBeacon, VirtualField, BeaconKeySource or "
+            "MultiKeyBeaconSource objects, or one SearchConfig or BeaconVersion"
         )
-    sources = [b for b in beacons if isinstance(b, BeaconKeySource)]
+    sources = [b for b in beacons if isinstance(b, _SOURCES)]
     if len(sources) > 1:
-        raise ConfigurationError("give at most one BeaconKeySource")
+        raise ConfigurationError("give at most one BeaconKeySource or MultiKeyBeaconSource")
     return BeaconVersion(
         [b for b in beacons if isinstance(b, StandardBeacon)],
         compound_beacons=[b for b in beacons if isinstance(b, CompoundBeacon)],
@@ -140,8 +147,10 @@ def beacon_version(beacons: Sequence[Any]) -> BeaconVersion:
 def resolve(config: TableConfig, beacons: Sequence[Any]) -> Resolved:
     """Validate ``beacons`` against the table's actions."""
     version = beacon_version(beacons)
-    out = Resolved({}, {}, {}, {}, {}, version.key_source)
+    out = Resolved({}, {}, {}, {}, {}, version.key_source, {})
     _Resolver(config, out).run(version)
+    if isinstance(version.key_source, MultiKeyBeaconSource):
+        _Resolver(config, out).key_field(version.key_source.key_field_name)
     return out
 
 
@@ -269,6 +278,32 @@ class _Resolver:
         if configured(self.config, name):
             raise ConfigurationError(f"{owner} has the name of a configured attribute")
         out.compound[name] = resolved
+
+    def key_field(self, name: str) -> None:
+        """The multi key store's beacon key field (``search-config.md#beacon-version-initialization``):
+        not a beacon or virtual field, not ENCRYPT_AND_SIGN. Stricter than the reference, it must be
+        stored and signed, so that ``name = :id`` in a query can match the items."""
+        out = self.out
+        if name in out.standard or name in out.compound:
+            raise ConfigurationError(f"beacon key field {name!r} has the name of a beacon")
+        if name in out.virtual:
+            raise ConfigurationError(f"beacon key field {name!r} has the name of a virtual field")
+        action = self.actions.get(name)
+        if action is Action.ENCRYPT_AND_SIGN:
+            raise ConfigurationError(f"beacon key field {name!r} cannot be ENCRYPT_AND_SIGN")
+        if action not in _SIGNED_ONLY:
+            raise ConfigurationError(
+                f"beacon key field {name!r} must be configured SIGN_ONLY or "
+                "SIGN_AND_INCLUDE_IN_ENCRYPTION_CONTEXT"
+            )
+        for compound in out.compound.values():
+            parts = [
+                p
+                for p in compound.signed_parts
+                if isinstance(p, SignedPart) and out.signed_locations[compound.name, p.name][0] == name
+            ]
+            if len(parts) == 1:
+                out.key_parts[compound.name] = (compound.split, parts[0].prefix)
 
     def styles(self) -> None:
         """PartOnly beacons must be used; Shared ones must name an unshared standard beacon of the
