@@ -44,6 +44,10 @@ _EXPORTS: dict[str, str] = {
     "MultiKeyBeaconSource": ".beacon_keys",
     "BeaconVersion": ".search_config",
     "SearchConfig": ".search_config",
+    "PartitionSelector": ".partitions",
+    "RandomPartitionSelector": ".partitions",
+    "get_number_of_queries": ".partitions",
+    "partition_queries": ".partitions",
     "PartOnly": ".styles",
     "Shared": ".styles",
     "AsSet": ".styles",
@@ -81,6 +85,10 @@ if TYPE_CHECKING:
     from .config import TableConfig as TableConfig
     from .encryptor import ItemEncryptor as ItemEncryptor
     from .numbers import normalize_number as normalize_number
+    from .partitions import PartitionSelector as PartitionSelector
+    from .partitions import RandomPartitionSelector as RandomPartitionSelector
+    from .partitions import get_number_of_queries as get_number_of_queries
+    from .partitions import partition_queries as partition_queries
     from .policy import RequestRefusedError as RequestRefusedError
     from .resource import EncryptedResource as EncryptedResource
     from .search_config import BeaconVersion as BeaconVersion

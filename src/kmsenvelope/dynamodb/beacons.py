@@ -7,7 +7,9 @@ comes from a branch key store's ``get_beacon_key``. The value kept is the rightm
 the first 8 HMAC bytes, as ``ceil(length / 4)`` lowercase hex digits. A :mod:`style <.styles>` may
 make it part-only, key it like another beacon, or make it a set. A compound beacon joins prefixed
 parts with a split character: signed parts in plaintext, encrypted parts as
-``prefix || hash(UTF-8 of the part's string value)`` under their standard beacon's key.
+``prefix || hash(UTF-8 of the part's string value)`` under their standard beacon's key. With
+:mod:`partitions <.partitions>`, the hashed bytes of a beacon in partition ``p % n`` end with that
+one byte (none for 0).
 
 Beacons are written next to the encrypted item as ``aws_dbe_b_<name>`` (plus the version tag
 ``aws_dbe_v_1``); these attributes are outside the signature. A compound beacon with only signed
@@ -31,6 +33,7 @@ from ._parts import Constructor, ConstructorPart, EncryptedPart, Part, SignedPar
 from .attributes import serialize
 from .beacon_keys import BeaconKeys, BeaconKeySource, KeySource, MultiKeyBeaconSource, key_id_from_header
 from .evaluate import item_path
+from .partitions import PartitionKeys, check_count
 from .styles import BeaconStyle, PartOnly, check_style, is_set, shared_with
 from .virtual import VirtualField, is_code_unit, terminal_location
 
@@ -65,13 +68,15 @@ class StandardBeacon:
 
     ``location`` is the terminal location (default: ``name``), e.g. ``"address.zip"``, or the name of
     a :class:`~kmsenvelope.dynamodb.VirtualField`; ``style`` is one of
-    :class:`~kmsenvelope.dynamodb.PartOnly`, ``Shared(other)``, ``AsSet()`` or ``SharedSet(other)``.
+    :class:`~kmsenvelope.dynamodb.PartOnly`, ``Shared(other)``, ``AsSet()`` or ``SharedSet(other)``;
+    ``number_of_partitions`` constrains it to fewer partitions than the beacon version's maximum.
     """
 
     name: str
     length: int
     location: str | None = None
     style: BeaconStyle | None = None
+    number_of_partitions: int | None = None
 
     def __post_init__(self) -> None:
         _check_beacon_name(self.name)
@@ -79,6 +84,8 @@ class StandardBeacon:
             raise ConfigurationError(f"beacon {self.name!r}: length must be an int from 1 to 63 bits")
         terminal_location(self.location if self.location is not None else self.name, self.name)
         check_style(self.style, self.name)
+        if self.number_of_partitions is not None:
+            check_count(self.number_of_partitions, f"beacon {self.name!r}: number_of_partitions")
 
 
 @dataclass(frozen=True)
@@ -149,6 +156,8 @@ class SearchInfo:
         self.key_field: str | None = multi.key_field_name if multi is not None else None
         """The multi key store's beacon key field (``search-config.md#beacon-key-field-name``)."""
         self.key_parts: dict[str, tuple[str, str]] = resolved.key_parts
+        self.partitions = resolved.partitions
+        self._table = config.logical_table_name
         """Compound beacon name -> (split, prefix) of its signed part over the beacon key field."""
         self.signed_actions: dict[str, Action] = {
             name: Action.SIGN_ONLY for name, beacon in self.compound.items() if beacon.is_signed
@@ -176,6 +185,13 @@ class SearchInfo:
         """A Shared beacon is computed as if it were the other one (``beacons.md#shared-initialization``)."""
         return keys[shared_with(self.standard[name].style) or name]
 
+    def _suffix(self, name: str, keys: Mapping[str, Hmac]) -> bytes:
+        """The partition byte (``beacons.md#partition-beacon-encoding``); none outside a partition."""
+        if not isinstance(keys, PartitionKeys):
+            return b""
+        keys.used.add(name)
+        return self.partitions.suffix(name, keys.partition)
+
     # -- names -----------------------------------------------------------------------------------
 
     def beacon(self, name: str) -> Beacon | None:
@@ -201,7 +217,8 @@ class SearchInfo:
 
     def standard_value(self, name: str, value: AttributeValue, keys: Mapping[str, Hmac]) -> str:
         """The standard beacon of an attribute value (its serialized bytes, hashed)."""
-        return basic_hash(self._key(name, keys), serialize(value).value, self.standard[name].length)
+        data = serialize(value).value + self._suffix(name, keys)
+        return basic_hash(self._key(name, keys), data, self.standard[name].length)
 
     def query_value(
         self, name: str, value: AttributeValue, keys: Mapping[str, Hmac], for_contains: bool
@@ -228,7 +245,8 @@ class SearchInfo:
 
     def string_hash(self, name: str, text: str, keys: Mapping[str, Hmac]) -> str:
         """The standard beacon ``name`` of a string (compound beacons' encrypted parts)."""
-        return basic_hash(self._key(name, keys), text.encode("utf-8"), self.standard[name].length)
+        data = text.encode("utf-8") + self._suffix(name, keys)
+        return basic_hash(self._key(name, keys), data, self.standard[name].length)
 
     def part_string(
         self, beacon: CompoundBeacon, part: Part, item: Mapping[str, AttributeValue]
@@ -248,12 +266,12 @@ class SearchInfo:
         return None if text is None else {"S": text}
 
     def item_beacons(
-        self, item: Mapping[str, AttributeValue], key_id: str | None = None
+        self, item: Mapping[str, AttributeValue], key_id: str | None = None, partition: int = 0
     ) -> dict[str, AttributeValue]:
         """The encrypted beacons of a plaintext item (``ddb-support.md#getencryptedbeacons``), plus the
         version tag. PartOnly beacons are not stored; signed beacons were added before encryption.
-        ``key_id``: the beacon key id, with a multi key store."""
-        keys = self.hmac_keys(key_id)
+        ``key_id``: the beacon key id, with a multi key store; ``partition``: the item's partition."""
+        keys = PartitionKeys(self.hmac_keys(key_id), partition)
         out: dict[str, AttributeValue] = {}
         for name, beacon in self.standard.items():
             if isinstance(beacon.style, PartOnly):
@@ -313,7 +331,8 @@ class SearchInfo:
                     f"the item's {self.key_field!r} is not the branch key id it was encrypted under: "
                     "queries naming it would not find its beacons"
                 )
-        out.update(self.item_beacons(item, key_id))
+        partition = self.partitions.select(item, self._table)  # search-config.md#partition-selector
+        out.update(self.item_beacons(item, key_id, partition))
 
     @staticmethod
     def strip(item: Mapping[str, Any]) -> dict[str, Any]:

@@ -6,6 +6,9 @@ their beacon values (under fresh placeholders, so a value used elsewhere keeps i
 An encrypted attribute without a beacon cannot be searched and is refused. After the call, when a
 beacon was used, the original expressions are evaluated on the decrypted items to drop the false
 positives that truncated hashes produce, and ``Count`` is corrected.
+
+With :mod:`.partitions`, a Query's key condition is beaconized in the partition it names, and its
+filter ``OR``-s its beaconizations in every item partition that query covers; a Scan's, in all.
 """
 
 from __future__ import annotations
@@ -36,10 +39,11 @@ from .expressions import (
     path_elements,
     placeholders,
 )
+from .partitions import CountingKeys, PartitionKeys, check_query_partition, or_partitions, take_partition
 from .policy import RequestRefusedError
 from .styles import PartOnly, is_set
 
-__all__ = ["ReadFilter", "plan_read"]
+__all__ = ["ReadFilter", "key_condition_beacons", "plan_read"]
 
 _READ_EXPRESSIONS = ("KeyConditionExpression", "FilterExpression")
 _EQUALITY = ("=", "<>", "IN")
@@ -98,6 +102,7 @@ def plan_read(
     actions: Mapping[str, Action], info: SearchInfo | None, request: Mapping[str, Any]
 ) -> tuple[dict[str, Any], ReadFilter | None]:
     """The request to send and, when beacons were used, the filter for the decrypted results."""
+    request, partition = take_partition(request, info.partitions.maximum if info is not None else 1)
     out = dict(request)
     names = request.get("ExpressionAttributeNames")
     values = request.get("ExpressionAttributeValues")
@@ -113,9 +118,18 @@ def plan_read(
     if info is not None and info.key_field is not None:
         key_id = query_key_id(info.key_field, info.key_parts, parsed.values(), names, values)
     rewriter = _Beaconizer(actions, info, names, values, key_id)
-    for field, expression in parsed.items():
-        if rewriter.run(expression):
-            out[field] = expression.text()
+    rewriter.partition = partition or 0
+    key = parsed.get("KeyConditionExpression")
+    if key is not None and rewriter.run(key):
+        out["KeyConditionExpression"] = key.text()
+    queries = info.partitions.queries(rewriter.used()) if info is not None else 1
+    check_query_partition(partition, queries)
+    if "FilterExpression" in parsed:
+        assert isinstance(request["FilterExpression"], str)
+        spread = info.partitions.item_partitions(rewriter.partition, queries) if info else [0]
+        text = _filter_for(rewriter, request["FilterExpression"], spread)
+        if text is not None:
+            out["FilterExpression"] = text
     if not rewriter.any_changed:
         return out, None
     if request.get("Select") == "COUNT":
@@ -140,6 +154,35 @@ def plan_read(
     return out, ReadFilter(info, checks, names, values)
 
 
+def _filter_for(rewriter: _Beaconizer, text: str, spread: list[int]) -> str | None:
+    """The filter beaconized in each item partition of ``spread``, ``OR``-ed (``None``: no beacon)."""
+
+    def beaconize(number: int) -> str | None:
+        rewriter.partition = number
+        expression = parse_condition(text)
+        return expression.text() if rewriter.run(expression) else None
+
+    def resolve(alias: str) -> Any:
+        return (rewriter.names if alias[0] == "#" else rewriter.values)[alias]
+
+    return or_partitions(beaconize, spread, resolve)
+
+
+def key_condition_beacons(
+    actions: Mapping[str, Action], info: SearchInfo, query: Mapping[str, Any]
+) -> set[str]:
+    """The standard beacons a Query's KeyConditionExpression hashes (as parts of compound beacons
+    too), found with throwaway keys."""
+    text = query.get("KeyConditionExpression")
+    if not isinstance(text, str):
+        return set()
+    names, values = query.get("ExpressionAttributeNames"), query.get("ExpressionAttributeValues")
+    rewriter = _Beaconizer(actions, info, names, values)
+    rewriter.base = CountingKeys(set(info.standard))
+    rewriter.run(parse_condition(text))
+    return rewriter.used()
+
+
 class _Beaconizer:
     def __init__(
         self,
@@ -158,8 +201,14 @@ class _Beaconizer:
         self.values: dict[str, Any] = dict(values or {})
         self.changed = False
         self.any_changed = False
-        self._keys: dict[str, Hmac] | None = None
+        self.base: dict[str, Hmac] | None = None
+        self.partition = 0
+        self._keys: dict[int, PartitionKeys] = {}
         self._counter = 0
+
+    def used(self) -> set[str]:
+        """The standard beacons hashed so far."""
+        return set().union(*(keys.used for keys in self._keys.values()))
 
     def run(self, expression: Expression) -> bool:
         """Rewrite ``expression`` in place; whether it now uses a beacon."""
@@ -309,7 +358,7 @@ class _Beaconizer:
         return isinstance(name, str) and self.actions.get(name) is Action.ENCRYPT_AND_SIGN
 
     def _hmac_keys(self) -> dict[str, Hmac]:
-        if self._keys is None:
+        if self.base is None:
             assert self.info is not None
             if self.info.key_field is not None and self.key_id is None:
                 # search-config.md#get-beacon-key-for-query: no beacon key id, and a beacon needs one.
@@ -317,8 +366,11 @@ class _Beaconizer:
                     f"this query needs a beacon key, but does not name one: pin the tenant with "
                     f"{self.info.key_field} = :value (a MultiKeyBeaconSource is configured)"
                 )
-            self._keys = self.info.hmac_keys(self.key_id)
-        return self._keys
+            self.base = self.info.hmac_keys(self.key_id)
+        keys = self._keys.get(self.partition)
+        if keys is None:
+            keys = self._keys[self.partition] = PartitionKeys(self.base, self.partition)
+        return keys
 
 
 def _refuse_part_only(beacon: StandardBeacon | CompoundBeacon) -> None:

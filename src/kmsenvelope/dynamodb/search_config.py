@@ -21,6 +21,7 @@ from . import _parts
 from ._parts import Constructor, EncryptedPart, Part, SignedPart
 from .beacon_keys import BeaconKeySource, KeySource, MultiKeyBeaconSource
 from .beacons import CompoundBeacon, StandardBeacon, configured
+from .partitions import Partitions, PartitionSelector, RandomPartitionSelector, check_count
 from .styles import PartOnly, is_set, shared_with
 from .virtual import VirtualField, terminal_location
 
@@ -60,6 +61,11 @@ class BeaconVersion:
     :class:`~kmsenvelope.dynamodb.MultiKeyBeaconSource` (multi key store); it defaults to the table
     keyring's key store and branch key (a :class:`~kmsenvelope.HierarchicalKeyring` with a fixed
     ``branch_key_id``).
+
+    Beacon partitions (``search-config.md#beacon-partitions``): ``maximum_number_of_partitions``
+    (default 1: none), ``default_number_of_partitions`` for standard beacons without their own
+    ``number_of_partitions`` (default: the maximum; must be below it), and the
+    :class:`~kmsenvelope.dynamodb.PartitionSelector` that assigns items (default: random).
     """
 
     standard_beacons: Sequence[StandardBeacon]
@@ -69,6 +75,9 @@ class BeaconVersion:
     signed_parts: Sequence[SignedPart | tuple[str, str]] = ()
     encrypted_parts: Sequence[EncryptedPart | tuple[str, str]] = ()
     key_source: KeySource | None = None
+    maximum_number_of_partitions: int | None = None
+    default_number_of_partitions: int | None = None
+    partition_selector: PartitionSelector | None = None
     version: int = 1
 
     def __post_init__(self) -> None:
@@ -88,6 +97,37 @@ class BeaconVersion:
         _parts.check_prefixes((*signed, *encrypted), "the global parts list")
         if self.key_source is not None and not isinstance(self.key_source, _SOURCES):
             raise ConfigurationError("key_source must be a BeaconKeySource or a MultiKeyBeaconSource")
+        self._check_partitions()
+
+    def _check_partitions(self) -> None:
+        maximum = self.maximum_number_of_partitions
+        default = self.default_number_of_partitions
+        if maximum is not None:
+            check_count(maximum, "maximum_number_of_partitions")
+        if default is not None:
+            check_count(default, "default_number_of_partitions")
+            if maximum is None or default >= maximum:
+                raise ConfigurationError(
+                    "default_number_of_partitions needs a maximum_number_of_partitions above it "
+                    "(search-config.md#beacon-version-initialization)"
+                )
+        for beacon in self.standard_beacons:
+            count = beacon.number_of_partitions
+            if count is not None and count >= (maximum or 1):
+                raise ConfigurationError(
+                    f"beacon {beacon.name!r}: number_of_partitions ({count}) must be below "
+                    f"maximum_number_of_partitions ({maximum or 1}) (beacons.md#standard-beacon)"
+                )
+        selector = self.partition_selector
+        if selector is not None and not isinstance(selector, PartitionSelector):
+            raise ConfigurationError("partition_selector must have a get_partition_number method")
+
+    def partitions(self) -> Partitions:
+        """Each standard beacon's partition count, the maximum and the selector."""
+        maximum = self.maximum_number_of_partitions or 1
+        default = self.default_number_of_partitions or maximum
+        counts = {b.name: b.number_of_partitions or default for b in self.standard_beacons}
+        return Partitions(maximum, counts, self.partition_selector or RandomPartitionSelector())
 
 
 @dataclass(frozen=True)
@@ -118,6 +158,7 @@ class Resolved:
     signed_locations: dict[tuple[str, str], Location]
     key_source: KeySource | None
     key_parts: dict[str, tuple[str, str]]
+    partitions: Partitions
 
 
 def beacon_version(beacons: Sequence[Any]) -> BeaconVersion:
@@ -147,7 +188,7 @@ def beacon_version(beacons: Sequence[Any]) -> BeaconVersion:
 def resolve(config: TableConfig, beacons: Sequence[Any]) -> Resolved:
     """Validate ``beacons`` against the table's actions."""
     version = beacon_version(beacons)
-    out = Resolved({}, {}, {}, {}, {}, version.key_source, {})
+    out = Resolved({}, {}, {}, {}, {}, version.key_source, {}, version.partitions())
     _Resolver(config, out).run(version)
     if isinstance(version.key_source, MultiKeyBeaconSource):
         _Resolver(config, out).key_field(version.key_source.key_field_name)
@@ -326,6 +367,10 @@ class _Resolver:
             if shared_with(target.style) is not None:
                 raise ConfigurationError(
                     f"beacon {name!r} is shared with {other!r}, which is itself shared: no share chains"
+                )
+            if out.partitions.counts[other] != out.partitions.counts[name]:
+                raise ConfigurationError(
+                    f"beacon {name!r} is shared with {other!r}, which has another number of partitions"
                 )
             if target.length != beacon.length:
                 raise ConfigurationError(
