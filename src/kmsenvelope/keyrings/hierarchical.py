@@ -242,7 +242,9 @@ class HierarchicalKeyring:
             data_key, signing_key = self.open_record_key(suite, materials.encryption_context, edks)
             return materials.with_data_key(data_key, symmetric_signing_key=signing_key)
 
-        def recover(edk: EncryptedDataKey, open_inner: Callable[[bytes], bytes]) -> DecryptionMaterials:
+        def recover(
+            edk: EncryptedDataKey, open_inner: Callable[[bytes], bytes], _: bytes
+        ) -> DecryptionMaterials:
             return wrapping.unwrap_edk(materials, edk, lambda inner, _: open_inner(inner.ciphertext))
 
         return self._first_edk(materials.encryption_context, edks, recover)
@@ -256,25 +258,28 @@ class HierarchicalKeyring:
         """
         sealed_length = wrapping.sealed_length(suite)
 
-        def recover(edk: EncryptedDataKey, open_inner: Callable[[bytes], bytes]) -> tuple[bytes, bytes]:
+        def recover(
+            edk: EncryptedDataKey, open_inner: Callable[[bytes], bytes], aad: bytes
+        ) -> tuple[bytes, bytes]:
             ciphertext = edk.ciphertext
             if len(ciphertext) <= sealed_length:
                 raise MalformedInputError("intermediate-wrapped EDK ciphertext is too short")
             intermediate = open_inner(ciphertext[sealed_length:])
             return wrapping.intermediate_open(suite, intermediate, ciphertext[:sealed_length], aad)
 
-        aad = wrapping.encryption_context_aad(context)
         return self._first_edk(context, edks, recover)
 
     def _first_edk(
         self,
         context: Mapping[str, str],
         edks: Sequence[EncryptedDataKey],
-        recover: Callable[[EncryptedDataKey, Callable[[bytes], bytes]], _T],
+        recover: Callable[[EncryptedDataKey, Callable[[bytes], bytes], bytes], _T],
     ) -> _T:
-        """``recover(edk, open_inner)`` for the first of our EDKs where it succeeds; ``open_inner`` opens
-        the branch-key-wrapped part of an EDK ciphertext. Branch keys fetched for it are cached only
-        once an EDK has opened."""
+        """``recover(edk, open_inner, aad)`` for the first of our EDKs where it succeeds.
+
+        ``open_inner`` opens the branch-key-wrapped part of an EDK ciphertext and ``aad`` is the serialized
+        context. Branch keys fetched for it are cached only once an EDK has opened.
+        """
         branch_key_id = self._resolve_id(context)
         id_bytes = branch_key_id.encode("utf-8")
         aad = wrapping.encryption_context_aad(context)
@@ -291,7 +296,7 @@ class HierarchicalKeyring:
                 return self._branch_for(branch_key_id, ciphertext, used).open(ciphertext, aad)
 
             try:
-                result = recover(edk, open_inner)
+                result = recover(edk, open_inner, aad)
             except KmsEnvelopeError as exc:
                 failures.append(EdkFailure(edk.provider_id, _describe_info(edk), _reason(exc)))
                 continue

@@ -217,7 +217,7 @@ def _legend_plan(layout: DecryptLayout, legend: bytes) -> _Plan:
 
 def _check_materials(
     materials: DecryptionMaterials, header: Header, context: Mapping[str, str], required: frozenset[str]
-) -> DbeSuite:
+) -> None:
     suite = materials.suite
     if not isinstance(suite, DbeSuite) or suite is not header.suite:
         raise PolicyError("the materials manager changed the record's algorithm suite")
@@ -235,4 +235,3 @@ def _check_materials(
                 )
     if not required <= final.keys():
         raise PolicyError("required encryption context keys are missing from the decryption materials")
-    return suite
