@@ -62,6 +62,10 @@ _EXPORTS: dict[str, str] = {
     "GetSubstring": ".virtual",
     "GetSegment": ".virtual",
     "GetSegments": ".virtual",
+    "PlaintextPolicy": ".legacy",
+    "LegacyPolicy": ".legacy",
+    "LegacyConfig": ".legacy",
+    "ItemFormat": ".legacy",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -84,6 +88,10 @@ if TYPE_CHECKING:
     from .config import SIGNING_SUITE as SIGNING_SUITE
     from .config import TableConfig as TableConfig
     from .encryptor import ItemEncryptor as ItemEncryptor
+    from .legacy import ItemFormat as ItemFormat
+    from .legacy import LegacyConfig as LegacyConfig
+    from .legacy import LegacyPolicy as LegacyPolicy
+    from .legacy import PlaintextPolicy as PlaintextPolicy
     from .numbers import normalize_number as normalize_number
     from .partitions import PartitionSelector as PartitionSelector
     from .partitions import RandomPartitionSelector as RandomPartitionSelector

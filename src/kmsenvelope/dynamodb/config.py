@@ -17,6 +17,7 @@ from ..errors import ConfigurationError
 from ..materials.protocols import Keyring, MaterialsManager
 from ..structured.model import RESERVED_PREFIX, Action
 from ..suites import DbeSuite
+from .legacy import LegacyConfig, PlaintextPolicy, check_table
 
 __all__ = ["DEFAULT_SUITE", "SIGNING_SUITE", "TableConfig"]
 
@@ -36,6 +37,9 @@ class TableConfig:
     ``actions`` maps attribute names to :class:`~kmsenvelope.structured.Action` (or its name);
     ``keyring`` is a keyring or a materials manager; ``allowed_unsigned`` and
     ``allowed_unsigned_prefix`` name the attributes that may be neither encrypted nor signed.
+    ``legacy`` (a :class:`~kmsenvelope.dynamodb.LegacyConfig`) or ``plaintext_policy`` (a
+    :class:`~kmsenvelope.dynamodb.PlaintextPolicy`) let the table hold items of the legacy DynamoDB
+    Encryption Client or plaintext items while it migrates (``docs/migration.md``); not both at once.
     """
 
     logical_table_name: str
@@ -48,6 +52,8 @@ class TableConfig:
     allowed_unsigned_prefix: str | None = None
     suite: DbeSuite | None = None
     beacons: Sequence[Any] = ()
+    legacy: LegacyConfig | None = None
+    plaintext_policy: PlaintextPolicy | None = None
     _unsigned: frozenset[str] = field(init=False, repr=False, compare=False)
     _search: Any = field(init=False, repr=False, compare=False, default=None)
 
@@ -71,6 +77,8 @@ class TableConfig:
             raise ConfigurationError("allowed_unsigned_prefix must be a string")
         if isinstance(self.beacons, str) or not isinstance(self.beacons, Sequence):
             raise ConfigurationError("beacons must be a sequence (see kmsenvelope.dynamodb.beacons)")
+        keys = (self.partition_key,) if self.sort_key is None else (self.partition_key, self.sort_key)
+        object.__setattr__(self, "plaintext_policy", check_table(self.legacy, self.plaintext_policy, keys))
         object.__setattr__(self, "_unsigned", unsigned)
         object.__setattr__(self, "allowed_unsigned", tuple(sorted(unsigned)))
         object.__setattr__(self, "beacons", tuple(self.beacons))

@@ -25,6 +25,8 @@ from ..structured.layout import DecryptLayout, EncryptLayout, decrypt_layout, en
 from ..structured.model import FOOTER_FIELD, HEADER_FIELD, RESERVED_PREFIX, Action, ParsedHeader, Terminal
 from .attributes import deserialize, serialize
 from .config import TableConfig
+from .formats import FormatRouter
+from .legacy import ItemFormat
 
 __all__ = ["MAX_ATTRIBUTES", "ItemEncryptor"]
 
@@ -87,19 +89,35 @@ class ItemEncryptor:
         self._v1_required = self._v2_required | {ATTR_PREFIX + key for key in self._keys}
         # Version 1 contexts are never extended later, so they are built frozen and pre-serialized.
         self._v1_template = ContextTemplate(fixed, [ATTR_PREFIX + key for key in self._keys])
+        # Legacy config and plaintext policy (kmsenvelope.dynamodb.formats): which path each item takes.
+        self._formats = FormatRouter(config, self._decrypt_new, self._encrypt_new)
 
     @property
     def config(self) -> TableConfig:
         return self._config
 
     def encrypt_item(self, item: Item) -> dict[str, Any]:
-        """The encrypted form of ``item``, with its ``aws_dbe_head`` and ``aws_dbe_foot`` attributes."""
-        return self._encrypt(item)[0]
+        """The encrypted form of ``item``, with its ``aws_dbe_head`` and ``aws_dbe_foot`` attributes.
+
+        Under ``LegacyPolicy.FORCE_LEGACY_ENCRYPT_ALLOW_LEGACY_DECRYPT`` the legacy library's format
+        instead; under ``PlaintextPolicy.FORCE_PLAINTEXT_WRITE_ALLOW_PLAINTEXT_READ`` the item itself.
+        """
+        return self._formats.encrypt(item)
 
     def encrypt_item_with_header(self, item: Item) -> tuple[dict[str, Any], ParsedHeader]:
-        """Like :meth:`encrypt_item`, also returning what was written into the header."""
+        """Like :meth:`encrypt_item`, also returning what was written into the header.
+
+        Refused when the table's policy writes legacy or plaintext items (they have no header).
+        """
+        self._require_new_writes()
         out, sealed = self._encrypt(item)
         return out, sealed.written.parsed()
+
+    def _encrypt_new(self, item: Item) -> dict[str, Any]:
+        return self._encrypt(item)[0]
+
+    def _decrypt_new(self, item: Item) -> dict[str, Any]:
+        return self._decrypt(item)[0]
 
     def _encrypt(self, item: Item) -> tuple[dict[str, Any], SealedRecord]:
         if self._search is not None:
@@ -118,13 +136,37 @@ class ItemEncryptor:
         return out, sealed
 
     def decrypt_item(self, item: Item) -> dict[str, Any]:
-        """The plaintext item; raises unless every signed attribute authenticates."""
-        return self._decrypt(item)[0]
+        """The plaintext item; raises unless every signed attribute authenticates.
+
+        With a legacy config or plaintext policy, legacy items are decrypted (and verified) by the legacy
+        library and plaintext items passed through, as the policy allows; :meth:`decrypt_item_with_format`
+        also says which happened.
+        """
+        return self._formats.decrypt(item)[0]
+
+    def decrypt_item_with_format(self, item: Item) -> tuple[dict[str, Any], ItemFormat]:
+        """Like :meth:`decrypt_item`, also returning the :class:`~kmsenvelope.dynamodb.ItemFormat` read:
+        ``NEW`` and ``LEGACY`` items were verified, ``PLAINTEXT`` ones were passed through unauthenticated.
+        """
+        return self._formats.decrypt(item)
 
     def decrypt_item_with_header(self, item: Item) -> tuple[dict[str, Any], ParsedHeader]:
-        """Like :meth:`decrypt_item`, also returning the verified header (actions, suite, EDKs, context)."""
+        """Like :meth:`decrypt_item`, also returning the verified header (actions, suite, EDKs, context).
+
+        Only new-format items have a header: legacy and plaintext items are refused here.
+        """
+        if self._formats.detect(item) is not ItemFormat.NEW:
+            raise MalformedInputError(
+                "the item is a legacy or plaintext item: it has no header (use decrypt_item_with_format)"
+            )
         out, result = self._decrypt(item)
         return out, result.header
+
+    def _require_new_writes(self) -> None:
+        config = self._config
+        legacy = config.legacy is not None and config.legacy.policy.forces_encrypt
+        if legacy or (config.plaintext_policy is not None and config.plaintext_policy.forces_write):
+            raise PolicyError("this table's policy writes legacy or plaintext items, which have no header")
 
     def _decrypt(self, item: Item) -> tuple[dict[str, Any], DecryptedRecord]:
         names, layout = self._decrypt_plan(item)

@@ -14,6 +14,7 @@ from ..errors import ConfigurationError
 from ..structured.model import FOOTER_FIELD, HEADER_FIELD, Action
 from .config import TableConfig
 from .encryptor import ItemEncryptor
+from .formats import fetch_whole_items, read_needs
 from .policy import (
     RequestRefusedError,
     check_condition,
@@ -74,7 +75,9 @@ class TableOperations:
         self.keys = tuple(k for k in (config.partition_key, config.sort_key) if k is not None)
         # What a projected read must fetch for the item to decrypt: header, footer, signed attributes.
         signed = (n for n, a in config.actions.items() if a is not Action.DO_NOTHING)
-        self._decrypt_needs = (HEADER_FIELD, FOOTER_FIELD, *signed)
+        self._decrypt_needs = (HEADER_FIELD, FOOTER_FIELD, *signed, *read_needs(config))
+        # Legacy items only verify whole: projected reads fetch everything and project afterwards.
+        self._whole_items = config.legacy is not None and config.legacy.policy.allows_decrypt
 
     # -- items -----------------------------------------------------------------------------------
 
@@ -126,7 +129,8 @@ class TableOperations:
     def before_get(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], Projection | None]:
         """GetItem, BatchGetItem and TransactGetItems entries: a projection widened for decryption."""
         check_legacy(self.name, params)
-        return plan_projection(params, self._decrypt_needs)
+        request, projection = plan_projection(params, self._decrypt_needs)
+        return (fetch_whole_items(request) if self._whole_items else request), projection
 
     def before_read(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], ReadPlan]:
         """Query and Scan: legacy parameters refused, beacons substituted, projection widened."""
@@ -137,6 +141,8 @@ class TableOperations:
             info = self.config._search
             needs += [n for n in flt.attributes() if n in self.config.actions or info.beacon(n) is None]
         request, projection = plan_projection(request, needs)
+        if self._whole_items:
+            request = fetch_whole_items(request)
         return request, ReadPlan(flt, projection)
 
     # -- responses -------------------------------------------------------------------------------
