@@ -55,7 +55,9 @@ class FormatRouter:
         self._legacy = config.legacy
         policy = config.plaintext_policy
         self._plaintext = policy or PlaintextPolicy.FORBID_PLAINTEXT_WRITE_FORBID_PLAINTEXT_READ
-        self._plaintext_name = self._plaintext.name if policy is not None else f"{self._plaintext.name} (the default)"
+        self._plaintext_name = (
+            self._plaintext.name if policy is not None else f"{self._plaintext.name} (the default)"
+        )
         self._decrypt_new = decrypt_new
         self._encrypt_new = encrypt_new
         self._codec: LegacyCodec | None = None
@@ -129,7 +131,9 @@ class FormatRouter:
             self._check_keys(item)
             for name in item:
                 if name.startswith(RESERVED_PREFIX):
-                    raise MalformedInputError(f"attribute {name!r} is reserved: a plaintext item cannot carry it")
+                    raise MalformedInputError(
+                        f"attribute {name!r} is reserved: a plaintext item cannot carry it"
+                    )
             self._refuse_legacy_names(item, _LEGACY_DEFAULTS)
             return dict(item)
         return self._encrypt_new(item)
@@ -209,7 +213,9 @@ class LegacyCodec:
         self._renames = tuple(
             (custom, default)
             for custom, default in zip(
-                (legacy.material_description_attribute, legacy.signature_attribute), _LEGACY_DEFAULTS, strict=True
+                (legacy.material_description_attribute, legacy.signature_attribute),
+                _LEGACY_DEFAULTS,
+                strict=True,
             )
             if custom != default
         )
@@ -220,7 +226,9 @@ class LegacyCodec:
         stored = dict(item)  # the library pops its attributes off the dict it is given
         for custom, default in self._renames:
             if default in stored:
-                raise FormatRefusedError(f"{where} carries {default!r} besides its legacy attribute {custom!r}")
+                raise FormatRefusedError(
+                    f"{where} carries {default!r} besides its legacy attribute {custom!r}"
+                )
             stored[default] = stored.pop(custom)
         try:
             return dict(self._decrypt(stored, self._crypto.with_item(stored)))

@@ -236,11 +236,12 @@ def check_table(legacy: object, plaintext_policy: object, keys: tuple[str, ...])
             raise ConfigurationError("legacy must be a LegacyConfig")
         for key in keys:
             if legacy.actions.get(key) is Action.ENCRYPT_AND_SIGN:
-                raise ConfigurationError(f"legacy actions: the key attribute {key!r} cannot be ENCRYPT_AND_SIGN")
+                raise ConfigurationError(
+                    f"legacy actions: the key attribute {key!r} cannot be ENCRYPT_AND_SIGN"
+                )
     if plaintext_policy is None or isinstance(plaintext_policy, PlaintextPolicy):
         return plaintext_policy
     try:
         return PlaintextPolicy[plaintext_policy]  # type: ignore[misc]
     except (KeyError, TypeError):
         raise ConfigurationError("plaintext_policy must be a PlaintextPolicy") from None
-
