@@ -202,7 +202,8 @@ class LegacyConfig:
                 raise ConfigurationError(str(exc)) from None
             if action is Action.SIGN_AND_INCLUDE_IN_ENCRYPTION_CONTEXT:
                 raise ConfigurationError(
-                    f"legacy attribute {name!r}: the legacy format has no SIGN_AND_INCLUDE_IN_ENCRYPTION_CONTEXT"
+                    f"legacy attribute {name!r}: the legacy format has no "
+                    "SIGN_AND_INCLUDE_IN_ENCRYPTION_CONTEXT"
                 )
             if name in names or name in (DEFAULT_DESCRIPTION_ATTRIBUTE, DEFAULT_SIGNATURE_ATTRIBUTE):
                 raise ConfigurationError(f"{name!r} is the legacy format's own attribute: it takes no action")
