@@ -270,3 +270,56 @@ def test_projected_reads_of_legacy_items_fetch_everything_their_signature_covers
     scanned = client.scan(TableName=name, ProjectionExpression="nickname")["Items"]
     assert scanned == [{"nickname": {"S": "the kid"}}]
     assert client.get_item(TableName=name, Key=_key("nick"))["Item"] == item
+
+
+def test_the_migration_plan_of_docs_migration_md(local_aws: LocalAws) -> None:
+    """Steps 1-4 of docs/migration.md on a table of legacy items, with the documented get-and-put loop."""
+    name = unique("migrate")
+    raw = create_table(local_aws, name)
+    materials = provider("wrapped", local_aws)
+    for pk in PEOPLE:
+        put_legacy(raw, materials, name, person(pk))
+
+    def client_for(policy: LegacyPolicy) -> EncryptedClient:
+        return EncryptedClient(raw, {name: table_config(name, legacy_config(materials, policy))})
+
+    # Step 1: everything reads, writes stay legacy.
+    step1 = client_for(LegacyPolicy.FORCE_LEGACY_ENCRYPT_ALLOW_LEGACY_DECRYPT)
+    step1.put_item(TableName=name, Item=person("s1"))
+    assert "*amzn-ddb-map-sig*" in raw.get_item(TableName=name, Key=_key("s1"))["Item"]
+    # Step 2: writes switch to the new format while a legacy item is overwritten concurrently.
+    client = client_for(LegacyPolicy.FORBID_LEGACY_ENCRYPT_ALLOW_LEGACY_DECRYPT)
+    client.put_item(TableName=name, Item=person("s2"))
+    assert "aws_dbe_head" in raw.get_item(TableName=name, Key=_key("s2"))["Item"]
+    # Step 3: the loop of get and put.
+    encryptor = client.operations(name).encryptor
+    rewritten = []
+    for page in raw.get_paginator("scan").paginate(TableName=name, PaginationConfig={"PageSize": 2}):
+        for stored in page["Items"]:
+            plain, found = encryptor.decrypt_item_with_format(stored)
+            if found is not ItemFormat.LEGACY:
+                continue
+            if plain["pk"]["S"] == "ben":  # a live writer gets there first
+                client.put_item(TableName=name, Item=person("ben", dept={"S": "live"}))
+            try:
+                client.put_item(
+                    TableName=name,
+                    Item=plain,
+                    ConditionExpression="attribute_exists(pk) AND attribute_not_exists(aws_dbe_head)",
+                )
+                rewritten.append(plain["pk"]["S"])
+            except raw.exceptions.ConditionalCheckFailedException:
+                pass
+    assert sorted(rewritten) == ["ana", "cy", "s1"]
+    formats = [encryptor.decrypt_item_with_format(i)[1] for i in raw.scan(TableName=name)["Items"]]
+    assert formats == [ItemFormat.NEW] * 5
+    # Step 4: legacy reads forbidden; everything still reads, the live write survived.
+    final = client_for(LegacyPolicy.FORBID_LEGACY_ENCRYPT_FORBID_LEGACY_DECRYPT)
+    items = {i["pk"]["S"]: i for i in final.scan(TableName=name)["Items"]}
+    assert items == {
+        **{pk: person(pk) for pk in ("ana", "cy", "s1", "s2")},
+        "ben": person("ben", dept={"S": "live"}),
+    }
+    put_legacy(raw, materials, name, person("late"))
+    with pytest.raises(FormatRefusedError, match="pk='late'"):
+        final.get_item(TableName=name, Key=_key("late"))

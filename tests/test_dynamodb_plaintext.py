@@ -182,3 +182,30 @@ def test_plaintext_items_carry_no_beacons(plaintext_table: Any) -> None:
         ExpressionAttributeValues={":e": {"S": "ana@example.com"}},
     )
     assert [i["pk"]["S"] for i in found["Items"]] == ["ana"]
+
+
+def test_the_migration_plan_of_docs_migration_md(plaintext_table: Any) -> None:
+    """Steps 1-4 of docs/migration.md on a table of plaintext items, with the documented loop."""
+    _aws, name, raw = plaintext_table
+    step1 = EncryptedClient(raw, {name: config("people", plaintext_policy=FORCE)})
+    step1.put_item(TableName=name, Item=person("s1"))
+    assert raw.get_item(TableName=name, Key=_key("s1"))["Item"] == person("s1")
+    client = EncryptedClient(raw, {name: config("people", plaintext_policy=ALLOW)})
+    encryptor = client.operations(name).encryptor
+    for page in raw.get_paginator("scan").paginate(TableName=name):
+        for stored in page["Items"]:
+            plain, found = encryptor.decrypt_item_with_format(stored)
+            if found is not ItemFormat.PLAINTEXT:
+                continue
+            try:
+                client.put_item(
+                    TableName=name,
+                    Item=plain,
+                    ConditionExpression="attribute_exists(pk) AND attribute_not_exists(aws_dbe_head)",
+                )
+            except raw.exceptions.ConditionalCheckFailedException:
+                pass
+    formats = [encryptor.decrypt_item_with_format(i)[1] for i in raw.scan(TableName=name)["Items"]]
+    assert formats == [ItemFormat.NEW] * 4
+    final = EncryptedClient(raw, {name: config("people")})
+    assert sorted(i["pk"]["S"] for i in final.scan(TableName=name)["Items"]) == sorted([*PEOPLE, "s1"])
