@@ -66,6 +66,8 @@ _EXPORTS: dict[str, str] = {
     "LegacyPolicy": ".legacy",
     "LegacyConfig": ".legacy",
     "ItemFormat": ".legacy",
+    "FormatRefusedError": ".legacy",
+    "LegacyItemError": ".legacy",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -88,7 +90,9 @@ if TYPE_CHECKING:
     from .config import SIGNING_SUITE as SIGNING_SUITE
     from .config import TableConfig as TableConfig
     from .encryptor import ItemEncryptor as ItemEncryptor
+    from .legacy import FormatRefusedError as FormatRefusedError
     from .legacy import ItemFormat as ItemFormat
+    from .legacy import LegacyItemError as LegacyItemError
     from .legacy import LegacyConfig as LegacyConfig
     from .legacy import LegacyPolicy as LegacyPolicy
     from .legacy import PlaintextPolicy as PlaintextPolicy

@@ -11,7 +11,8 @@ Writes (``put_item``, ``batch_write_item``, ``transact_write_items``) encrypt; r
 ``query``, ``scan``, their paginators, ``batch_get_item``, ``transact_get_items``, and ``Attributes``
 returned whole by ``delete_item``/``put_item``/``update_item``) decrypt. Requests that cannot be
 served safely on an encrypted table raise :class:`~kmsenvelope.dynamodb.policy.RequestRefusedError`
-before anything is sent (see :mod:`.policy`). Unconfigured tables pass through untouched, and every
+before anything is sent (see :mod:`.policy`). Tables with a legacy config or plaintext policy read (and write) legacy
+and plaintext items as it says (:mod:`.formats`). Unconfigured tables pass through untouched, and every
 other client method is the wrapped client's own.
 """
 
@@ -82,11 +83,19 @@ class EncryptedClient:
     # -- queries ---------------------------------------------------------------------------------
 
     def query(self, **params: Any) -> dict[str, Any]:
-        """Query with beacons substituted, items decrypted and beacon false positives dropped."""
+        """Query with beacons substituted, items decrypted and beacon false positives dropped.
+
+        On a table whose legacy config or plaintext policy allows legacy or plaintext items, a condition
+        on a beacon cannot match those items (they carry no beacons) until they are re-encrypted.
+        """
         return self._read("query", params)
 
     def scan(self, **params: Any) -> dict[str, Any]:
-        """Scan with beacons substituted, items decrypted and beacon false positives dropped."""
+        """Scan with beacons substituted, items decrypted and beacon false positives dropped.
+
+        Legacy and plaintext items are returned as the table's policy allows, but never matched by a
+        beacon condition (they carry no beacons).
+        """
         return self._read("scan", params)
 
     def _read(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:

@@ -148,7 +148,8 @@ class EncryptedTable:
         return self._finish_write(self._table.update_item(**self._codec.to_resource(request)), request)
 
     def query(self, **params: Any) -> dict[str, Any]:
-        """Query with beacons, decrypted items and false positives dropped."""
+        """Query with beacons, decrypted items and false positives dropped (beacon conditions cannot
+        match legacy or plaintext items: they carry no beacons)."""
         return self._read(self._table.query, params)
 
     def scan(self, **params: Any) -> dict[str, Any]:
