@@ -12,6 +12,10 @@ through the same 1,024 distinct items (different partition keys).
   ``decrypt_dynamodb_item``) with wrapped materials (per-item AES key wrapped under AES, HMAC-SHA512
   signature) and with static materials (one AES key, HMAC-SHA512 signature).
 
+Then reading stored legacy items (decrypt only, 256 distinct items): the legacy library's own
+``decrypt_dynamodb_item`` next to kmsenvelope's ``ItemEncryptor.decrypt_item`` on a table with a
+``LegacyConfig``, which detects the format and hands the item to that same library.
+
 Then KMS calls per 10,000 items (encrypt and decrypt each) on the local KMS (moto), counted both by
 ``kmsenvelope.stats()`` and by the server: ``KmsKeyring``; ``CachingMaterials(KmsKeyring)``; and a
 ``HierarchicalKeyring`` whose branch key store keeps the branch key wrapped under KMS and unwraps it
@@ -171,6 +175,96 @@ def legacy_round_trips() -> tuple[dict[str, Op], str]:
     return ops, ""
 
 
+LEGACY_READ_ITEMS = 256
+
+
+def legacy_reads() -> tuple[dict[str, Op], str]:
+    """Reading stored legacy items: the legacy library's own ``decrypt_dynamodb_item`` (with ``with_item``,
+    as its EncryptedClient does) against kmsenvelope's ``ItemEncryptor.decrypt_item`` on a table with a
+    ``LegacyConfig`` (which detects the format and hands the item to that same library)."""
+    try:
+        import dynamodb_encryption_sdk
+        from dynamodb_encryption_sdk.delegated_keys.jce import JceNameLocalDelegatedKey
+        from dynamodb_encryption_sdk.encrypted import CryptoConfig
+        from dynamodb_encryption_sdk.encrypted.item import decrypt_dynamodb_item, encrypt_dynamodb_item
+        from dynamodb_encryption_sdk.identifiers import CryptoAction, EncryptionKeyType, KeyEncodingType
+        from dynamodb_encryption_sdk.material_providers.static import StaticCryptographicMaterialsProvider
+        from dynamodb_encryption_sdk.material_providers.wrapped import WrappedCryptographicMaterialsProvider
+        from dynamodb_encryption_sdk.materials.raw import RawDecryptionMaterials, RawEncryptionMaterials
+        from dynamodb_encryption_sdk.structures import AttributeActions, EncryptionContext
+    except ImportError as exc:
+        return {}, f"dynamodb-encryption-sdk not installed ({exc}); pip install 'kmsenvelope[legacy]'"
+    from kmsenvelope import HierarchicalKeyring, StaticBranchKeyStore
+    from kmsenvelope.dynamodb import Action, ItemEncryptor, LegacyConfig, LegacyPolicy, TableConfig
+
+    def key(algorithm: str) -> Any:
+        return JceNameLocalDelegatedKey(
+            key=os.urandom(32),
+            algorithm=algorithm,
+            key_type=EncryptionKeyType.SYMMETRIC,
+            key_encoding=KeyEncodingType.RAW,
+        )
+
+    aes, hmac_key = key("AES"), key("HmacSHA512")
+    providers = {
+        "wrapped materials": WrappedCryptographicMaterialsProvider(
+            signing_key=hmac_key, wrapping_key=aes, unwrapping_key=aes
+        ),
+        "static materials": StaticCryptographicMaterialsProvider(
+            encryption_materials=RawEncryptionMaterials(signing_key=hmac_key, encryption_key=aes),
+            decryption_materials=RawDecryptionMaterials(verification_key=hmac_key, decryption_key=aes),
+        ),
+    }
+    legacy_actions = AttributeActions(
+        default_action=CryptoAction.ENCRYPT_AND_SIGN,
+        attribute_actions=dict.fromkeys(SIGN_ONLY, CryptoAction.SIGN_ONLY),
+    )
+    store = StaticBranchKeyStore("bench", str(uuid.uuid4()), os.urandom(32), os.urandom(32))
+    keyring = HierarchicalKeyring(store, branch_key_id="bench")
+    ops: dict[str, Op] = {}
+    for label, provider in providers.items():
+        base = CryptoConfig(
+            materials_provider=provider,
+            encryption_context=EncryptionContext(
+                table_name="bench", partition_key_name="pk", sort_key_name="sk"
+            ),
+            attribute_actions=legacy_actions,
+        )
+        stored = []
+        for i in range(LEGACY_READ_ITEMS):
+            item = make_item(i)
+            stored.append(encrypt_dynamodb_item(item, base.with_item(item)))
+        encryptor = ItemEncryptor(
+            TableConfig(
+                "bench",
+                "pk",
+                sort_key="sk",
+                actions=actions(),
+                keyring=keyring,
+                legacy=LegacyConfig(
+                    provider,
+                    {name: Action.SIGN_ONLY for name in SIGN_ONLY},
+                    LegacyPolicy.FORBID_LEGACY_ENCRYPT_ALLOW_LEGACY_DECRYPT,
+                ),
+            )
+        )
+        assert encryptor.decrypt_item(stored[0]) == make_item(0), "kmsenvelope legacy read changed the item"
+        theirs_source = itertools.cycle(stored).__next__
+        ours_source = itertools.cycle(stored).__next__
+
+        def theirs(base: Any = base, next_item: Any = theirs_source) -> object:
+            item = dict(next_item())  # the library pops its attributes off the item it is given
+            return decrypt_dynamodb_item(item, base.with_item(item))
+
+        def ours(encryptor: Any = encryptor, next_item: Any = ours_source) -> object:
+            return encryptor.decrypt_item(next_item())
+
+        version = dynamodb_encryption_sdk.__version__
+        ops[f"legacy read, dynamodb-encryption-sdk {version} itself, {label}"] = theirs
+        ops[f"legacy read, kmsenvelope LegacyConfig, {label}"] = ours
+    return ops, ""
+
+
 class KmsWrappedBranchKeyStore:
     """One branch key, kept wrapped under a KMS key and unwrapped (kms:Decrypt) on every fetch."""
 
@@ -265,6 +359,14 @@ def kms_calls(kms_items: int, quick: bool) -> list[dict[str, Any]]:
     return rows
 
 
+def _version() -> str:
+    try:
+        import dynamodb_encryption_sdk
+    except ImportError:
+        return "?"
+    return str(dynamodb_encryption_sdk.__version__)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="shorter timing runs")
@@ -277,12 +379,20 @@ def main() -> int:
     legacy, note = legacy_round_trips()
     ops.update(legacy)
     speeds = rates(ops, rounds)
+    reads, reads_note = legacy_reads()
+    read_speeds = rates(reads, rounds) if reads else {}
     baseline = next((v for k, v in speeds.items() if "wrapped materials" in k), None)
     static = next((v for k, v in speeds.items() if "static materials" in k), None)
     kms_rows = kms_calls(args.kms_items, args.quick)
 
     if args.json:
-        print(json.dumps({"round_trips_per_s": speeds, "kms": kms_rows, "note": note}, indent=2))
+        result = {
+            "round_trips_per_s": speeds,
+            "legacy_reads_per_s": read_speeds,
+            "kms": kms_rows,
+            "note": note,
+        }
+        print(json.dumps(result, indent=2))
         return 0
     print(f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores")
     counts = f"{len(ENCRYPTED)} ENCRYPT_AND_SIGN, {len(SIGN_ONLY)} SIGN_ONLY"
@@ -296,6 +406,16 @@ def main() -> int:
         print(f"{label:<62} {speed:>10,.0f} {ratio:>18} {ratio_static:>17}")
     if note:
         print(f"({note})")
+    print()
+    print(f"{'reading stored legacy items (decrypt only)':<62} {'per s':>10} {'vs the library':>18}")
+    for label, speed in read_speeds.items():
+        own = read_speeds.get(
+            label.replace("kmsenvelope LegacyConfig", f"dynamodb-encryption-sdk {_version()} itself")
+        )
+        ratio = f"{speed / own:.2f}x" if own else "n/a"
+        print(f"{label:<62} {speed:>10,.0f} {ratio:>18}")
+    if reads_note:
+        print(f"({reads_note})")
     print()
     print(f"{'KMS calls (local KMS)':<56} {'measured':>10} {'lib/server':>11} {'per 10k':>9} {'items/s':>8}")
     for row in kms_rows:

@@ -92,8 +92,8 @@ if TYPE_CHECKING:
     from .encryptor import ItemEncryptor as ItemEncryptor
     from .legacy import FormatRefusedError as FormatRefusedError
     from .legacy import ItemFormat as ItemFormat
-    from .legacy import LegacyItemError as LegacyItemError
     from .legacy import LegacyConfig as LegacyConfig
+    from .legacy import LegacyItemError as LegacyItemError
     from .legacy import LegacyPolicy as LegacyPolicy
     from .legacy import PlaintextPolicy as PlaintextPolicy
     from .numbers import normalize_number as normalize_number

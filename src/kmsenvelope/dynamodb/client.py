@@ -11,9 +11,9 @@ Writes (``put_item``, ``batch_write_item``, ``transact_write_items``) encrypt; r
 ``query``, ``scan``, their paginators, ``batch_get_item``, ``transact_get_items``, and ``Attributes``
 returned whole by ``delete_item``/``put_item``/``update_item``) decrypt. Requests that cannot be
 served safely on an encrypted table raise :class:`~kmsenvelope.dynamodb.policy.RequestRefusedError`
-before anything is sent (see :mod:`.policy`). Tables with a legacy config or plaintext policy read (and write) legacy
-and plaintext items as it says (:mod:`.formats`). Unconfigured tables pass through untouched, and every
-other client method is the wrapped client's own.
+before anything is sent (see :mod:`.policy`). Tables with a legacy config or plaintext policy read
+(and write) legacy and plaintext items as it says (:mod:`.formats`). Unconfigured tables pass through
+untouched, and every other client method is the wrapped client's own.
 """
 
 from __future__ import annotations

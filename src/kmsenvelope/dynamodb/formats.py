@@ -81,36 +81,40 @@ class FormatRouter:
             desc, sig = self._names
             has_desc, has_sig = desc in item, sig in item
             if has_desc or has_sig:
-                where = self._where(item)
+                self._check_keys(item)
                 if not (has_desc and has_sig):
+                    where = self._where(item)
                     missing = sig if has_desc else desc
                     raise FormatRefusedError(
                         f"{where} has a legacy {'description' if has_desc else 'signature'} attribute but no "
                         f"{missing!r}: a legacy item with a part removed is refused, not read as plaintext"
                     )
                 if HEADER_FIELD in item or FOOTER_FIELD in item:
+                    where = self._where(item)
                     raise FormatRefusedError(
                         f"{where} carries both the legacy attributes ({desc!r}, {sig!r}) and aws_dbe_head/"
                         "aws_dbe_foot: no writer produces that, so it is refused"
                     )
                 if self._codec is None:
+                    where = self._where(item)
                     raise FormatRefusedError(
                         f"{where} is a legacy item and the legacy policy {legacy.policy.name} forbids "
                         "reading legacy items"
                     )
-                return self._codec.decrypt(item, where), ItemFormat.LEGACY
+                return self._codec.decrypt(item, self._where), ItemFormat.LEGACY
         if HEADER_FIELD not in item and FOOTER_FIELD not in item:
-            where = self._where(item)
+            self._check_keys(item)
             if not self._plaintext.allows_read:
                 raise FormatRefusedError(
-                    f"{where} is plaintext (no aws_dbe_head/aws_dbe_foot) and the plaintext policy "
-                    f"{self._plaintext_name} forbids reading plaintext items"
+                    f"{self._where(item)} is plaintext (no aws_dbe_head/aws_dbe_foot) and the plaintext "
+                    f"policy {self._plaintext_name} forbids reading plaintext items"
                 )
             for name in _LEGACY_DEFAULTS:
                 if name in item:
                     raise FormatRefusedError(
-                        f"{where} has no aws_dbe_head/aws_dbe_foot but carries the legacy attribute "
-                        f"{name!r}: an incomplete legacy item is refused, not passed through as plaintext"
+                        f"{self._where(item)} has no aws_dbe_head/aws_dbe_foot but carries the legacy "
+                        f"attribute {name!r}: an incomplete legacy item is refused, not passed through as "
+                        "plaintext"
                     )
             return dict(item), ItemFormat.PLAINTEXT
         return self._decrypt_new(item), ItemFormat.NEW
@@ -221,8 +225,9 @@ class LegacyCodec:
         )
         self._all_names = tuple({*_LEGACY_DEFAULTS, *(custom for custom, _ in self._renames)})
 
-    def decrypt(self, item: Item, where: str) -> dict[str, Any]:
-        """The legacy library's decryption of ``item`` (which it verifies first)."""
+    def decrypt(self, item: Item, where: Callable[[Item], str]) -> dict[str, Any]:
+        """The legacy library's decryption of ``item`` (which it verifies first); ``where(item)`` names
+        the item in errors."""
         stored = dict(item)  # the library pops its attributes off the dict it is given
         for custom, default in self._renames:
             if default in stored:
@@ -234,7 +239,7 @@ class LegacyCodec:
             return dict(self._decrypt(stored, self._crypto.with_item(stored)))
         except Exception as exc:  # the library's, or from the crypto/KMS calls underneath it
             raise LegacyItemError(
-                f"{where}: the legacy DynamoDB Encryption Client could not verify and decrypt it "
+                f"{where(item)}: the legacy DynamoDB Encryption Client could not verify and decrypt it "
                 f"({self._describe(exc)})"
             ) from exc
 
