@@ -179,7 +179,7 @@ class LegacyConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.policy, LegacyPolicy):
             try:
-                object.__setattr__(self, "policy", LegacyPolicy[self.policy])  # type: ignore[misc]
+                object.__setattr__(self, "policy", LegacyPolicy[self.policy])
             except (KeyError, TypeError):
                 raise ConfigurationError("policy must be a LegacyPolicy") from None
         names = (self.material_description_attribute, self.signature_attribute)
