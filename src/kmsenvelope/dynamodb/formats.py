@@ -60,6 +60,8 @@ class FormatRouter:
         )
         self._decrypt_new = decrypt_new
         self._encrypt_new = encrypt_new
+        # Tables with neither setting (or no forced write format checks) go straight to the encryptor.
+        self._plain_new_writes = self._legacy is None and not self._plaintext.forces_write
         self._codec: LegacyCodec | None = None
         self._names: tuple[str, str] = _LEGACY_DEFAULTS
         if self._legacy is not None:
@@ -74,7 +76,7 @@ class FormatRouter:
 
     def decrypt(self, item: Item) -> tuple[dict[str, Any], ItemFormat]:
         """The plaintext of a stored item and the format it was read in."""
-        if not isinstance(item, Mapping):
+        if type(item) is not dict and not isinstance(item, Mapping):
             raise MalformedInputError("an item must be a mapping of attribute names to attribute values")
         legacy = self._legacy
         if legacy is not None:
@@ -121,6 +123,8 @@ class FormatRouter:
 
     def encrypt(self, item: Item) -> dict[str, Any]:
         """The stored form of a plaintext item under the table's write policy."""
+        if self._plain_new_writes:
+            return self._encrypt_new(item)
         if not isinstance(item, Mapping):
             raise MalformedInputError("an item must be a mapping of attribute names to attribute values")
         legacy = self._legacy
