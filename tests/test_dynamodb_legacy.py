@@ -106,10 +106,10 @@ def test_every_client_read_returns_verified_legacy_items(legacy_table: Any, poli
     assert client.get_item(TableName=name, Key=_key("ana"))["Item"] == person("ana", dept={"S": "ops"})
 
 
+@pytest.mark.parametrize("policy", ALLOWING, ids=lambda p: p.name)
 @pytest.mark.parametrize("legacy_table", ["static", "kms", "wrapped-custom-names"], indirect=True)
-def test_table_and_resource_reads_of_legacy_items(legacy_table: Any) -> None:
+def test_table_and_resource_reads_of_legacy_items(legacy_table: Any, policy: LegacyPolicy) -> None:
     aws, kind, name, _raw, materials, _stored = legacy_table
-    policy = LegacyPolicy.FORBID_LEGACY_ENCRYPT_ALLOW_LEGACY_DECRYPT
     config = table_config(name, legacy_config(materials, policy, kind))
     boto = aws.session.resource("dynamodb", region_name="us-east-1", endpoint_url=aws.endpoint_url)
     table = EncryptedTable(boto.Table(name), config)
@@ -119,12 +119,22 @@ def test_table_and_resource_reads_of_legacy_items(legacy_table: Any) -> None:
     assert sorted(i["pk"] for i in table.scan()["Items"]) == sorted(PEOPLE)
     old = table.delete_item(Key={"pk": "cy", "sk": "profile"}, ReturnValues="ALL_OLD")["Attributes"]
     assert old["email"] == "cy@example.com"
+    new = table.update_item(
+        Key={"pk": "ben", "sk": "profile"},
+        UpdateExpression="SET #c = :n",
+        ExpressionAttributeNames={"#c": "counter"},
+        ExpressionAttributeValues={":n": 7},
+        ReturnValues="ALL_NEW",
+    )["Attributes"]
+    assert new["counter"] == 7 and new["ssn"] == "ssn-of-ben"
+    replaced = table.put_item(Item={"pk": "ana", "sk": "profile", "email": "a@new"}, ReturnValues="ALL_OLD")
+    assert replaced["Attributes"]["card"]["number"] == "4111-ana"
 
     resource = EncryptedResource(boto, {name: config})
     batch = resource.batch_get_item(
         RequestItems={name: {"Keys": [{"pk": pk, "sk": "profile"} for pk in ("ana", "ben")]}}
     )
-    assert sorted(i["email"] for i in batch["Responses"][name]) == ["ana@example.com", "ben@example.com"]
+    assert sorted(i["email"] for i in batch["Responses"][name]) == ["a@new", "ben@example.com"]
     got = resource.Table(name).get_item(Key={"pk": "ben", "sk": "profile"}, ProjectionExpression="ssn")
     assert got["Item"] == {"ssn": "ssn-of-ben"}
 
