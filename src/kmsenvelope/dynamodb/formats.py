@@ -14,7 +14,13 @@ to refuse it rather than guess (each case is tested in ``tests/test_dynamodb_leg
   table whose plaintext policy allows plaintext reads: refused (it is a legacy item with a part
   removed; passing its ciphertext through as plaintext would hide that);
 * only one of ``aws_dbe_head``/``aws_dbe_foot``: not plaintext, so the new-format decryption fails on
-  the missing one (as the reference implementation does).
+  the missing one (as the reference implementation does);
+* a new-format item with *both* removed is, by the spec's definition, plaintext: a table that allows
+  plaintext reads passes it through as ``ItemFormat.PLAINTEXT`` (unauthenticated, as every plaintext
+  item is, and never reported as verified); any other table refuses it.
+
+Legacy items always go to the legacy library, which verifies the signature before decrypting; anything
+it raises becomes a ``LegacyItemError`` with the library's exception as its cause.
 """
 
 from __future__ import annotations
