@@ -260,8 +260,9 @@ def legacy_reads() -> tuple[dict[str, Op], str]:
             return encryptor.decrypt_item(next_item())
 
         version = dynamodb_encryption_sdk.__version__
-        ops[f"legacy read, dynamodb-encryption-sdk {version} itself, {label}"] = theirs
-        ops[f"legacy read, kmsenvelope LegacyConfig, {label}"] = ours
+        short = label.split()[0]
+        ops[f"legacy read: dynamodb-encryption-sdk {version}, {short}"] = theirs
+        ops[f"legacy read: kmsenvelope LegacyConfig, {short}"] = ours
     return ops, ""
 
 
