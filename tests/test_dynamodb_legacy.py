@@ -164,6 +164,11 @@ def test_forbidden_legacy_reads_name_the_key_and_the_policy(legacy_table: Any) -
     boto = aws.session.resource("dynamodb", region_name="us-east-1", endpoint_url=aws.endpoint_url)
     with pytest.raises(FormatRefusedError, match=policy.name):
         EncryptedTable(boto.Table(name), config).get_item(Key={"pk": "ben", "sk": "profile"})
+    resource = EncryptedResource(boto, {name: config})
+    with pytest.raises(FormatRefusedError, match=policy.name):
+        resource.batch_get_item(RequestItems={name: {"Keys": [{"pk": "cy", "sk": "profile"}]}})
+    with pytest.raises(FormatRefusedError, match="pk='"):
+        resource.Table(name).scan()
     # New-format writes and reads keep working on that table.
     client.put_item(TableName=name, Item=person("dee"))
     assert client.get_item(TableName=name, Key=_key("dee"))["Item"] == person("dee")
