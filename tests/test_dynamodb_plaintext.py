@@ -3,6 +3,7 @@ wrapper and read operation, and plaintext writes under FORCE_PLAINTEXT_WRITE_ALL
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import pytest
@@ -197,14 +198,12 @@ def test_the_migration_plan_of_docs_migration_md(plaintext_table: Any) -> None:
             plain, found = encryptor.decrypt_item_with_format(stored)
             if found is not ItemFormat.PLAINTEXT:
                 continue
-            try:
+            with contextlib.suppress(raw.exceptions.ConditionalCheckFailedException):
                 client.put_item(
                     TableName=name,
                     Item=plain,
                     ConditionExpression="attribute_exists(pk) AND attribute_not_exists(aws_dbe_head)",
                 )
-            except raw.exceptions.ConditionalCheckFailedException:
-                pass
     formats = [encryptor.decrypt_item_with_format(i)[1] for i in raw.scan(TableName=name)["Items"]]
     assert formats == [ItemFormat.NEW] * 4
     final = EncryptedClient(raw, {name: config("people")})
