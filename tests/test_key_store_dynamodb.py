@@ -1,4 +1,4 @@
-"""kmsenvelope.aws.KeyStore: the DynamoDB branch key store, against the local DynamoDB and KMS over HTTP.
+"""kmsenvelope.KeyStore: the DynamoDB branch key store, against the local DynamoDB and KMS over HTTP.
 
 Checks the table and item layout of ``branch-key-store.md`` (hierarchy version 1), the AWS KMS requests
 and their encryption contexts, create/version/get round trips, and that every bad item, missing key or
