@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import re
 
+import pytest
+
 from .conftest import REPO_ROOT, VECTORS
 
 SUMS = VECTORS / "SHA256SUMS"
@@ -54,3 +56,8 @@ def test_no_source_points_outside_the_repository() -> None:
         if OUTSIDE.search(line)
     ]
     assert not offenders
+
+
+def test_an_empty_parametrize_fails_the_collection(pytestconfig: pytest.Config) -> None:
+    """Any parametrized test whose cases did not load is a collection error, never a silent skip."""
+    assert pytestconfig.getini("empty_parameter_set_mark") == "fail_at_collect"
