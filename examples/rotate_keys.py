@@ -21,8 +21,8 @@ from __future__ import annotations
 import uuid
 
 import kmsenvelope
-from kmsenvelope import Envelope, HierarchicalKeyring, KmsKeyring, MultiKeyring
-from kmsenvelope.aws import KeyStore, accounting
+from kmsenvelope import Envelope, HierarchicalKeyring, KeyStore, KmsKeyring, MultiKeyring
+from kmsenvelope.aws import accounting
 from kmsenvelope.errors import NoUsableKeyError
 from kmsenvelope.testing import LocalAws, local_aws
 

@@ -15,7 +15,7 @@ from kmsenvelope.dynamodb import SIGNING_SUITE, TableConfig
 from kmsenvelope.keyrings.hierarchical import HierarchicalKeyring
 from kmsenvelope.suites import DbeSuite
 
-from .conftest import VECTORS
+from .conftest import DBESDK_VECTOR_COUNT, VECTORS, expect_cases, vectors_dir
 
 DBESDK = VECTORS / "dbesdk"
 MANIFESTS = ("decrypt_java_32.json", "decrypt_java_33.json", "decrypt_java_43.json")
@@ -36,13 +36,17 @@ def load_json(path: Path) -> Any:
 
 
 def manifest_tests() -> list[tuple[str, dict[str, Any]]]:
-    """(``file:test``, test) for every test of every decrypt manifest; empty if the vectors are missing."""
+    """(``file:test``, test) for every test of every decrypt manifest.
+
+    Fails (a collection error when called at import) unless all 33 are there: a parametrized test must
+    never be left with nothing to collect.
+    """
+    root = vectors_dir("dbesdk")
     out: list[tuple[str, dict[str, Any]]] = []
     for name in MANIFESTS:
-        path = DBESDK / name
-        if path.exists():
-            for test_id, test in load_json(path)["tests"].items():
-                out.append((f"{name.removesuffix('.json')}:{test_id}", test))
+        for test_id, test in load_json(root / name)["tests"].items():
+            out.append((f"{name.removesuffix('.json')}:{test_id}", test))
+    expect_cases(out, DBESDK_VECTOR_COUNT, f"DB-ESDK decrypt vectors in {root}")
     return out
 
 

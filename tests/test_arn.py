@@ -9,7 +9,8 @@ import dataclasses
 
 import pytest
 
-from kmsenvelope.aws import DiscoveryFilter, KmsArn, is_mrk, mrk_match, parse_arn
+from kmsenvelope import DiscoveryFilter
+from kmsenvelope.aws import KmsArn, is_mrk, mrk_match, parse_arn
 from kmsenvelope.aws import arn as arn_module
 from kmsenvelope.errors import ConfigurationError
 

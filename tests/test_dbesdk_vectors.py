@@ -10,6 +10,7 @@ the writer signed.
 from __future__ import annotations
 
 import functools
+import sys
 from typing import Any
 
 import pytest
@@ -18,7 +19,6 @@ from kmsenvelope.dynamodb import ItemEncryptor, TableConfig
 from kmsenvelope.errors import KmsEnvelopeError, MalformedInputError
 
 from ._dbesdk import (
-    DBESDK,
     MANIFESTS,
     ddb_item,
     load_json,
@@ -28,8 +28,9 @@ from ._dbesdk import (
     vector_config,
     vector_keyring,
 )
-from .conftest import vectors_dir
+from .conftest import expect_cases, vectors_dir
 
+ROUND_TRIP_CONFIGS = 3  # data.json RoundTripTest.Configs
 TESTS = manifest_tests()
 POSITIVE = [(test_id, test) for test_id, test in TESTS if test["type"] == "positive-decrypt"]
 NEGATIVE = [(test_id, test) for test_id, test in TESTS if test["type"] == "negative-decrypt"]
@@ -42,6 +43,16 @@ def _keyring() -> Any:
 
 def _encryptor(config: dict[str, Any]) -> ItemEncryptor:
     return ItemEncryptor(vector_config(config, _keyring()))
+
+
+def test_assertions_are_live() -> None:
+    """.ci/run also runs this file under ``python -O``: its asserts must still check (pytest rewrites
+    them in test modules), or every test below would pass blind."""
+    try:
+        assert sys.flags.optimize < 0  # always false
+    except AssertionError:
+        return
+    pytest.fail("assert statements are not executed in this test module")
 
 
 def test_vectors_present() -> None:
@@ -118,9 +129,8 @@ def test_our_items_follow_the_vector_rules(manifest: str) -> None:
 
 
 def _round_trip_configs() -> list[tuple[str, dict[str, Any]]]:
-    data = load_json(DBESDK / "data.json") if (DBESDK / "data.json").exists() else {"RoundTripTest": {}}
-    configs = data["RoundTripTest"].get("Configs", {})
-    return sorted(configs.items())
+    configs = load_json(vectors_dir("dbesdk") / "data.json")["RoundTripTest"]["Configs"]
+    return list(expect_cases(sorted(configs.items()), ROUND_TRIP_CONFIGS, "RoundTripTest configs"))
 
 
 @pytest.mark.parametrize(

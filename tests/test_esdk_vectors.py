@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import functools
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from kmsenvelope import CommitmentPolicy, Envelope, MultiKeyring, RawAesKeyring,
 from kmsenvelope.materials.cmm import RequiredContextMaterials
 from kmsenvelope.materials.protocols import Keyring
 
-from .conftest import VECTORS, vectors_dir
+from .conftest import ESDK_VECTOR_COUNT, expect_cases, vectors_dir
 
 _PADDING = {
     ("oaep-mgf1", "sha1"): "OAEP-SHA1",
@@ -25,12 +26,11 @@ _PADDING = {
 
 
 def _load_manifest() -> tuple[Path, dict[str, Any], dict[str, Any]]:
-    root = VECTORS / "esdk"
-    manifest_path = root / "manifest.json"
-    if not manifest_path.exists():
-        return root, {}, {}
-    manifest = json.loads(manifest_path.read_text())
+    """Read at collection: missing or short vectors are a collection error, never an empty parametrize."""
+    root = vectors_dir("esdk")
+    manifest = json.loads((root / "manifest.json").read_text())
     keys = json.loads((root / manifest["keys"].removeprefix("file://")).read_text())["keys"]
+    expect_cases(list(manifest["tests"]), ESDK_VECTOR_COUNT, f"ESDK vectors in {root}")
     return root, manifest["tests"], keys
 
 
@@ -62,9 +62,19 @@ def _file(uri: str) -> bytes:
     return (ROOT / uri.removeprefix("file://")).read_bytes()
 
 
+def test_assertions_are_live() -> None:
+    """.ci/run also runs this file under ``python -O``: its asserts must still check (pytest rewrites
+    them in test modules), or every test below would pass blind."""
+    try:
+        assert sys.flags.optimize < 0  # always false
+    except AssertionError:
+        return
+    pytest.fail("assert statements are not executed in this test module")
+
+
 def test_vectors_present() -> None:
-    root = vectors_dir("esdk")
-    assert len(TESTS) == 99, f"expected 99 vectors in {root}, found {len(TESTS)}"
+    assert vectors_dir("esdk") == ROOT
+    assert len(TESTS) == ESDK_VECTOR_COUNT == 99
 
 
 @pytest.mark.parametrize("name", sorted(TESTS))

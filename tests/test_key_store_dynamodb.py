@@ -1,4 +1,4 @@
-"""kmsenvelope.aws.KeyStore: the DynamoDB branch key store, against the local DynamoDB and KMS over HTTP.
+"""kmsenvelope.KeyStore: the DynamoDB branch key store, against the local DynamoDB and KMS over HTTP.
 
 Checks the table and item layout of ``branch-key-store.md`` (hierarchy version 1), the AWS KMS requests
 and their encryption contexts, create/version/get round trips, and that every bad item, missing key or
@@ -526,7 +526,7 @@ def test_protocol_info_and_repr(local_aws: LocalAws) -> None:
 
 def test_import_kmsenvelope_aws_does_not_import_boto3() -> None:
     code = (
-        "import sys, kmsenvelope.aws as a; assert 'boto3' not in sys.modules; "
+        "import sys, kmsenvelope.aws, kmsenvelope as a; assert 'boto3' not in sys.modules; "
         "K = a.KeyStore; assert K.__module__ == 'kmsenvelope.aws.branch_key_store'; "
         "K('table', 'arn:aws:kms:us-east-1:111122223333:key/k'); "
         "assert 'boto3' not in sys.modules and 'botocore' not in sys.modules; print('ok')"

@@ -11,42 +11,75 @@ The public API is small and loaded lazily, so ``import kmsenvelope`` stays fast:
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
+# To export a name, add one line to each of __all__, _EXPORTS and the TYPE_CHECKING block (see _lazy.py).
+__all__ = [
+    "BranchKeyStore",
+    "CachingMaterials",
+    "CommitmentPolicy",
+    "DecryptLimits",
+    "DecryptResult",
+    "DefaultMaterials",
+    "DiscoveryFilter",
+    "EncryptedDataKey",
+    "Envelope",
+    "HierarchicalKeyring",
+    "KeyStore",
+    "Keyring",
+    "KmsDiscoveryKeyring",
+    "KmsKeyring",
+    "KmsRsaKeyring",
+    "MaterialsManager",
+    "MessageHeader",
+    "MultiKeyring",
+    "RawAesKeyring",
+    "RawRsaKeyring",
+    "RequiredContextMaterials",
+    "StaticBranchKeyStore",
+    "Suite",
+    "errors",
+    "stats",
+]
+
 # public name -> defining module (relative to this package)
-_EXPORTS: dict[str, str] = {
-    "Envelope": ".envelope",
-    "DecryptResult": ".envelope",
-    "MessageHeader": ".message.header",
-    "Suite": ".suites",
+_EXPORTS = {
+    "BranchKeyStore": ".aws.key_store",
+    "CachingMaterials": ".materials.caching",
     "CommitmentPolicy": ".suites",
-    "Keyring": ".materials.protocols",
-    "MaterialsManager": ".materials.protocols",
-    "EncryptedDataKey": ".materials.materials",
+    "DecryptLimits": ".message.header",
+    "DecryptResult": ".envelope",
     "DefaultMaterials": ".materials.cmm",
-    "RequiredContextMaterials": ".materials.cmm",
+    "DiscoveryFilter": ".aws.arn",
+    "EncryptedDataKey": ".materials.materials",
+    "Envelope": ".envelope",
+    "HierarchicalKeyring": ".keyrings.hierarchical",
+    "KeyStore": ".aws.branch_key_store",
+    "Keyring": ".materials.protocols",
+    "KmsDiscoveryKeyring": ".keyrings.kms_discovery",
+    "KmsKeyring": ".keyrings.kms",
+    "KmsRsaKeyring": ".keyrings.kms_rsa",
+    "MaterialsManager": ".materials.protocols",
+    "MessageHeader": ".message.header",
+    "MultiKeyring": ".keyrings.multi",
     "RawAesKeyring": ".keyrings.raw_aes",
     "RawRsaKeyring": ".keyrings.raw_rsa",
-    "MultiKeyring": ".keyrings.multi",
-    "KmsKeyring": ".keyrings.kms",
-    "KmsDiscoveryKeyring": ".keyrings.kms_discovery",
-    "KmsRsaKeyring": ".keyrings.kms_rsa",
-    "DiscoveryFilter": ".aws.arn",
-    "CachingMaterials": ".materials.caching",
-    "HierarchicalKeyring": ".keyrings.hierarchical",
+    "RequiredContextMaterials": ".materials.cmm",
     "StaticBranchKeyStore": ".aws.key_store",
+    "Suite": ".suites",
     "stats": ".aws.accounting",
 }
-
-__all__ = sorted([*_EXPORTS, "errors"])
 
 if TYPE_CHECKING:
     from . import errors as errors
     from .aws.accounting import stats as stats
     from .aws.arn import DiscoveryFilter as DiscoveryFilter
+    from .aws.branch_key_store import KeyStore as KeyStore
+    from .aws.key_store import BranchKeyStore as BranchKeyStore
     from .aws.key_store import StaticBranchKeyStore as StaticBranchKeyStore
     from .envelope import DecryptResult as DecryptResult
     from .envelope import Envelope as Envelope
@@ -63,21 +96,9 @@ if TYPE_CHECKING:
     from .materials.materials import EncryptedDataKey as EncryptedDataKey
     from .materials.protocols import Keyring as Keyring
     from .materials.protocols import MaterialsManager as MaterialsManager
+    from .message.header import DecryptLimits as DecryptLimits
     from .message.header import MessageHeader as MessageHeader
     from .suites import CommitmentPolicy as CommitmentPolicy
     from .suites import Suite as Suite
-
-
-def __getattr__(name: str) -> Any:
-    if name == "errors":
-        return importlib.import_module(".errors", __name__)
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'kmsenvelope' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+else:
+    __getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS, submodules=("errors",))

@@ -2,7 +2,7 @@
 
 Everything here is deterministic (fixed keys, sorted vector lists) so that a corpus saved by one run
 still means the same thing to the next. Seeds are built at run time from our own encryptions and from
-the shared conformance vectors at ``../shared/vectors``, which are read in place, never copied.
+the conformance vectors shipped in ``tests/vectors``.
 
 The contract every target checks: only :class:`~kmsenvelope.errors.KmsEnvelopeError` subclasses may
 escape from the library; any other exception, or a broken invariant (``AssertionError``), is a crash.
@@ -36,7 +36,7 @@ from kmsenvelope.primitives.aead import AesGcm
 from kmsenvelope.primitives.ecdsa import Signer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-VECTORS = Path(os.environ.get("KMSENVELOPE_VECTORS", REPO_ROOT.parent / "shared" / "vectors"))
+VECTORS = REPO_ROOT / "tests" / "vectors"
 
 ALLOW_LEGACY = CommitmentPolicy.REQUIRE_ENCRYPT_ALLOW_DECRYPT
 
@@ -56,7 +56,7 @@ def require_vectors(name: str) -> Path:
     path = VECTORS / name
     if not path.is_dir():
         # The seeds would silently shrink to our own messages: refuse instead.
-        raise FileNotFoundError(f"conformance vectors not found at {path} (set KMSENVELOPE_VECTORS)")
+        raise FileNotFoundError(f"conformance vectors not found at {path} (they ship in tests/vectors)")
     return path
 
 

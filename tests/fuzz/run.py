@@ -2,7 +2,7 @@
 
 Each target runs in its own process (atheris takes over the process and exits it). That child
 instruments every ``kmsenvelope`` module for coverage, writes the target's seed corpus (generated now
-from our encryptions and from ``../shared/vectors``) into ``<workdir>/<target>/seeds``, and fuzzes with
+from our encryptions and from ``tests/vectors``) into ``<workdir>/<target>/seeds``, and fuzzes with
 ``<workdir>/<target>/corpus`` as the growing corpus. Crashing inputs land in
 ``<workdir>/<target>/artifacts/``. The parent prints, per target, executions, coverage (libFuzzer's
 ``cov``/``ft``), the corpus size and any crash, and exits non-zero if any target crashed.

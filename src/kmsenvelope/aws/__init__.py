@@ -1,26 +1,19 @@
-"""AWS integration: KMS key identifiers, regional KMS clients, KMS call accounting, the branch key store.
+"""AWS integration: KMS key identifiers, regional KMS clients, KMS call accounting.
 
-Nothing here imports boto3; clients are built on first use. :class:`KeyStore` (the DynamoDB branch key
-store) is loaded on first access.
+Nothing here imports boto3; clients are built on first use, and names are loaded on first access.
+What users construct lives at the top level: ``kmsenvelope.DiscoveryFilter``, ``kmsenvelope.KeyStore``
+(the DynamoDB branch key store), ``kmsenvelope.stats()``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from . import accounting as accounting
-from . import arn as arn
-from .accounting import KmsCall, KmsStats, stats
-from .arn import DiscoveryFilter, KmsArn, is_mrk, mrk_match, parse_arn
-from .clients import ClientSupplier, KmsClientSupplier
+from .._lazy import lazy_exports
 
-if TYPE_CHECKING:
-    from .branch_key_store import KeyStore as KeyStore
-
+# To export a name, add one line to each of __all__, _EXPORTS and the TYPE_CHECKING block (see _lazy.py).
 __all__ = [
     "ClientSupplier",
-    "DiscoveryFilter",
-    "KeyStore",
     "KmsArn",
     "KmsCall",
     "KmsClientSupplier",
@@ -30,13 +23,29 @@ __all__ = [
     "is_mrk",
     "mrk_match",
     "parse_arn",
-    "stats",
 ]
 
+_EXPORTS = {
+    "ClientSupplier": ".clients",
+    "KmsArn": ".arn",
+    "KmsCall": ".accounting",
+    "KmsClientSupplier": ".clients",
+    "KmsStats": ".accounting",
+    "is_mrk": ".arn",
+    "mrk_match": ".arn",
+    "parse_arn": ".arn",
+}
 
-def __getattr__(name: str) -> Any:
-    if name == "KeyStore":
-        from .branch_key_store import KeyStore
-
-        return KeyStore
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+if TYPE_CHECKING:
+    from . import accounting as accounting
+    from . import arn as arn
+    from .accounting import KmsCall as KmsCall
+    from .accounting import KmsStats as KmsStats
+    from .arn import KmsArn as KmsArn
+    from .arn import is_mrk as is_mrk
+    from .arn import mrk_match as mrk_match
+    from .arn import parse_arn as parse_arn
+    from .clients import ClientSupplier as ClientSupplier
+    from .clients import KmsClientSupplier as KmsClientSupplier
+else:
+    __getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS, submodules=("accounting", "arn"))

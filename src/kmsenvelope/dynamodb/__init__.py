@@ -17,51 +17,104 @@ Names are loaded lazily; nothing here imports boto3 until resource-style items a
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-_EXPORTS: dict[str, str] = {
-    "Action": "..structured.model",
-    "ParsedHeader": "..structured.model",
-    "TableConfig": ".config",
+from .._lazy import lazy_exports
+
+# To export a name, add one line to each of __all__, _EXPORTS and the TYPE_CHECKING block (see _lazy.py).
+__all__ = [
+    "DEFAULT_SUITE",
+    "SIGNING_SUITE",
+    "Action",
+    "AsSet",
+    "BeaconKeySource",
+    "BeaconVersion",
+    "CompoundBeacon",
+    "Constructor",
+    "ConstructorPart",
+    "EncryptedClient",
+    "EncryptedPart",
+    "EncryptedResource",
+    "EncryptedTable",
+    "FormatRefusedError",
+    "GetPrefix",
+    "GetSegment",
+    "GetSegments",
+    "GetSubstring",
+    "GetSuffix",
+    "Insert",
+    "ItemEncryptor",
+    "ItemFormat",
+    "LegacyConfig",
+    "LegacyItemError",
+    "LegacyPolicy",
+    "Lower",
+    "MultiKeyBeaconSource",
+    "ParsedHeader",
+    "PartOnly",
+    "PartitionSelector",
+    "PlaintextPolicy",
+    "RandomPartitionSelector",
+    "RequestRefusedError",
+    "SearchConfig",
+    "Shared",
+    "SharedSet",
+    "SignedPart",
+    "StandardBeacon",
+    "TableConfig",
+    "Upper",
+    "VirtualField",
+    "VirtualPart",
+    "deserialize",
+    "get_number_of_queries",
+    "normalize_number",
+    "partition_queries",
+    "serialize",
+]
+
+# public name -> defining module (relative to this package)
+_EXPORTS = {
     "DEFAULT_SUITE": ".config",
     "SIGNING_SUITE": ".config",
-    "ItemEncryptor": ".encryptor",
-    "serialize": ".attributes",
-    "deserialize": ".attributes",
-    "normalize_number": ".numbers",
-    "EncryptedClient": ".client",
-    "EncryptedTable": ".table",
-    "EncryptedResource": ".resource",
-    "RequestRefusedError": ".policy",
-    "StandardBeacon": ".beacons",
+    "Action": "..structured.model",
+    "AsSet": ".styles",
+    "BeaconKeySource": ".beacon_keys",
+    "BeaconVersion": ".search_config",
     "CompoundBeacon": ".beacons",
-    "EncryptedPart": ".beacons",
-    "SignedPart": ".beacons",
     "Constructor": ".beacons",
     "ConstructorPart": ".beacons",
-    "BeaconKeySource": ".beacon_keys",
-    "MultiKeyBeaconSource": ".beacon_keys",
-    "BeaconVersion": ".search_config",
-    "SearchConfig": ".search_config",
-    "PartitionSelector": ".partitions",
-    "RandomPartitionSelector": ".partitions",
-    "get_number_of_queries": ".partitions",
-    "partition_queries": ".partitions",
-    "PartOnly": ".styles",
-    "Shared": ".styles",
-    "AsSet": ".styles",
-    "SharedSet": ".styles",
-    "VirtualField": ".virtual",
-    "VirtualPart": ".virtual",
-    "Upper": ".virtual",
-    "Lower": ".virtual",
-    "Insert": ".virtual",
+    "EncryptedClient": ".client",
+    "EncryptedPart": ".beacons",
+    "EncryptedResource": ".resource",
+    "EncryptedTable": ".table",
     "GetPrefix": ".virtual",
-    "GetSuffix": ".virtual",
-    "GetSubstring": ".virtual",
     "GetSegment": ".virtual",
     "GetSegments": ".virtual",
+    "GetSubstring": ".virtual",
+    "GetSuffix": ".virtual",
+    "Insert": ".virtual",
+    "ItemEncryptor": ".encryptor",
+    "Lower": ".virtual",
+    "MultiKeyBeaconSource": ".beacon_keys",
+    "ParsedHeader": "..structured.model",
+    "PartOnly": ".styles",
+    "PartitionSelector": ".partitions",
+    "RandomPartitionSelector": ".partitions",
+    "RequestRefusedError": ".policy",
+    "SearchConfig": ".search_config",
+    "Shared": ".styles",
+    "SharedSet": ".styles",
+    "SignedPart": ".beacons",
+    "StandardBeacon": ".beacons",
+    "TableConfig": ".config",
+    "Upper": ".virtual",
+    "VirtualField": ".virtual",
+    "VirtualPart": ".virtual",
+    "deserialize": ".attributes",
+    "get_number_of_queries": ".partitions",
+    "normalize_number": ".numbers",
+    "partition_queries": ".partitions",
+    "serialize": ".attributes",
     "PlaintextPolicy": ".legacy",
     "LegacyPolicy": ".legacy",
     "LegacyConfig": ".legacy",
@@ -69,8 +122,6 @@ _EXPORTS: dict[str, str] = {
     "FormatRefusedError": ".legacy",
     "LegacyItemError": ".legacy",
 }
-
-__all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
     from ..structured.model import Action as Action
@@ -120,16 +171,5 @@ if TYPE_CHECKING:
     from .virtual import Upper as Upper
     from .virtual import VirtualField as VirtualField
     from .virtual import VirtualPart as VirtualPart
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'kmsenvelope.dynamodb' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+else:
+    __getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)

@@ -1,7 +1,8 @@
 """Test helpers: a local AWS (patched moto server) for tests of code that uses kmsenvelope with AWS.
 
-``local_aws()`` is a context manager; with kmsenvelope installed, pytest also gets a ``local_aws``
-fixture (plugin :mod:`kmsenvelope.testing.pytest_plugin`). moto and boto3 are imported only when a
+``local_aws()`` is a context manager; with kmsenvelope installed, pytest also gets the
+``kmsenvelope_local_aws`` and ``kmsenvelope_postgres`` fixtures (plugin
+:mod:`kmsenvelope.testing.pytest_plugin`). moto and boto3 are imported only when a
 server starts. See ``docs/testing.md``.
 """
 

@@ -2,8 +2,8 @@
 
 ``with local_aws() as aws:`` starts ``moto.server.ThreadedMotoServer`` on a free port, installs the
 :mod:`~kmsenvelope.testing.moto_patches`, and puts the :mod:`~kmsenvelope.testing.interceptor` in front
-of it. The pytest fixture of the same name (``kmsenvelope.testing.pytest_plugin``) shares one server per
-test session and resets faults and recordings around every test.
+of it. The pytest fixture ``kmsenvelope_local_aws`` (``kmsenvelope.testing.pytest_plugin``) shares one
+server per test session and resets faults and recordings around every test.
 """
 
 from __future__ import annotations

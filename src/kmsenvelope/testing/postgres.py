@@ -11,7 +11,7 @@ OS user (created as a system account if it is missing) and every server command 
 
 Nested or concurrent ``postgres()`` blocks in one process share one server (reference counted), so a
 session-scoped fixture and a module that opens its own block do not start two servers.
-The pytest plugin exposes it as the session-scoped fixture ``postgres``.
+The pytest plugin exposes it as the session-scoped fixture ``kmsenvelope_postgres``.
 """
 
 from __future__ import annotations
