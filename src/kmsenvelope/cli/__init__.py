@@ -88,8 +88,15 @@ def _quiet_stdout_flush() -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the command line (the ``kmsenvelope`` console script)."""
+    from .streams import Terminated, die_of, install_termination_handlers
+
+    install_termination_handlers()
     try:
         cli.main(args=list(argv) if argv is not None else None, prog_name="kmsenvelope")
+    except Terminated as exc:
+        # Temporary files are gone by now (context managers ran); end as the signal would have.
+        _quiet_stdout_flush()
+        die_of(exc.signum)
     except KeyboardInterrupt:  # pragma: no cover - outside a command
         click.echo("kmsenvelope: error: interrupted", err=True)
         sys.exit(int(ExitCode.INTERRUPTED))
