@@ -19,12 +19,28 @@ from .exits import EXIT_CODE_EPILOG, CliError, ExitCode, debug_enabled, error_fo
 __all__ = ["cli", "main"]
 
 
+def _usage(exc: click.UsageError) -> CliError:
+    """A click usage error as one line, naming the command's --help."""
+    command = exc.ctx.command_path if exc.ctx is not None else "kmsenvelope"
+    return CliError(f"{exc.format_message()} (see '{command} --help')", ExitCode.USAGE)
+
+
 class _Group(click.Group):
     """A group whose commands turn expected library and OS errors into one-line errors and exit codes."""
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as exc:
+            raise _usage(exc) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:
+            raise _usage(exc) from None
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except KeyboardInterrupt:
@@ -57,16 +73,20 @@ def cli() -> None:
     kmsenvelope encrypt --key backup.key --context purpose=backup data.tar -o data.tar.enc
     kmsenvelope decrypt --key backup.key --require-context purpose=backup data.tar.enc -o data.tar
     kmsenvelope inspect data.tar.enc
+    kmsenvelope encrypt -r --key backup.key photos/ -o encrypted/
     kmsenvelope bench --quick
+    kmsenvelope local-aws          (a local AWS KMS to try --key arn:... without an account)
     """
 
 
 def _register() -> None:
     from .bench_cmd import bench
-    from .commands import decrypt, encrypt, keygen
+    from .commands import decrypt, encrypt
     from .inspect import inspect
+    from .keygen_cmd import keygen
+    from .local_aws_cmd import local_aws
 
-    for command in (keygen, encrypt, decrypt, inspect, bench):
+    for command in (keygen, encrypt, decrypt, inspect, bench, local_aws):
         command.epilog = EXIT_CODE_EPILOG
         cli.add_command(command)
 
