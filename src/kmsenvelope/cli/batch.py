@@ -121,16 +121,22 @@ class Overwrite:
 def _ask(prompt: str) -> bool:
     """Ask on the controlling terminal (stdin may be carrying data); no terminal means no."""
     try:
-        tty = open("/dev/tty", "r+", encoding="utf-8", errors="replace")  # noqa: SIM115
+        fd = os.open("/dev/tty", os.O_RDWR | getattr(os, "O_NOCTTY", 0))
     except OSError:
         raise CliError(
             "--interactive needs a terminal to ask on (use --force, or remove the file)", ExitCode.FILE
         ) from None
-    with tty:
-        tty.write(prompt)
-        tty.flush()
-        answer = tty.readline()
-    return answer.strip().lower() in ("y", "yes")
+    try:
+        os.write(fd, prompt.encode("utf-8", "replace"))
+        answer = b""
+        while not answer.endswith(b"\n") and len(answer) < 256:
+            chunk = os.read(fd, 256)
+            if not chunk:
+                break
+            answer += chunk
+    finally:
+        os.close(fd)
+    return answer.strip().lower() in (b"y", b"yes")
 
 
 class MetadataSink:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import sys
@@ -15,13 +14,26 @@ import click
 from ..errors import NoUsableKeyError
 from ..suites import Suite
 from . import keys as keys_mod
-from .batch import Job, MetadataSink, Overwrite, plan_jobs, run_jobs
+from .batch import Job, plan_jobs, run_jobs
 from .exits import CliError, ExitCode
 from .explain import Replay, check_policy, check_unsigned, explain_wrong_key, peek_header
+from .file_jobs import (
+    Counting,
+    KnownLength,
+    check_job,
+    io_options,
+    kms_calls,
+    make_parent,
+    metadata_sink,
+    overwrite_rule,
+    record,
+    replacing,
+    report,
+    with_cache,
+)
 from .inspect import describe_header
 from .options import (
     POLICY_FLAG,
-    CacheSpec,
     configure_logging,
     kms_options,
     parse_cache,
@@ -30,7 +42,6 @@ from .options import (
     parse_suite,
     policy_name,
     policy_option,
-    verbosity_options,
 )
 from .streams import STDIO, Base64Writer, atomic_output, base64_input, open_input
 
@@ -40,181 +51,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("kmsenvelope.cli")
 DEFAULT_SUITE = Suite.AES_256_GCM_HKDF_SHA512_COMMIT_KEY
 DEFAULT_LEGACY_SUITE = Suite.AES_256_GCM_IV12_TAG16_HKDF_SHA256
-
-
-def io_options(func: F) -> F:
-    """Input, output, overwrite, directory, metadata, cache and verbosity options."""
-    options = [
-        click.argument("input_path", metavar="[INPUT|-]", default=STDIO),
-        click.option(
-            "-o",
-            "--output",
-            default=STDIO,
-            show_default=True,
-            help="Output file, - for stdout, or a directory (DIR/ or an existing one).",
-        ),
-        click.option("--base64", "use_base64", is_flag=True, help="Ciphertext is base64 text, not binary."),
-        click.option(
-            "-r", "--recursive", is_flag=True, help="INPUT is a directory: process its tree into -o DIR."
-        ),
-        click.option(
-            "--suffix",
-            default=None,
-            help="Output name suffix with -r or -o DIR/ (default .encrypted, added on encrypt and "
-            "removed on decrypt; '' for none).",
-        ),
-        click.option("-f", "--force", is_flag=True, help="Replace existing output files."),
-        click.option(
-            "-i", "--interactive", is_flag=True, help="Ask on the terminal before replacing a file."
-        ),
-        click.option(
-            "--metadata-output",
-            metavar="FILE|-",
-            default=None,
-            help="Append one JSON line per file (the fields of inspect --json, plus input, output, bytes).",
-        ),
-        click.option(
-            "--cache",
-            "cache_spec",
-            metavar="max_age=SECONDS[,max_messages=N]",
-            default=None,
-            help="Reuse data keys across files (CachingMaterials): fewer KMS calls for many files.",
-        ),
-        verbosity_options,
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
-def _check_job(job: Job) -> None:
-    if job.source != STDIO and not os.path.exists(job.source):
-        raise CliError(f"input file not found: {job.source}", ExitCode.FILE)
-    if (
-        job.target != STDIO
-        and job.source != STDIO
-        and os.path.abspath(job.target) == os.path.abspath(job.source)
-    ):
-        raise CliError("output file is the input file; write elsewhere", ExitCode.FILE)
-
-
-class _Counting:
-    """Counts bytes through a reader or writer; a reader past ``limit`` bytes is an error."""
-
-    def __init__(self, stream: Any, limit: int | None = None, name: str = "") -> None:
-        self._stream = stream
-        self._limit = limit
-        self._name = name
-        self.count = 0
-
-    def _seen(self, n: int) -> int:
-        self.count += n
-        if self._limit is not None and self.count > self._limit:
-            raise CliError(f"{self._name} grew while it was being encrypted", ExitCode.FILE)
-        return n
-
-    def read(self, n: int = -1) -> bytes:
-        data = self._stream.read(n)
-        self._seen(len(data))
-        return bytes(data)
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        data = self._stream.read(len(view))
-        view[: len(data)] = data
-        return self._seen(len(data))
-
-    def write(self, data: Any) -> int:
-        self._stream.write(data)
-        return self._seen(len(memoryview(data).cast("B")))
-
-
-class _KnownLength:
-    """Passes the input's size on, so :class:`CachingMaterials` may serve a streamed file (spec: the
-    cache is bypassed when the plaintext length is unknown). The reader enforces that size."""
-
-    def __init__(self, inner: Any, length: int) -> None:
-        self._inner = inner
-        self._length = length
-
-    def get_encryption_materials(self, request: Any) -> Any:
-        return self._inner.get_encryption_materials(
-            dataclasses.replace(request, max_plaintext_length=self._length)
-        )
-
-    def decrypt_materials(self, request: Any) -> Any:
-        return self._inner.decrypt_materials(request)
-
-
-def _caching(keyring: Any, spec: CacheSpec | None) -> Any:
-    if spec is None:
-        return keyring
-    from .. import CachingMaterials
-
-    return CachingMaterials(keyring, max_age=spec.max_age, max_messages=spec.max_messages)
-
-
-def _kms_calls() -> int:
-    from .. import stats
-
-    return stats().calls
-
-
-def _report(
-    verb: str, job: Job, doc: Mapping[str, Any], counts: tuple[int, int], started: float, kms: int
-) -> None:
-    calls = _kms_calls() - kms
-    log.info(
-        "%s %s -> %s: suite %s, frame length %s, %d bytes in, %d bytes out, %d KMS call%s, %.1f ms",
-        verb,
-        job.source,
-        job.target,
-        doc["suite_id"],
-        doc["frame_length"],
-        counts[0],
-        counts[1],
-        calls,
-        "" if calls == 1 else "s",
-        (time.perf_counter() - started) * 1000,
-    )
-
-
-def _record(
-    doc: dict[str, Any], job: Job, operation: str, encoding: str, counts: tuple[int, int]
-) -> dict[str, Any]:
-    return {
-        "operation": operation,
-        "input": job.source,
-        "output": job.target,
-        "kind": "esdk-message",
-        "encoding": encoding,
-        **doc,
-        "bytes_in": counts[0],
-        "bytes_out": counts[1],
-    }
-
-
-def _overwrite(force: bool, interactive: bool) -> Overwrite:
-    if force and interactive:
-        raise CliError("--force and --interactive contradict each other; give one of them", ExitCode.USAGE)
-    return Overwrite(force=force, interactive=interactive)
-
-
-def _replacing(target: str) -> bool:
-    # Called once Overwrite.allows() said yes: an existing target may be replaced, a new one may not
-    # appear meanwhile (the file is then linked without replacing).
-    return target != STDIO and os.path.lexists(target)
-
-
-def _metadata_sink(destination: str | None, jobs: list[Job]) -> MetadataSink:
-    if destination == STDIO and any(job.target == STDIO for job in jobs):
-        raise CliError("--metadata-output - needs the data output in a file (-o FILE)", ExitCode.USAGE)
-    return MetadataSink(destination)
-
-
-def _make_parent(target: str, batch: bool) -> None:
-    if batch:
-        os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
 
 
 @click.command()
@@ -294,43 +130,43 @@ def encrypt(
             "its key",
             ExitCode.POLICY,
         )
-    overwrite = _overwrite(force, interactive)
+    overwrite = overwrite_rule(force, interactive)
     jobs = plan_jobs(input_path, output, recursive=recursive, encrypting=True, suffix=suffix)
     if output == STDIO and not use_base64 and sys.stdout.isatty():
         raise CliError(
             "refusing to write binary ciphertext to a terminal; use -o FILE or --base64", ExitCode.USAGE
         )
     for job in jobs if not recursive else ():
-        _check_job(job)
+        check_job(job)
     keyring = keys_mod.build_keyring(
         keys, keys_mod.KmsOptions(region, profile, endpoint_url), decrypting=False
     )
-    source = _caching(keyring, parse_cache(cache_spec))
+    source = with_cache(keyring, parse_cache(cache_spec))
     if max_encrypted_data_keys is not None and len(keys) > max_encrypted_data_keys:
         raise CliError(
             f"{len(keys)} keys wrap {len(keys)} encrypted data keys, over --max-encrypted-data-keys "
             f"{max_encrypted_data_keys}",
             ExitCode.POLICY,
         )
-    metadata = _metadata_sink(metadata_output, jobs)
+    metadata = metadata_sink(metadata_output, jobs)
 
     def work(job: Job) -> None:
-        _check_job(job)
-        started, kms = time.perf_counter(), _kms_calls()
+        check_job(job)
+        started, kms = time.perf_counter(), kms_calls()
         size = os.path.getsize(job.source) if job.source != STDIO and source is not keyring else None
         envelope = Envelope(
-            _KnownLength(source, size) if size is not None else source,
+            KnownLength(source, size) if size is not None else source,
             suite=chosen,
             frame_length=frame_length,
             commitment_policy=policy,
             max_encrypted_data_keys=max_encrypted_data_keys,
         )
-        _make_parent(job.target, recursive)
+        make_parent(job.target, recursive)
         with (
             open_input(job.source) as raw,
-            atomic_output(job.target, private=False, overwrite=_replacing(job.target)) as dst,
+            atomic_output(job.target, private=False, overwrite=replacing(job.target)) as dst,
         ):
-            src, out = _Counting(raw, size, job.source), _Counting(dst)
+            src, out = Counting(raw, size, job.source), Counting(dst)
             if use_base64:
                 encoder = Base64Writer(out)  # type: ignore[arg-type]
                 header = envelope.encrypt_stream(src, encoder, context)  # type: ignore[arg-type]
@@ -339,8 +175,8 @@ def encrypt(
                 header = envelope.encrypt_stream(src, out, context)  # type: ignore[arg-type]
         doc = describe_header(header)
         counts = (src.count, out.count)
-        _report("encrypted", job, doc, counts, started, kms)
-        metadata.write(_record(doc, job, "encrypt", "base64" if use_base64 else "binary", counts))
+        report("encrypted", job, doc, counts, started, kms)
+        metadata.write(record(doc, job, "encrypt", "base64" if use_base64 else "binary", counts))
 
     try:
         run_jobs(jobs, work, overwrite, verb="encrypted", batch=recursive)
@@ -428,10 +264,10 @@ def decrypt(
     configure_logging(verbose, quiet)
     required = parse_context(context_pairs, "--require-context")
     policy = parse_policy(commitment_policy, allow_uncommitted=allow_uncommitted)
-    overwrite = _overwrite(force, interactive)
+    overwrite = overwrite_rule(force, interactive)
     jobs = plan_jobs(input_path, output, recursive=recursive, encrypting=False, suffix=suffix)
     for job in jobs if not recursive else ():
-        _check_job(job)
+        check_job(job)
     keyring = keys_mod.build_keyring(
         keys,
         keys_mod.KmsOptions(region, profile, endpoint_url),
@@ -442,25 +278,25 @@ def decrypt(
     )
     given = keys_mod.describe_keys(keys) + ([("--discovery", None)] if discovery else [])
     envelope = Envelope(
-        _caching(keyring, parse_cache(cache_spec)),
+        with_cache(keyring, parse_cache(cache_spec)),
         commitment_policy=policy,
         max_encrypted_data_keys=max_encrypted_data_keys,
     )
-    metadata = _metadata_sink(metadata_output, jobs)
+    metadata = metadata_sink(metadata_output, jobs)
 
     def work(job: Job) -> None:
-        _check_job(job)
-        started, kms = time.perf_counter(), _kms_calls()
+        check_job(job)
+        started, kms = time.perf_counter(), kms_calls()
         with open_input(job.source) as raw:
-            counted = _Counting(raw)
+            counted = Counting(raw)
             src = Replay(base64_input(counted) if use_base64 else counted)  # type: ignore[arg-type]
             header = peek_header(src, envelope.limits, encoded=use_base64)
             check_policy(header, policy)
             if decrypt_unsigned:
                 check_unsigned(header)
-            _make_parent(job.target, recursive)
-            with atomic_output(job.target, private=True, overwrite=_replacing(job.target)) as dst:
-                out = _Counting(dst)
+            make_parent(job.target, recursive)
+            with atomic_output(job.target, private=True, overwrite=replacing(job.target)) as dst:
+                out = Counting(dst)
                 try:
                     envelope.decrypt_stream(src, out, required)  # type: ignore[arg-type]
                 except NoUsableKeyError as exc:
@@ -468,8 +304,8 @@ def decrypt(
                     raise explain_wrong_key(header, given, exc) from None
         doc = describe_header(header)
         counts = (counted.count, out.count)
-        _report("decrypted", job, doc, counts, started, kms)
-        metadata.write(_record(doc, job, "decrypt", "base64" if use_base64 else "binary", counts))
+        report("decrypted", job, doc, counts, started, kms)
+        metadata.write(record(doc, job, "decrypt", "base64" if use_base64 else "binary", counts))
 
     try:
         run_jobs(jobs, work, overwrite, verb="decrypted", batch=recursive)
