@@ -351,7 +351,7 @@ def _split(values: Sequence[str]) -> list[str]:
 
 
 @click.command("bench")
-@click.option("--quick", is_flag=True, help="Fewer sizes, shorter timings: done in well under 15 s.")
+@click.option("--quick", is_flag=True, help="Fewer sizes, shorter timings (about 20 s).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (machine, versions, rows).")
 @click.option(
     "--size", "sizes", multiple=True, metavar="SIZE", help="Payload size, e.g. 64, 4KiB, 16MiB. Repeatable."

@@ -74,7 +74,7 @@ def default_config(
     suites: Sequence[Suite] = (),
     keyrings: Sequence[str] = (),
 ) -> BenchConfig:
-    """The full run, or the ``--quick`` one (well under 15 s), narrowed by any of the arguments."""
+    """The full run, or the ``--quick`` one (about 20 s), narrowed by any of the arguments."""
     return BenchConfig(
         sizes=tuple(sizes) or (QUICK_SIZES if quick else DEFAULT_SIZES),
         suites=tuple(dict.fromkeys(suites)) or (bench.DEFAULT_SUITE,),
