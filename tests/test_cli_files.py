@@ -167,7 +167,7 @@ def test_metadata_output_matches_inspect_json(tmp_path: Path) -> None:
     source.write_bytes(b"x" * 5000)
     meta = tmp_path / "m.jsonl"
     encrypted = tmp_path / "p.enc"
-    args = ["-k", key, "--metadata-output", meta]
+    args: list[str | Path] = ["-k", key, "--metadata-output", meta]
     assert (
         cli("encrypt", *args, "-c", "a=b", "--frame-length", "1024", source, "-o", encrypted).returncode == 0
     )
