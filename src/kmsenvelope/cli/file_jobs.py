@@ -121,6 +121,11 @@ class Counting:
         self._stream.write(data)
         return self._seen(len(memoryview(data).cast("B")))
 
+    def flush(self) -> None:
+        flush = getattr(self._stream, "flush", None)
+        if flush is not None:
+            flush()
+
 
 class KnownLength:
     """Passes the input's size on, so :class:`CachingMaterials` may serve a streamed file (spec: the
@@ -160,8 +165,8 @@ def report(
     log.info(
         "%s %s -> %s: suite %s, frame length %s, %d bytes in, %d bytes out, %d KMS call%s, %.1f ms",
         verb,
-        job.source,
-        job.target,
+        "stdin" if job.source == STDIO else job.source,
+        "stdout" if job.target == STDIO else job.target,
         doc["suite_id"],
         doc["frame_length"],
         counts[0],

@@ -86,9 +86,10 @@ def policy_option(func: F) -> F:
         POLICY_FLAG,
         "commitment_policy",
         type=click.Choice(list(POLICY_NAMES)),
+        metavar="POLICY",
         default=None,
-        help="Key commitment rules (default require-encrypt-require-decrypt). "
-        "forbid-encrypt-allow-decrypt is needed to write legacy suites.",
+        help="forbid-encrypt-allow-decrypt (needed to write legacy suites), require-encrypt-allow-decrypt "
+        "(also reads legacy messages) or require-encrypt-require-decrypt (the default).",
     )(func)
 
 

@@ -26,7 +26,6 @@ from ..errors import MalformedInputError
 __all__ = [
     "Base64Reader",
     "Base64Writer",
-    "HeadRecorder",
     "Terminated",
     "atomic_output",
     "install_termination_handlers",
@@ -262,34 +261,3 @@ class Base64Reader(io.RawIOBase):
 def base64_input(src: BinaryIO) -> BinaryIO:
     """A buffered reader decoding base64 from ``src``."""
     return cast(BinaryIO, io.BufferedReader(Base64Reader(src), _CHUNK))
-
-
-class HeadRecorder:
-    """Passes reads through to ``src`` and keeps a copy of the first ``limit`` bytes (the header)."""
-
-    def __init__(self, src: BinaryIO, limit: int = 1 << 20) -> None:
-        self._src = src
-        self._limit = limit
-        self._head = bytearray()
-
-    @property
-    def head(self) -> bytes:
-        """The bytes recorded so far (at most ``limit``)."""
-        return bytes(self._head)
-
-    def _keep(self, data: bytes | memoryview) -> None:
-        room = self._limit - len(self._head)
-        if room > 0:
-            self._head += data[:room]
-
-    def read(self, n: int = -1) -> bytes:
-        data = self._src.read(n)
-        self._keep(data)
-        return data
-
-    def readinto(self, buffer: memoryview) -> int:
-        view = memoryview(buffer).cast("B")
-        data = self._src.read(len(view))
-        view[: len(data)] = data
-        self._keep(data)
-        return len(data)
