@@ -209,3 +209,9 @@ def test_help_texts_and_inspect_from_stdin(message: Path) -> None:
     assert result.returncode == 0, result.stderr
     text = result.stdout.decode()
     assert "encryption context (1 pair)" in text and "tenant = acme" in text
+
+
+def test_bare_commands_show_help_not_an_error() -> None:
+    for args in ((), ("keygen",)):
+        result = cli(*args)
+        assert result.stdout.startswith(b"Usage: kmsenvelope") and b"error" not in result.stderr

@@ -19,8 +19,16 @@ from .exits import EXIT_CODE_EPILOG, CliError, ExitCode, debug_enabled, error_fo
 __all__ = ["cli", "main"]
 
 
-def _usage(exc: click.UsageError) -> CliError:
+# Bare ``kmsenvelope`` or ``kmsenvelope keygen`` shows the help (click >= 8.2 signals that as a usage error).
+_SHOWS_HELP: tuple[type[BaseException], ...] = tuple(
+    t for t in (getattr(click.exceptions, "NoArgsIsHelpError", None),) if isinstance(t, type)
+)
+
+
+def _usage(exc: click.UsageError) -> click.ClickException:
     """A click usage error as one line, naming the command's --help."""
+    if isinstance(exc, _SHOWS_HELP):
+        return exc
     command = exc.ctx.command_path if exc.ctx is not None else "kmsenvelope"
     return CliError(f"{exc.format_message()} (see '{command} --help')", ExitCode.USAGE)
 
