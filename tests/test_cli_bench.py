@@ -97,9 +97,9 @@ def test_quick_json_ratios_follow_from_rows(quick_report: dict[str, Any]) -> Non
             )
         else:
             assert ratio["vs_esdk_encrypt"] is None and ratio["reason"]
-        # The ceiling is measured beside kmsenvelope under the same conditions, so the share is a share.
+        # Measured beside kmsenvelope under the same conditions (no bound asserted: tests assert no timing).
         for share in (ratio["of_ceiling_encrypt"], ratio["of_ceiling_decrypt"]):
-            assert positive(share) and share < 1.5, ratio
+            assert positive(share), ratio
         assert ratio["ceiling"]
 
 
