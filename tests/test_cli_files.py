@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pty
@@ -11,7 +12,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kmsenvelope.cli.exits import ExitCode
+import pytest
+
+from kmsenvelope.cli.batch import output_name
+from kmsenvelope.cli.exits import CliError, ExitCode
+from kmsenvelope.cli.file_jobs import Counting
 
 from ._cli import cli, environment, key_file, one_error_line
 
@@ -194,3 +199,16 @@ def test_metadata_output_matches_inspect_json(tmp_path: Path) -> None:
     assert written["output"] == str(encrypted) and read["input"] == str(encrypted)
     # metadata and data cannot share stdout
     one_error_line(cli("decrypt", "-k", key, "--metadata-output", "-", encrypted), int(ExitCode.USAGE))
+
+
+def test_output_names_and_a_growing_input() -> None:
+    """Suffix rules, and a file that grows past the size the cache was told is refused."""
+    assert output_name("a.txt", encrypting=True, suffix=None) == "a.txt.encrypted"
+    assert output_name("a.txt", encrypting=True, suffix="") == "a.txt"
+    assert output_name("a.txt.encrypted", encrypting=False, suffix=None) == "a.txt"
+    assert output_name("a.txt", encrypting=False, suffix=None) == "a.txt.decrypted"
+    assert output_name(".kms", encrypting=False, suffix=".kms") == ".kms.decrypted"
+    reader = Counting(io.BytesIO(b"x" * 10), limit=6, name="grows.txt")
+    assert reader.read(6) == b"x" * 6
+    with pytest.raises(CliError, match=r"grows\.txt grew while it was being encrypted"):
+        reader.read(4)
