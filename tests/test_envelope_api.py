@@ -224,10 +224,8 @@ def test_rsa_public_key_must_match_private(rsa_pem: tuple[bytes, bytes]) -> None
 
 @pytest.mark.parametrize("suite", list(Suite), ids=lambda s: s.name)
 def test_decrypt_with_header(rsa_pem: tuple[bytes, bytes], suite: Suite) -> None:
-    policy = (
-        CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT
-        if suite.committing
-        else (CommitmentPolicy.FORBID_ENCRYPT_ALLOW_DECRYPT)
+    policy = CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT if suite.committing else (
+        CommitmentPolicy.FORBID_ENCRYPT_ALLOW_DECRYPT
     )
     rsa_keyring = RawRsaKeyring("rsa-ns", "rsa-name", private_key=rsa_pem[0])
     keyring = MultiKeyring(_aes(), [rsa_keyring])
@@ -366,11 +364,8 @@ def test_no_secret_in_any_text(rsa_pem: tuple[bytes, bytes]) -> None:
     envelopes = [
         Envelope(multi, suite=Suite.AES_256_GCM_HKDF_SHA512_COMMIT_KEY_ECDSA_P384),
         Envelope(required),
-        Envelope(
-            aes,
-            suite=Suite.AES_128_GCM_IV12_TAG16_NO_KDF,
-            commitment_policy=CommitmentPolicy.FORBID_ENCRYPT_ALLOW_DECRYPT,
-        ),
+        Envelope(aes, suite=Suite.AES_128_GCM_IV12_TAG16_NO_KDF,
+                 commitment_policy=CommitmentPolicy.FORBID_ENCRYPT_ALLOW_DECRYPT),
     ]
     context = {"tenant": "acme"}
     signed, with_required, no_kdf = envelopes
@@ -412,21 +407,9 @@ def test_no_secret_in_any_text(rsa_pem: tuple[bytes, bytes]) -> None:
     )
     decrypted = signed.decrypt_with_header(message, context)
     values: list[object] = [
-        aes,
-        rsa_keyring,
-        multi,
-        required,
-        *envelopes,
-        *(e.materials_manager for e in envelopes),
-        enc_materials,
-        dec_materials,
-        no_kdf_materials,
-        header,
-        header.to_dict(),
-        decrypted,
-        decrypted.header,
-        *header.encrypted_data_keys,
-        *errors,
+        aes, rsa_keyring, multi, required, *envelopes, *(e.materials_manager for e in envelopes),
+        enc_materials, dec_materials, no_kdf_materials, header, header.to_dict(), decrypted,
+        decrypted.header, *header.encrypted_data_keys, *errors,
     ]
     _assert_no_secret(
         {
@@ -448,13 +431,8 @@ def test_no_secret_in_any_text(rsa_pem: tuple[bytes, bytes]) -> None:
 
 def test_secret_checker_catches_leaks() -> None:
     """Control: the checker above does flag each form it looks for."""
-    for leak in (
-        AES_KEY.hex(),
-        AES_KEY.hex().upper(),
-        base64.b64encode(AES_KEY).decode(),
-        repr(AES_KEY),
-        AES_KEY[10:22].hex(),
-    ):
+    for leak in (AES_KEY.hex(), AES_KEY.hex().upper(), base64.b64encode(AES_KEY).decode(), repr(AES_KEY),
+                 AES_KEY[10:22].hex()):
         with pytest.raises(AssertionError):
             _assert_no_secret({"key": AES_KEY}, [ValueError(leak)])
     with pytest.raises(AssertionError):

@@ -319,13 +319,7 @@ def _past_end_cases() -> dict[str, bytes]:
         "EDK count, then nothing": prefix + u16(0) + u16(1),
         "EDK provider id past the end": prefix + u16(0) + u16(1) + u16(500) + b"abc",
         "EDK provider info past the end": prefix + u16(0) + u16(1) + u16(2) + b"ns" + u16(0xFFFF) + b"x",
-        "EDK ciphertext past the end": prefix
-        + u16(0)
-        + u16(1)
-        + u16(2)
-        + b"ns"
-        + u16(0)
-        + u16(0xFFFF)
+        "EDK ciphertext past the end": prefix + u16(0) + u16(1) + u16(2) + b"ns" + u16(0) + u16(0xFFFF)
         + b"x",
         "no frame length": full[: len(full) - 52],
         "no key commitment": full[: len(full) - 40],
@@ -384,8 +378,7 @@ def test_body_structure() -> None:
     cases = {
         "frame out of sequence": message[:h] + u32(2) + message[h + 4 :],
         "final frame out of sequence": message[: final_at + 4] + u32(9) + message[final_at + 8 :],
-        "final frame longer than the frame length": message[: final_at + 20]
-        + u32(FRAME + 1)
+        "final frame longer than the frame length": message[: final_at + 20] + u32(FRAME + 1)
         + message[final_at + 24 :],
     }
     for name, tampered in cases.items():
@@ -558,13 +551,8 @@ def test_trailing_bytes(suite: Suite, trailer: bytes) -> None:
 def test_trailing_bytes_after_a_non_framed_message() -> None:
     master_key = esdk_aes_key(NS, "key", KEY)
     policy = CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT
-    message = esdk_encrypt(
-        policy,
-        PLAINTEXT,
-        frame_length=0,
-        key_provider=master_key,
-        suite=Suite.AES_256_GCM_HKDF_SHA512_COMMIT_KEY,
-    )
+    message = esdk_encrypt(policy, PLAINTEXT, frame_length=0, key_provider=master_key,
+                           suite=Suite.AES_256_GCM_HKDF_SHA512_COMMIT_KEY)
     assert _envelope().decrypt(message) == PLAINTEXT
     with pytest.raises(KmsEnvelopeError) as info:
         _envelope().decrypt(message + b"\x00")
@@ -575,13 +563,8 @@ def test_non_framed_body_length_hostile() -> None:
     """A real non-framed ESDK message whose body length field claims 2**36 bytes."""
     master_key = esdk_aes_key(NS, "key", KEY)
     policy = CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT
-    message = esdk_encrypt(
-        policy,
-        PLAINTEXT,
-        frame_length=0,
-        key_provider=master_key,
-        suite=Suite.AES_256_GCM_HKDF_SHA512_COMMIT_KEY,
-    )
+    message = esdk_encrypt(policy, PLAINTEXT, frame_length=0, key_provider=master_key,
+                           suite=Suite.AES_256_GCM_HKDF_SHA512_COMMIT_KEY)
     envelope = _envelope()
     at = envelope.parse_header(message).size + 12
     assert int.from_bytes(message[at : at + 8], "big") == len(PLAINTEXT)
@@ -631,10 +614,8 @@ class _CountingKeyring:
 
 
 def test_policy_is_checked_before_any_key_is_used() -> None:
-    message = _envelope(
-        suite=Suite.AES_128_GCM_IV12_TAG16_HKDF_SHA256,
-        commitment_policy=CommitmentPolicy.FORBID_ENCRYPT_ALLOW_DECRYPT,
-    ).encrypt(PLAINTEXT)
+    message = _envelope(suite=Suite.AES_128_GCM_IV12_TAG16_HKDF_SHA256,
+                        commitment_policy=CommitmentPolicy.FORBID_ENCRYPT_ALLOW_DECRYPT).encrypt(PLAINTEXT)
     keyring = _CountingKeyring()
     with pytest.raises(PolicyError):
         Envelope(keyring).decrypt(message)

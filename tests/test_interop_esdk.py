@@ -404,11 +404,7 @@ def test_raw_rsa_keyring(rsa_pem: tuple[bytes, bytes], api: str, padding: str, s
 
     # ESDK with the public key only -> us
     esdk_ct = esdk_encrypt(
-        policy,
-        plaintext,
-        suite=suite,
-        frame_length=1024,
-        context=context,
+        policy, plaintext, suite=suite, frame_length=1024, context=context,
         **_esdk_rsa(api, rsa_pem, padding, private=False),
     )
     result = envelope.decrypt_with_header(esdk_ct, context)

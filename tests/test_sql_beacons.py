@@ -145,19 +145,13 @@ def test_beacons_follow_updates_and_core_inserts(engine: Engine) -> None:
         event.remove(Session, "do_orm_execute", _filter_orm)
 
     md = MetaData()
-    table = Table(
-        f"core_{uuid.uuid4().hex[:8]}",
-        md,
-        Column("id", Integer, primary_key=True),
-        Column("email", EncryptedType(str, ENVELOPE)),
-        beacon_column("email", KEYS, length=16),
-    )
+    table = Table(f"core_{uuid.uuid4().hex[:8]}", md, Column("id", Integer, primary_key=True),
+                  Column("email", EncryptedType(str, ENVELOPE)), beacon_column("email", KEYS, length=16))
     md.create_all(engine)
     try:
         with engine.begin() as conn:
-            conn.execute(
-                insert(table), [{"id": 1, "email": "a@example.com"}, {"id": 2, "email": "b@example.com"}]
-            )
+            conn.execute(insert(table), [{"id": 1, "email": "a@example.com"},
+                                         {"id": 2, "email": "b@example.com"}])
             changed = with_beacons(table, email="c@example.com")
             conn.execute(update(table).where(table.c.id == 2).values(changed))
             beacon = KEYS.hash("email", 16, b"c@example.com")
@@ -174,13 +168,8 @@ def test_beacons_follow_updates_and_core_inserts(engine: Engine) -> None:
 def test_beacon_misuse_is_refused() -> None:
     with pytest.raises(PolicyError, match="no beacon column"):
         select(Citizen).where(Citizen.name == "x", Citizen.id == 1).where(
-            Table(
-                "nob",
-                MetaData(),
-                Column("id", Integer, primary_key=True),
-                Column("v", EncryptedType(str, ENVELOPE)),
-            ).c.v
-            == "x"
+            Table("nob", MetaData(), Column("id", Integer, primary_key=True),
+                  Column("v", EncryptedType(str, ENVELOPE))).c.v == "x"
         )
     with pytest.raises(PolicyError):
         Citizen.ssn == Citizen.name  # noqa: B015
@@ -189,12 +178,7 @@ def test_beacon_misuse_is_refused() -> None:
     with pytest.raises(MalformedInputError):
         Citizen(ssn=123)
     md = MetaData()
-    floats = Table(
-        "floaty",
-        md,
-        Column("id", Integer, primary_key=True),
-        Column("f", EncryptedType(float, ENVELOPE)),
-        beacon_column("f", KEYS, length=8),
-    )
+    floats = Table("floaty", md, Column("id", Integer, primary_key=True),
+                   Column("f", EncryptedType(float, ENVELOPE)), beacon_column("f", KEYS, length=8))
     with pytest.raises(ConfigurationError, match="not supported for float"):
         floats.c.f == 1.5  # noqa: B015

@@ -30,22 +30,16 @@ ROWS = 60
 @pytest.fixture(scope="module")
 def engines(postgres: str) -> Iterator[dict[str, Engine]]:
     # One connection pool per application region; the label shows up in pg_stat_activity.
-    made = {
-        region: create_engine(postgres, connect_args={"application_name": f"app-{region}"})
-        for region in ("us-east-1", "ap-southeast-2")
-    }
+    made = {region: create_engine(postgres, connect_args={"application_name": f"app-{region}"})
+            for region in ("us-east-1", "ap-southeast-2")}
     yield made
     for engine in made.values():
         engine.dispose()
 
 
 def _accounts(name: str, envelope: Envelope) -> Table:
-    return Table(
-        name,
-        MetaData(),
-        Column("id", Integer, primary_key=True),
-        Column("iban", EncryptedType(str, envelope)),
-    )
+    return Table(name, MetaData(), Column("id", Integer, primary_key=True),
+                 Column("iban", EncryptedType(str, envelope)))
 
 
 def test_move_to_an_mrk_then_read_in_sydney_without_calling_us_east_1(
@@ -63,12 +57,9 @@ def test_move_to_an_mrk_then_read_in_sydney_without_calling_us_east_1(
             conn.execute(insert(before), [{"id": i, "iban": f"DE{i:020d}"} for i in range(1, ROWS + 1)])
         # Migration: readers in us-east-1 decrypt both keys; re-encryption writes under the MRK primary.
         primary = KmsKeyring(mrk.primary, client_supplier=supplier)
-        during = _accounts(
-            name,
-            Envelope(
-                MultiKeyring(generator=primary, children=[KmsKeyring(single, client_supplier=supplier)])
-            ),
-        )
+        during = _accounts(name, Envelope(MultiKeyring(
+            generator=primary, children=[KmsKeyring(single, client_supplier=supplier)]
+        )))
         local_aws.reset()
         stats = reencrypt(us, during, new_source=CachingMaterials(primary, max_age=600), batch_size=25)
         assert stats.rows == ROWS
@@ -114,43 +105,25 @@ def test_row_mode_with_kms(local_aws: LocalAws, engines: dict[str, Engine]) -> N
     writer_rows = EncryptedColumns(CachingMaterials(primary, max_age=600))
     md = MetaData()
     name = f"kmsrows_{uuid.uuid4().hex[:8]}"
-    table = Table(
-        name,
-        md,
-        Column("id", Integer, primary_key=True),
-        writer_rows.column("a", str),
-        writer_rows.column("b", str),
-        writer_rows.header_column(),
-        writer_rows.footer_column(),
-    )
+    table = Table(name, md, Column("id", Integer, primary_key=True), writer_rows.column("a", str),
+                  writer_rows.column("b", str), writer_rows.header_column(), writer_rows.footer_column())
     md.create_all(engines["us-east-1"])
     try:
         local_aws.reset()
         with engines["us-east-1"].begin() as conn:
-            conn.execute(
-                insert(table),
-                [writer_rows.encrypt_row({"id": i, "a": "x" * 11, "b": "y"}) for i in range(20)],
-            )
+            conn.execute(insert(table), [writer_rows.encrypt_row({"id": i, "a": "x" * 11, "b": "y"})
+                                         for i in range(20)])
         assert len(local_aws.requests("GenerateDataKey")) == 1
         reader_rows = EncryptedColumns(KmsKeyring(mrk.arn("ap-southeast-2"), client_supplier=supplier))
-        check = Table(
-            name,
-            MetaData(),
-            Column("id", Integer, primary_key=True),
-            reader_rows.column("a", str),
-            reader_rows.column("b", str),
-            reader_rows.header_column(),
-            reader_rows.footer_column(),
-        )
+        check = Table(name, MetaData(), Column("id", Integer, primary_key=True), reader_rows.column("a", str),
+                      reader_rows.column("b", str), reader_rows.header_column(), reader_rows.footer_column())
         local_aws.reset()
         with engines["ap-southeast-2"].connect() as conn:
             row = conn.execute(select(check).where(check.c.id == 3)).one()
         assert reader_rows.decrypt_row(dict(row._mapping)) == {"a": "x" * 11, "b": "y"}
         assert local_aws.requests(region="us-east-1") == ()
-        print(
-            f"\nrow mode with one KMS EDK: header {len(row.aws_dbe_head)} B, "
-            f"footer {len(row.aws_dbe_foot)} B, per column {len(row.a) - 11} B"
-        )
+        print(f"\nrow mode with one KMS EDK: header {len(row.aws_dbe_head)} B, "
+              f"footer {len(row.aws_dbe_foot)} B, per column {len(row.a) - 11} B")
         assert len(row.a) - 11 == 18 and len(row.aws_dbe_foot) == 48
     finally:
         md.drop_all(engines["us-east-1"])

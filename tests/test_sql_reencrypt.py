@@ -77,31 +77,22 @@ def engine(postgres: str) -> Iterator[Engine]:
 
 
 def _table(md: MetaData, name: str, envelope: Envelope) -> Table:
-    return Table(
-        name,
-        md,
-        Column("id", Integer, primary_key=True),
-        Column("ssn", EncryptedType(str, envelope)),
-        Column("balance", EncryptedType(decimal.Decimal, envelope), nullable=True),
-        Column("note", String),
-    )
+    return Table(name, md, Column("id", Integer, primary_key=True),
+                 Column("ssn", EncryptedType(str, envelope)),
+                 Column("balance", EncryptedType(decimal.Decimal, envelope), nullable=True),
+                 Column("note", String))
 
 
 def _key_names(engine: Engine, table: Table, column: str, ids: range) -> dict[int, bytes]:
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(table.c.id, type_coerce(table.c[column], LargeBinary)).where(
-                table.c.id.between(ids.start, ids.stop - 1)
-            )
-        ).all()
+        rows = conn.execute(select(table.c.id, type_coerce(table.c[column], LargeBinary))
+                            .where(table.c.id.between(ids.start, ids.stop - 1))).all()
     return {row_id: bytes(raw) for row_id, raw in rows}
 
 
 def _provider_names(envelope: Envelope, raws: dict[int, bytes]) -> set[tuple[bytes, ...]]:
-    return {
-        tuple(edk.provider_info[:7] for edk in envelope.parse_header(raw).encrypted_data_keys)
-        for raw in raws.values()
-    }
+    return {tuple(edk.provider_info[:7] for edk in envelope.parse_header(raw).encrypted_data_keys)
+            for raw in raws.values()}
 
 
 def test_rotation_of_10000_rows_survives_a_crash_and_resumes(engine: Engine) -> None:
@@ -109,13 +100,11 @@ def test_rotation_of_10000_rows_survives_a_crash_and_resumes(engine: Engine) -> 
     name = f"accounts_{uuid.uuid4().hex[:8]}"
     v1 = _table(MetaData(), name, Envelope(old))  # the application before the migration
     v1.metadata.create_all(engine)
-    expected = {
-        i: (f"{i:03d}-00-{i:04d}", decimal.Decimal(i) / 100 if i % 10 else None) for i in range(1, ROWS + 1)
-    }
+    expected = {i: (f"{i:03d}-00-{i:04d}", decimal.Decimal(i) / 100 if i % 10 else None)
+                for i in range(1, ROWS + 1)}
     with engine.begin() as conn:
-        conn.execute(
-            insert(v1), [{"id": i, "ssn": s, "balance": b, "note": "n"} for i, (s, b) in expected.items()]
-        )
+        conn.execute(insert(v1), [{"id": i, "ssn": s, "balance": b, "note": "n"}
+                                  for i, (s, b) in expected.items()])
     values = ROWS + sum(1 for _, b in expected.values() if b is not None)
     # During the migration readers (and writers) use a keyring for both keys.
     reader = Envelope(MultiKeyring(generator=new, children=[old]))
@@ -137,9 +126,8 @@ def test_rotation_of_10000_rows_survives_a_crash_and_resumes(engine: Engine) -> 
                 raise RuntimeError("injected crash")
 
         with pytest.raises(RuntimeError, match="injected crash"):
-            reencrypt(
-                engine, v2, new_source=CachingMaterials(new, max_age=600), batch_size=BATCH, on_batch=crash
-            )
+            reencrypt(engine, v2, new_source=CachingMaterials(new, max_age=600), batch_size=BATCH,
+                      on_batch=crash)
         assert seen_mixed[-1] == {1: expected[1][0], ROWS: expected[ROWS][0]}
         done = CRASH_AFTER * BATCH
         migrated = _key_names(engine, v2, "ssn", range(1, done + 1))
@@ -158,10 +146,8 @@ def test_rotation_of_10000_rows_survives_a_crash_and_resumes(engine: Engine) -> 
         # With the caching materials manager one new data key serves each column: wrapping operations
         # under the new key are bounded by the column count per run, not by the row count.
         assert new.encrypts <= 2 and first_run_encrypts <= 2
-        print(
-            f"\nwrapping-key operations: old-key unwraps {values} (one per value), "
-            f"new-key wraps {first_run_encrypts} + {new.encrypts}"
-        )
+        print(f"\nwrapping-key operations: old-key unwraps {values} (one per value), "
+              f"new-key wraps {first_run_encrypts} + {new.encrypts}")
         assert _key_names(engine, v2, "ssn", range(1, done + 1)) == migrated  # untouched by the rerun
         only_new = Envelope(NEW_RAW)
         for column in ("ssn", "balance"):
@@ -183,31 +169,16 @@ def test_rotation_of_10000_rows_survives_a_crash_and_resumes(engine: Engine) -> 
 def test_first_encryption_of_a_plaintext_column(engine: Engine) -> None:
     envelope = Envelope(NEW_RAW)
     md = MetaData()
-    table = Table(
-        f"legacy_{uuid.uuid4().hex[:8]}",
-        md,
-        Column("id", Integer, primary_key=True),
-        Column("email_plain", String, nullable=True),
-        Column("email", EncryptedType(str, envelope), nullable=True),
-    )
+    table = Table(f"legacy_{uuid.uuid4().hex[:8]}", md, Column("id", Integer, primary_key=True),
+                  Column("email_plain", String, nullable=True),
+                  Column("email", EncryptedType(str, envelope), nullable=True))
     md.create_all(engine)
     try:
         with engine.begin() as conn:
-            conn.execute(
-                insert(table),
-                [
-                    {"id": i, "email_plain": None if i % 7 == 0 else f"u{i}@example.com"}
-                    for i in range(1, 301)
-                ],
-            )
-        stats = reencrypt(
-            engine,
-            table,
-            new_source=NEW_RAW,
-            batch_size=64,
-            plaintext_columns={"email": "email_plain"},
-            progress=True,
-        )
+            conn.execute(insert(table), [{"id": i, "email_plain": None if i % 7 == 0 else f"u{i}@example.com"}
+                                         for i in range(1, 301)])
+        stats = reencrypt(engine, table, new_source=NEW_RAW, batch_size=64,
+                          plaintext_columns={"email": "email_plain"}, progress=True)
         assert stats.rows == 300 - 300 // 7
         with engine.connect() as conn:
             rows = conn.execute(select(table.c.id, table.c.email_plain, table.c.email)).all()
@@ -222,38 +193,21 @@ def test_row_mode_rotation(engine: Engine) -> None:
     old_rows = EncryptedColumns(OLD_RAW)
     md = MetaData()
     name = f"rowrot_{uuid.uuid4().hex[:8]}"
-    table = Table(
-        name,
-        md,
-        Column("id", Integer, primary_key=True),
-        old_rows.column("a", str),
-        old_rows.column("b", int, nullable=True),
-        old_rows.header_column(),
-        old_rows.footer_column(),
-    )
+    table = Table(name, md, Column("id", Integer, primary_key=True), old_rows.column("a", str),
+                  old_rows.column("b", int, nullable=True), old_rows.header_column(),
+                  old_rows.footer_column())
     md.create_all(engine)
     try:
         with engine.begin() as conn:
             rows = [{"id": i, "a": f"v{i}", "b": i if i % 2 else None} for i in range(1, 201)]
             conn.execute(insert(table), [old_rows.encrypt_row(row) for row in rows])
-        stats = reencrypt(
-            engine,
-            table,
-            new_source=NEW_RAW,
-            batch_size=50,
-            decrypt_with=MultiKeyring(children=[OLD_RAW, NEW_RAW]),
-        )
+        stats = reencrypt(engine, table, new_source=NEW_RAW, batch_size=50,
+                          decrypt_with=MultiKeyring(children=[OLD_RAW, NEW_RAW]))
         assert stats.rows == 200
         new_rows = EncryptedColumns(NEW_RAW)
-        check = Table(
-            name,
-            MetaData(),
-            Column("id", Integer, primary_key=True),
-            new_rows.column("a", str),
-            new_rows.column("b", int, nullable=True),
-            new_rows.header_column(),
-            new_rows.footer_column(),
-        )
+        check = Table(name, MetaData(), Column("id", Integer, primary_key=True), new_rows.column("a", str),
+                      new_rows.column("b", int, nullable=True), new_rows.header_column(),
+                      new_rows.footer_column())
         with engine.connect() as conn:
             stored = conn.execute(select(check)).all()
         for row in stored:

@@ -59,13 +59,9 @@ def core(engine: Engine) -> Iterator[tuple[Table, EncryptedColumns]]:
     rows = EncryptedColumns(KEYRING, context={"app": "tests"})
     md = MetaData()
     table = Table(
-        f"rowcore_{uuid.uuid4().hex[:8]}",
-        md,
-        Column("id", Integer, primary_key=True),
+        f"rowcore_{uuid.uuid4().hex[:8]}", md, Column("id", Integer, primary_key=True),
         *[rows.column(key, vt, nullable=True) for key, (vt, _) in VALUES.items()],
-        Column("note", String, nullable=True),
-        rows.header_column(),
-        rows.footer_column(),
+        Column("note", String, nullable=True), rows.header_column(), rows.footer_column(),
     )
     md.create_all(engine)
     yield table, rows
@@ -120,7 +116,8 @@ def _tamper(engine: Engine, table: Table, sql: str) -> None:
         "(SELECT s, i, aws_dbe_head, aws_dbe_foot FROM {t} WHERE id = 2) WHERE id = 1",  # a whole row moved
         "UPDATE {t} SET aws_dbe_head = set_byte(aws_dbe_head, 40, get_byte(aws_dbe_head, 40) # 1) "
         "WHERE id = 1",
-        "UPDATE {t} SET aws_dbe_foot = set_byte(aws_dbe_foot, 3, get_byte(aws_dbe_foot, 3) # 1) WHERE id = 1",
+        "UPDATE {t} SET aws_dbe_foot = set_byte(aws_dbe_foot, 3, get_byte(aws_dbe_foot, 3) # 1) "
+        "WHERE id = 1",
         "UPDATE {t} SET i = NULL WHERE id = 1",  # dropping a value
         "UPDATE {t} SET s = set_byte(s, 5, get_byte(s, 5) # 1) WHERE id = 1",
         "UPDATE {t} SET id = 3 WHERE id = 1",  # the row under another primary key
@@ -187,8 +184,7 @@ def test_orm_insert_load_update_refresh(engine: Engine, patients: None) -> None:
     with Session(engine) as session:
         loaded = session.scalars(select(Patient).order_by(Patient.id)).all()
         assert [(p.id, p.name, p.dob, p.ward) for p in loaded] == [
-            (ids[0], "Ann", dt.date(1991, 1, 2), "B"),
-            (ids[1], "Bob", None, None),
+            (ids[0], "Ann", dt.date(1991, 1, 2), "B"), (ids[1], "Bob", None, None)
         ]
     with engine.begin() as conn:  # swap the two rows' name ciphertexts behind the ORM's back
         table = Patient.__table__
@@ -196,9 +192,8 @@ def test_orm_insert_load_update_refresh(engine: Engine, patients: None) -> None:
         stored = conn.execute(select(table.c.id, type_coerce(table.c.name, LargeBinary)))
         names: dict[int, bytes] = {row_id: raw for row_id, raw in stored}
         for row_id, other in zip(ids, reversed(ids), strict=True):
-            conn.execute(
-                update(table).where(table.c.id == row_id).values(name=type_coerce(names[other], LargeBinary))
-            )
+            conn.execute(update(table).where(table.c.id == row_id)
+                         .values(name=type_coerce(names[other], LargeBinary)))
     with Session(engine) as session, pytest.raises(KmsEnvelopeError):
         session.get(Patient, ids[0])
 
@@ -238,13 +233,7 @@ def test_row_mode_needs_header_and_footer_and_a_known_key() -> None:
     Other.registry.dispose()
     md = MetaData()
     rows = EncryptedColumns(KEYRING)
-    Table(
-        "keyed",
-        md,
-        Column("id", Integer, primary_key=True),
-        rows.column("v", str),
-        rows.header_column(),
-        rows.footer_column(),
-    )
+    Table("keyed", md, Column("id", Integer, primary_key=True), rows.column("v", str),
+          rows.header_column(), rows.footer_column())
     with pytest.raises(PolicyError, match="must be known"):
         rows.encrypt_row({"v": "no key yet"})

@@ -93,25 +93,18 @@ def _raw(engine: Engine, table: Table, column: str, row_id: int) -> bytes | None
 
 def test_every_value_type_round_trips_and_none_stays_null(engine: Engine, metadata: MetaData) -> None:
     table = Table(
-        _name("types"),
-        metadata,
-        Column("id", Integer, primary_key=True),
+        _name("types"), metadata, Column("id", Integer, primary_key=True),
         *[Column(key, EncryptedType(vt, ENVELOPE), nullable=True) for key, (vt, _) in VALUES.items()],
     )
     metadata.create_all(engine)
     with engine.begin() as conn:
-        conn.execute(
-            insert(table),
-            [{"id": 1, **{k: v for k, (_, v) in VALUES.items()}}, {"id": 2, **dict.fromkeys(VALUES)}],
-        )
+        conn.execute(insert(table), [{"id": 1, **{k: v for k, (_, v) in VALUES.items()}},
+                                     {"id": 2, **dict.fromkeys(VALUES)}])
     with engine.connect() as conn:
         full, empty = conn.execute(select(table).order_by(table.c.id)).all()
-        ddl_type = conn.execute(
-            text(
-                "SELECT data_type FROM information_schema.columns WHERE table_name = :t AND column_name = 's'"
-            ),
-            {"t": table.name},
-        ).scalar_one()
+        ddl_type = conn.execute(text(
+            "SELECT data_type FROM information_schema.columns WHERE table_name = :t AND column_name = 's'"
+        ), {"t": table.name}).scalar_one()
     assert ddl_type == "bytea"
     for key, (_, value) in VALUES.items():
         got = full._mapping[key]
@@ -131,9 +124,7 @@ def test_every_value_type_round_trips_and_none_stays_null(engine: Engine, metada
 
 def test_encrypt_null_stores_an_authenticated_null(engine: Engine, metadata: MetaData) -> None:
     table = Table(
-        _name("nulls"),
-        metadata,
-        Column("id", Integer, primary_key=True),
+        _name("nulls"), metadata, Column("id", Integer, primary_key=True),
         Column("v", EncryptedType(str, ENVELOPE, encrypt_null=True), nullable=True),
     )
     metadata.create_all(engine)
@@ -214,20 +205,10 @@ def test_aws_encryption_sdk_decrypts_the_column_bytes(engine: Engine, people: No
 
 
 def test_ciphertext_moved_to_another_column_or_table_fails(engine: Engine, metadata: MetaData) -> None:
-    first = Table(
-        _name("src"),
-        metadata,
-        Column("id", Integer, primary_key=True),
-        Column("a", EncryptedType(str, ENVELOPE)),
-        Column("b", EncryptedType(str, ENVELOPE)),
-    )
-    second = Table(
-        _name("dst"),
-        metadata,
-        Column("id", Integer, primary_key=True),
-        Column("a", EncryptedType(str, ENVELOPE)),
-        Column("b", EncryptedType(str, ENVELOPE)),
-    )
+    first = Table(_name("src"), metadata, Column("id", Integer, primary_key=True),
+                  Column("a", EncryptedType(str, ENVELOPE)), Column("b", EncryptedType(str, ENVELOPE)))
+    second = Table(_name("dst"), metadata, Column("id", Integer, primary_key=True),
+                   Column("a", EncryptedType(str, ENVELOPE)), Column("b", EncryptedType(str, ENVELOPE)))
     metadata.create_all(engine)
     with engine.begin() as conn:
         conn.execute(insert(first), [{"id": 1, "a": "alpha", "b": "beta"}, {"id": 2, "a": "x", "b": "y"}])
@@ -248,12 +229,8 @@ def test_ciphertext_moved_to_another_column_or_table_fails(engine: Engine, metad
 
 @pytest.mark.parametrize("where", ["message id", "header tag", "body"])
 def test_edited_bytes_fail_to_authenticate(engine: Engine, metadata: MetaData, where: str) -> None:
-    table = Table(
-        _name("edit"),
-        metadata,
-        Column("id", Integer, primary_key=True),
-        Column("v", EncryptedType(str, ENVELOPE)),
-    )
+    table = Table(_name("edit"), metadata, Column("id", Integer, primary_key=True),
+                  Column("v", EncryptedType(str, ENVELOPE)))
     metadata.create_all(engine)
     with engine.begin() as conn:
         conn.execute(insert(table).values(id=1, v="sensitive"))
@@ -340,12 +317,8 @@ class _BrokenKeyring:
 
 
 def test_encryption_failures_do_not_put_plaintexts_in_errors(engine: Engine, metadata: MetaData) -> None:
-    table = Table(
-        _name("broken"),
-        metadata,
-        Column("id", Integer, primary_key=True),
-        Column("v", EncryptedType(str, Envelope(_BrokenKeyring()))),
-    )
+    table = Table(_name("broken"), metadata, Column("id", Integer, primary_key=True),
+                  Column("v", EncryptedType(str, Envelope(_BrokenKeyring()))))
     metadata.create_all(engine)
     with engine.begin() as conn, pytest.raises(ColumnEncryptionError) as info:
         conn.execute(insert(table).values(id=1, v="4111-1111-1111-1111"))

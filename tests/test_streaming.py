@@ -37,9 +37,8 @@ def _envelope(suite: Suite = UNSIGNED, frame_length: int = 4096) -> Envelope:
         if suite.committing
         else CommitmentPolicy.FORBID_ENCRYPT_ALLOW_DECRYPT
     )
-    return Envelope(
-        RawAesKeyring("stream", "key", KEY), suite=suite, frame_length=frame_length, commitment_policy=policy
-    )
+    return Envelope(RawAesKeyring("stream", "key", KEY), suite=suite, frame_length=frame_length,
+                    commitment_policy=policy)
 
 
 # -- sources and sinks --------------------------------------------------------------------------------
