@@ -134,8 +134,23 @@ def test_suite_and_frame_length_options(tmp_path: Path) -> None:
 
 def test_legacy_suite_needs_allow_uncommitted(tmp_path: Path) -> None:
     key = aes_key(tmp_path)
-    message = encrypt_file(tmp_path, key, "--suite", "AES_256_GCM_IV12_TAG16_HKDF_SHA256")
-    assert_fails(run("decrypt", "--key", key, message), ExitCode.POLICY)
+    assert_fails(
+        run("encrypt", "--key", key, "--suite", "0x0178", input=b"x"), ExitCode.POLICY
+    )  # legacy suites are written only under a policy that allows them
+    message = encrypt_file(
+        tmp_path,
+        key,
+        "--suite",
+        "AES_256_GCM_IV12_TAG16_HKDF_SHA256",
+        "--commitment-policy",
+        "forbid-encrypt-allow-decrypt",
+    )
+    result = run("decrypt", "--key", key, message)
+    assert_fails(result, ExitCode.POLICY)
+    assert "--commitment-policy require-encrypt-allow-decrypt" in result.stderr
+    assert "CommitmentPolicy." not in result.stderr
+    policy = ("--commitment-policy", "require-encrypt-allow-decrypt")
+    assert run("decrypt", "--key", key, *policy, message).stdout_bytes == PLAINTEXT
     assert run("decrypt", "--key", key, "--allow-uncommitted", message).stdout_bytes == PLAINTEXT
 
 
@@ -183,7 +198,7 @@ def test_tampered_input_leaves_no_partial_plaintext(tmp_path: Path) -> None:
     assert_fails(run("decrypt", "--key", key, message, "-o", out), ExitCode.INVALID_INPUT)
     assert not out.exists()
     out.write_bytes(b"previous content")
-    assert_fails(run("decrypt", "--key", key, message, "-o", out), ExitCode.INVALID_INPUT)
+    assert_fails(run("decrypt", "--key", key, message, "-o", out, "--force"), ExitCode.INVALID_INPUT)
     assert out.read_bytes() == b"previous content"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["k.key", "msg.enc", "out.bin", "plain.bin"]
 

@@ -19,12 +19,36 @@ from .exits import EXIT_CODE_EPILOG, CliError, ExitCode, debug_enabled, error_fo
 __all__ = ["cli", "main"]
 
 
+# Bare ``kmsenvelope`` or ``kmsenvelope keygen`` shows the help (click >= 8.2 signals that as a usage error).
+_SHOWS_HELP: tuple[type[BaseException], ...] = tuple(
+    t for t in (getattr(click.exceptions, "NoArgsIsHelpError", None),) if isinstance(t, type)
+)
+
+
+def _usage(exc: click.UsageError) -> click.ClickException:
+    """A click usage error as one line, naming the command's --help."""
+    if isinstance(exc, _SHOWS_HELP):
+        return exc
+    command = exc.ctx.command_path if exc.ctx is not None else "kmsenvelope"
+    return CliError(f"{exc.format_message()} (see '{command} --help')", ExitCode.USAGE)
+
+
 class _Group(click.Group):
     """A group whose commands turn expected library and OS errors into one-line errors and exit codes."""
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as exc:
+            raise _usage(exc) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:
+            raise _usage(exc) from None
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except KeyboardInterrupt:
@@ -57,16 +81,20 @@ def cli() -> None:
     kmsenvelope encrypt --key backup.key --context purpose=backup data.tar -o data.tar.enc
     kmsenvelope decrypt --key backup.key --require-context purpose=backup data.tar.enc -o data.tar
     kmsenvelope inspect data.tar.enc
+    kmsenvelope encrypt -r --key backup.key photos/ -o encrypted/
     kmsenvelope bench --quick
+    kmsenvelope local-aws          (a local AWS KMS to try --key arn:... without an account)
     """
 
 
 def _register() -> None:
     from .bench_cmd import bench
-    from .commands import decrypt, encrypt, keygen
+    from .commands import decrypt, encrypt
     from .inspect import inspect
+    from .keygen_cmd import keygen
+    from .local_aws_cmd import local_aws
 
-    for command in (keygen, encrypt, decrypt, inspect, bench):
+    for command in (keygen, encrypt, decrypt, inspect, bench, local_aws):
         command.epilog = EXIT_CODE_EPILOG
         cli.add_command(command)
 
@@ -88,8 +116,15 @@ def _quiet_stdout_flush() -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the command line (the ``kmsenvelope`` console script)."""
+    from .streams import Terminated, die_of, install_termination_handlers
+
+    install_termination_handlers()
     try:
         cli.main(args=list(argv) if argv is not None else None, prog_name="kmsenvelope")
+    except Terminated as exc:
+        # Temporary files are gone by now (context managers ran); end as the signal would have.
+        _quiet_stdout_flush()
+        die_of(exc.signum)
     except KeyboardInterrupt:  # pragma: no cover - outside a command
         click.echo("kmsenvelope: error: interrupted", err=True)
         sys.exit(int(ExitCode.INTERRUPTED))

@@ -39,11 +39,11 @@ _MEANING: dict[ExitCode, str] = {
     ExitCode.USAGE: "usage error: unknown option, bad option value, missing argument",
     ExitCode.FILE: "file error: input, output or key file missing or unreadable, or output exists",
     ExitCode.KEY_CONFIG: "invalid key file or key identifier, or a public key used to decrypt",
-    ExitCode.NO_USABLE_KEY: "wrong key: no given key can decrypt (or encrypt) the data key",
+    ExitCode.NO_USABLE_KEY: "wrong key: no given key can decrypt (or encrypt) the data key, or KMS refused",
     ExitCode.INVALID_INPUT: "tampered or malformed input: authentication failed or not a valid message",
     ExitCode.CONTEXT: "encryption context: required pair missing or different, bad KEY=VALUE, reserved key",
     ExitCode.POLICY: "refused by policy: commitment policy, EDK limit, size limit",
-    ExitCode.AWS: "AWS error: credentials, profile, region or endpoint problem",
+    ExitCode.AWS: "AWS configuration: unknown profile, no credentials, endpoint unreachable",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
 }
 
@@ -81,6 +81,29 @@ def _is_boto_error(exc: BaseException) -> bool:
     return module.startswith(("botocore", "boto3"))
 
 
+# botocore errors that mean "AWS could not be reached as configured", not "this key refused".
+_AWS_CONFIGURATION_ERRORS = (
+    "NoCredentialsError",
+    "PartialCredentialsError",
+    "CredentialRetrievalError",
+    "ProfileNotFound",
+    "NoRegionError",
+    "EndpointConnectionError",
+    "ConnectTimeoutError",
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+)
+
+
+def _aws_configuration_failure(exc: errors.NoUsableKeyError) -> bool:
+    """True when every key failed because AWS itself was unreachable or unconfigured."""
+    reasons = [failure.reason for failure in exc.failures] or [str(exc)]
+    return all(
+        any(f"({name})" in reason or name in reason for name in _AWS_CONFIGURATION_ERRORS)
+        for reason in reasons
+    )
+
+
 def error_for(exc: BaseException) -> CliError | None:
     """The :class:`CliError` an expected exception maps to, or None for an unexpected one."""
     if isinstance(exc, CliError):
@@ -90,7 +113,7 @@ def error_for(exc: BaseException) -> CliError | None:
     if isinstance(exc, errors.ContextMismatchError):
         code = ExitCode.CONTEXT
     elif isinstance(exc, errors.NoUsableKeyError):
-        code = ExitCode.NO_USABLE_KEY
+        code = ExitCode.AWS if _aws_configuration_failure(exc) else ExitCode.NO_USABLE_KEY
     elif isinstance(exc, (errors.AuthenticationError, errors.MalformedInputError)):
         code = ExitCode.INVALID_INPUT
         if isinstance(exc, errors.AuthenticationError):

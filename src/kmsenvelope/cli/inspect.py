@@ -182,16 +182,18 @@ def inspect_source(src: BinaryIO, *, force_base64: bool = False) -> dict[str, An
 
 
 @click.command()
-@click.argument("input_path", metavar="INPUT|-")
+@click.argument("input_path", metavar="[INPUT|-]", default=STDIO)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.option("--base64", "use_base64", is_flag=True, help="Input is base64 text (detected automatically).")
 def inspect(input_path: str, as_json: bool, use_base64: bool) -> None:
-    """Show the header of an ESDK message, or of a DB-ESDK item (JSON), without any key.
+    """Show the header of an ESDK message, or of a DB-ESDK item (JSON), without any key (default: stdin).
 
     Shows the format version, suite, message id, encryption context, each encrypted data key
     (provider id and the KMS key ARN or raw key name), content type and frame length. Nothing is
     decrypted or authenticated: the header is shown as written.
     """
+    if input_path == STDIO and sys.stdin.isatty():
+        raise CliError("give INPUT, or pipe a message in (kmsenvelope inspect < FILE)", ExitCode.USAGE)
     if input_path != STDIO and not _exists(input_path):
         raise CliError(f"input file not found: {input_path}", ExitCode.FILE)
     with open_input(input_path) as src:
@@ -250,7 +252,7 @@ def render_text(doc: dict[str, Any]) -> str:
     header = doc
     lines = [title, *(f"  {name:<16}{value}" for name, value in fields)]
     context = header["encryption_context"]
-    lines.append(f"  encryption context ({len(context)} pairs)")
+    lines.append(f"  encryption context ({len(context)} {'pair' if len(context) == 1 else 'pairs'})")
     lines += [f"    {key} = {value}" for key, value in context.items()]
     edks = header["encrypted_data_keys"]
     lines.append(f"  encrypted data keys ({len(edks)})")

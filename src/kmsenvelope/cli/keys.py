@@ -35,6 +35,7 @@ __all__ = [
     "KeyFile",
     "KmsOptions",
     "build_keyring",
+    "describe_keys",
     "generate_aes",
     "generate_rsa",
     "load_key_file",
@@ -328,3 +329,15 @@ def _discovery_keyring(kms: KmsOptions, supplier: Any, accounts: Sequence[str], 
         )
     discovery_filter = DiscoveryFilter(partition, tuple(accounts)) if accounts else None
     return KmsDiscoveryKeyring(region, discovery_filter=discovery_filter, client_supplier=supplier)
+
+
+def describe_keys(keys: Sequence[str]) -> list[tuple[str, str | None]]:
+    """``(name, namespace)`` of each key file and ``(identifier, None)`` of each KMS key, for messages."""
+    described: list[tuple[str, str | None]] = []
+    for value in keys:
+        if os.path.exists(value):
+            key_file = load_key_file(value)
+            described.append((key_file.name, key_file.namespace))
+        else:
+            described.append((value, None))
+    return described
