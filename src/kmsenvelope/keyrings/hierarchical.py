@@ -21,12 +21,14 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..aws.key_store import BranchKeyMaterials, BranchKeyStore
+from ..aws.requests import Steps, run
 from ..errors import (
     AuthenticationError,
     ConfigurationError,
@@ -41,7 +43,13 @@ from ..materials.materials import AnySuite, DecryptionMaterials, EncryptedDataKe
 from ..primitives.kdf import CounterKdf
 from . import wrapping
 
-__all__ = ["PROVIDER_ID", "BranchKeyIdSupplier", "HierarchicalKeyring"]
+__all__ = [
+    "PROVIDER_ID",
+    "BranchKeyIdSupplier",
+    "BranchKeyRequest",
+    "HierarchicalKeyring",
+    "HierarchicalRules",
+]
 
 PROVIDER_ID = "aws-kms-hierarchy"
 _PROVIDER_ID_BYTES = PROVIDER_ID.encode("ascii")
@@ -141,6 +149,189 @@ class _TtlCache:
             self._entries.clear()
 
 
+@dataclass(frozen=True)
+class BranchKeyRequest:
+    """Sans-IO request for a branch key version (``version=None``: the active one) from the key store."""
+
+    branch_key_id: str
+    version: str | None
+
+
+class HierarchicalRules:
+    """The hierarchical keyring without I/O: EDK format, branch key cache, and what to fetch when.
+
+    Its steps yield :class:`BranchKeyRequest` and receive :class:`BranchKeyMaterials`; the sync
+    :class:`HierarchicalKeyring` answers from a blocking key store, the async one from an async key
+    store with single flight.
+    """
+
+    def __init__(
+        self,
+        branch_key_id: str | None,
+        branch_key_id_supplier: BranchKeyIdSupplier | None,
+        ttl_seconds: float,
+        cache_capacity: int,
+        clock: Callable[[], float],
+    ) -> None:
+        if (branch_key_id is None) == (branch_key_id_supplier is None):
+            raise ConfigurationError("give exactly one of branch_key_id and branch_key_id_supplier")
+        if branch_key_id is not None and (not isinstance(branch_key_id, str) or not branch_key_id):
+            raise ConfigurationError("branch_key_id must be a non-empty string")
+        if branch_key_id_supplier is not None and not callable(branch_key_id_supplier):
+            raise ConfigurationError("branch_key_id_supplier must be callable")
+        if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, (int, float)) or not ttl_seconds > 0:
+            raise ConfigurationError("ttl_seconds must be a positive number")
+        if isinstance(cache_capacity, bool) or not isinstance(cache_capacity, int) or cache_capacity < 1:
+            raise ConfigurationError("cache_capacity must be a positive integer")
+        self.branch_key_id = branch_key_id
+        self._supplier = branch_key_id_supplier
+        self.cache = _TtlCache(float(ttl_seconds), cache_capacity, clock)
+
+    def encrypt_steps(self, materials: EncryptionMaterials) -> Steps[EncryptionMaterials]:
+        """Add an EDK wrapped under the active branch key version, generating the data key if needed."""
+        suite = materials.suite
+        if materials.plaintext_data_key is None and suite.symmetric_signature:
+            data_key, edk, signing_key = yield from self.fresh_record_key_steps(
+                suite, materials.encryption_context
+            )
+            return materials.with_data_key(data_key, edk, symmetric_signing_key=signing_key)
+        branch, fresh = yield from self._active_branch(materials.encryption_context)
+        result = wrapping.on_encrypt(materials, branch.wrap)
+        if fresh is not None:
+            self.cache.put(fresh, branch)
+        return result
+
+    def fresh_record_key_steps(
+        self, suite: AnySuite, context: Mapping[str, str]
+    ) -> Steps[tuple[bytes, EncryptedDataKey, bytes]]:
+        """(data key, EDK, symmetric signing key) for a DB-ESDK record (intermediate key wrapping)."""
+        branch, fresh = yield from self._active_branch(context)
+        aad = wrapping.encryption_context_aad(context)
+        info = suite.info
+        key_length = info.key_length
+        # One read of the system CSPRNG: salt, IV, intermediate key, data key.
+        random = os.urandom(_RANDOM_LENGTH + key_length + info.data_key_length)
+        intermediate = random[_RANDOM_LENGTH : _RANDOM_LENGTH + key_length]
+        data_key = random[_RANDOM_LENGTH + key_length :]
+        inner = branch.seal(intermediate, aad, random)
+        sealed, signing_key = wrapping.intermediate_seal(suite, intermediate, data_key, aad)
+        if fresh is not None:
+            self.cache.put(fresh, branch)
+        return data_key, EncryptedDataKey(PROVIDER_ID, branch.id_bytes, sealed + inner), signing_key
+
+    def decrypt_steps(
+        self, materials: DecryptionMaterials, edks: Sequence[EncryptedDataKey]
+    ) -> Steps[DecryptionMaterials]:
+        """Recover the data key from the first EDK of this keyring's branch key that unwraps."""
+        if materials.plaintext_data_key is not None:
+            raise PolicyError("decryption materials already hold a data key")
+        suite = materials.suite
+        if suite.symmetric_signature:
+            data_key, signing_key = yield from self.open_record_key_steps(
+                suite, materials.encryption_context, edks
+            )
+            return materials.with_data_key(data_key, symmetric_signing_key=signing_key)
+
+        def recover(edk: EncryptedDataKey, open_inner: _OpenInner, _: bytes) -> Steps[DecryptionMaterials]:
+            def unwrap(inner: EncryptedDataKey, _: Mapping[str, str]) -> Steps[bytes]:
+                return open_inner(inner.ciphertext)
+
+            return (yield from wrapping.unwrap_edk_steps(materials, edk, unwrap))
+
+        return (yield from self._first_edk(materials.encryption_context, edks, recover))
+
+    def open_record_key_steps(
+        self, suite: AnySuite, context: Mapping[str, str], edks: Sequence[EncryptedDataKey]
+    ) -> Steps[tuple[bytes, bytes]]:
+        """(data key, symmetric signing key) of a DB-ESDK record, from the first of its EDKs that opens."""
+        sealed_length = wrapping.sealed_length(suite)
+
+        def recover(edk: EncryptedDataKey, open_inner: _OpenInner, aad: bytes) -> Steps[tuple[bytes, bytes]]:
+            ciphertext = edk.ciphertext
+            if len(ciphertext) <= sealed_length:
+                raise MalformedInputError("intermediate-wrapped EDK ciphertext is too short")
+            intermediate = yield from open_inner(ciphertext[sealed_length:])
+            return wrapping.intermediate_open(suite, intermediate, ciphertext[:sealed_length], aad)
+
+        return (yield from self._first_edk(context, edks, recover))
+
+    def _first_edk(
+        self,
+        context: Mapping[str, str],
+        edks: Sequence[EncryptedDataKey],
+        recover: Callable[[EncryptedDataKey, _OpenInner, bytes], Steps[_T]],
+    ) -> Steps[_T]:
+        """``recover(edk, open_inner, aad)`` for the first of our EDKs where it succeeds.
+
+        ``open_inner`` opens the branch-key-wrapped part of an EDK ciphertext and ``aad`` is the serialized
+        context. Branch keys fetched for it are cached only once an EDK has opened.
+        """
+        branch_key_id = self.resolve_id(context)
+        id_bytes = branch_key_id.encode("utf-8")
+        aad = wrapping.encryption_context_aad(context)
+        failures: list[EdkFailure] = []
+        for edk in edks:
+            if edk.provider_id != PROVIDER_ID:
+                continue
+            if edk.provider_info != id_bytes:
+                failures.append(EdkFailure(edk.provider_id, _describe_info(edk), "different branch key id"))
+                continue
+            used: list[tuple[tuple[str, str], _BranchKey]] = []
+
+            def open_inner(
+                ciphertext: bytes, used: list[tuple[tuple[str, str], _BranchKey]] = used
+            ) -> Steps[bytes]:
+                branch = yield from self._branch_for(branch_key_id, ciphertext, used)
+                return branch.open(ciphertext, aad)
+
+            try:
+                result = yield from recover(edk, open_inner, aad)
+            except KmsEnvelopeError as exc:
+                failures.append(EdkFailure(edk.provider_id, _describe_info(edk), _reason(exc)))
+                continue
+            for cache_key, branch in used:
+                self.cache.put(cache_key, branch)
+            return result
+        raise NoUsableKeyError(
+            "no aws-kms-hierarchy EDK could be decrypted with this keyring's branch key", failures
+        )
+
+    def _active_branch(self, context: Mapping[str, str]) -> Steps[tuple[_BranchKey, tuple[str, str] | None]]:
+        """The active branch key, and the cache key to store it under once used (``None`` if cached)."""
+        branch_key_id = self.resolve_id(context)
+        cache_key = (branch_key_id, _ACTIVE)
+        branch = self.cache.get(cache_key)
+        if branch is not None:
+            return branch, None
+        fetched = yield BranchKeyRequest(branch_key_id, None)
+        return _BranchKey(_checked(fetched, branch_key_id, None)), cache_key
+
+    def _branch_for(
+        self, branch_key_id: str, ciphertext: bytes, used: list[tuple[tuple[str, str], _BranchKey]]
+    ) -> Steps[_BranchKey]:
+        """The branch key version an EDK ciphertext names (from the cache or the store)."""
+        if len(ciphertext) <= _OVERHEAD:
+            raise MalformedInputError("hierarchical EDK ciphertext is too short")
+        version = _version_string(bytes(ciphertext[_RANDOM_LENGTH : _RANDOM_LENGTH + _VERSION_LENGTH]))
+        cache_key = (branch_key_id, version)
+        branch = self.cache.get(cache_key)
+        if branch is None:
+            fetched = yield BranchKeyRequest(branch_key_id, version)
+            branch = _BranchKey(_checked(fetched, branch_key_id, version))
+            used.append((cache_key, branch))
+        return branch
+
+    def resolve_id(self, context: Mapping[str, str]) -> str:
+        """The branch key id for a message with this encryption context."""
+        if self.branch_key_id is not None:
+            return self.branch_key_id
+        assert self._supplier is not None
+        branch_key_id = self._supplier(context)
+        if not isinstance(branch_key_id, str) or not branch_key_id:
+            raise KeyStoreError("the branch key id supplier did not return a non-empty string")
+        return branch_key_id
+
+
 class HierarchicalKeyring:
     """Wraps data keys under branch keys from a :class:`~kmsenvelope.aws.key_store.BranchKeyStore`.
 
@@ -163,29 +354,19 @@ class HierarchicalKeyring:
     ) -> None:
         if not isinstance(key_store, BranchKeyStore):
             raise ConfigurationError("key_store must implement the BranchKeyStore protocol")
-        if (branch_key_id is None) == (branch_key_id_supplier is None):
-            raise ConfigurationError("give exactly one of branch_key_id and branch_key_id_supplier")
-        if branch_key_id is not None and (not isinstance(branch_key_id, str) or not branch_key_id):
-            raise ConfigurationError("branch_key_id must be a non-empty string")
-        if branch_key_id_supplier is not None and not callable(branch_key_id_supplier):
-            raise ConfigurationError("branch_key_id_supplier must be callable")
-        if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, (int, float)) or not ttl_seconds > 0:
-            raise ConfigurationError("ttl_seconds must be a positive number")
-        if isinstance(cache_capacity, bool) or not isinstance(cache_capacity, int) or cache_capacity < 1:
-            raise ConfigurationError("cache_capacity must be a positive integer")
         self._store = key_store
-        self._branch_key_id = branch_key_id
-        self._supplier = branch_key_id_supplier
-        self._cache = _TtlCache(float(ttl_seconds), cache_capacity, clock)
+        self._rules = HierarchicalRules(
+            branch_key_id, branch_key_id_supplier, ttl_seconds, cache_capacity, clock
+        )
 
     @property
     def cache_size(self) -> int:
         """How many branch key versions are cached right now."""
-        return len(self._cache)
+        return len(self._rules.cache)
 
     def clear_cache(self) -> None:
         """Forget every cached branch key (e.g. right after a rotation)."""
-        self._cache.clear()
+        self._rules.cache.clear()
 
     @property
     def key_store(self) -> BranchKeyStore:
@@ -195,19 +376,11 @@ class HierarchicalKeyring:
     @property
     def branch_key_id(self) -> str | None:
         """The fixed branch key id, or ``None`` when a supplier picks it per message."""
-        return self._branch_key_id
+        return self._rules.branch_key_id
 
     def on_encrypt(self, materials: EncryptionMaterials) -> EncryptionMaterials:
         """Add an EDK wrapped under the active branch key version, generating the data key if needed."""
-        suite = materials.suite
-        if materials.plaintext_data_key is None and suite.symmetric_signature:
-            data_key, edk, signing_key = self.fresh_record_key(suite, materials.encryption_context)
-            return materials.with_data_key(data_key, edk, symmetric_signing_key=signing_key)
-        branch, fresh = self._active_branch(materials.encryption_context)
-        result = wrapping.on_encrypt(materials, branch.wrap)
-        if fresh is not None:
-            self._cache.put(fresh, branch)
-        return result
+        return run(self._rules.encrypt_steps(materials), self._fetch)
 
     def fresh_record_key(
         self, suite: AnySuite, context: Mapping[str, str]
@@ -217,37 +390,13 @@ class HierarchicalKeyring:
         Intermediate key wrapping (``wrapping``) with a fresh intermediate key sealed under the active
         branch key: the EDK :meth:`on_encrypt` adds for such suites, without building materials twice.
         """
-        branch, fresh = self._active_branch(context)
-        aad = wrapping.encryption_context_aad(context)
-        info = suite.info
-        key_length = info.key_length
-        # One read of the system CSPRNG: salt, IV, intermediate key, data key.
-        random = os.urandom(_RANDOM_LENGTH + key_length + info.data_key_length)
-        intermediate = random[_RANDOM_LENGTH : _RANDOM_LENGTH + key_length]
-        data_key = random[_RANDOM_LENGTH + key_length :]
-        inner = branch.seal(intermediate, aad, random)
-        sealed, signing_key = wrapping.intermediate_seal(suite, intermediate, data_key, aad)
-        if fresh is not None:
-            self._cache.put(fresh, branch)
-        return data_key, EncryptedDataKey(PROVIDER_ID, branch.id_bytes, sealed + inner), signing_key
+        return run(self._rules.fresh_record_key_steps(suite, context), self._fetch)
 
     def on_decrypt(
         self, materials: DecryptionMaterials, edks: Sequence[EncryptedDataKey]
     ) -> DecryptionMaterials:
         """Recover the data key from the first EDK of this keyring's branch key that unwraps."""
-        if materials.plaintext_data_key is not None:
-            raise PolicyError("decryption materials already hold a data key")
-        suite = materials.suite
-        if suite.symmetric_signature:
-            data_key, signing_key = self.open_record_key(suite, materials.encryption_context, edks)
-            return materials.with_data_key(data_key, symmetric_signing_key=signing_key)
-
-        def recover(
-            edk: EncryptedDataKey, open_inner: Callable[[bytes], bytes], _: bytes
-        ) -> DecryptionMaterials:
-            return wrapping.unwrap_edk(materials, edk, lambda inner, _: open_inner(inner.ciphertext))
-
-        return self._first_edk(materials.encryption_context, edks, recover)
+        return run(self._rules.decrypt_steps(materials, edks), self._fetch)
 
     def open_record_key(
         self, suite: AnySuite, context: Mapping[str, str], edks: Sequence[EncryptedDataKey]
@@ -256,96 +405,21 @@ class HierarchicalKeyring:
 
         The inverse of :meth:`fresh_record_key`; :meth:`on_decrypt` uses it for such suites.
         """
-        sealed_length = wrapping.sealed_length(suite)
+        return run(self._rules.open_record_key_steps(suite, context, edks), self._fetch)
 
-        def recover(
-            edk: EncryptedDataKey, open_inner: Callable[[bytes], bytes], aad: bytes
-        ) -> tuple[bytes, bytes]:
-            ciphertext = edk.ciphertext
-            if len(ciphertext) <= sealed_length:
-                raise MalformedInputError("intermediate-wrapped EDK ciphertext is too short")
-            intermediate = open_inner(ciphertext[sealed_length:])
-            return wrapping.intermediate_open(suite, intermediate, ciphertext[:sealed_length], aad)
-
-        return self._first_edk(context, edks, recover)
-
-    def _first_edk(
-        self,
-        context: Mapping[str, str],
-        edks: Sequence[EncryptedDataKey],
-        recover: Callable[[EncryptedDataKey, Callable[[bytes], bytes], bytes], _T],
-    ) -> _T:
-        """``recover(edk, open_inner, aad)`` for the first of our EDKs where it succeeds.
-
-        ``open_inner`` opens the branch-key-wrapped part of an EDK ciphertext and ``aad`` is the serialized
-        context. Branch keys fetched for it are cached only once an EDK has opened.
-        """
-        branch_key_id = self._resolve_id(context)
-        id_bytes = branch_key_id.encode("utf-8")
-        aad = wrapping.encryption_context_aad(context)
-        failures: list[EdkFailure] = []
-        for edk in edks:
-            if edk.provider_id != PROVIDER_ID:
-                continue
-            if edk.provider_info != id_bytes:
-                failures.append(EdkFailure(edk.provider_id, _describe_info(edk), "different branch key id"))
-                continue
-            used: list[tuple[tuple[str, str], _BranchKey]] = []
-
-            def open_inner(ciphertext: bytes, used: list[tuple[tuple[str, str], _BranchKey]] = used) -> bytes:
-                return self._branch_for(branch_key_id, ciphertext, used).open(ciphertext, aad)
-
-            try:
-                result = recover(edk, open_inner, aad)
-            except KmsEnvelopeError as exc:
-                failures.append(EdkFailure(edk.provider_id, _describe_info(edk), _reason(exc)))
-                continue
-            for cache_key, branch in used:
-                self._cache.put(cache_key, branch)
-            return result
-        raise NoUsableKeyError(
-            "no aws-kms-hierarchy EDK could be decrypted with this keyring's branch key", failures
-        )
-
-    def _active_branch(self, context: Mapping[str, str]) -> tuple[_BranchKey, tuple[str, str] | None]:
-        """The active branch key, and the cache key to store it under once used (``None`` if cached)."""
-        branch_key_id = self._resolve_id(context)
-        cache_key = (branch_key_id, _ACTIVE)
-        branch = self._cache.get(cache_key)
-        if branch is not None:
-            return branch, None
-        fetched = self._store.get_active_branch_key(branch_key_id)
-        return _BranchKey(_checked(fetched, branch_key_id, None)), cache_key
-
-    def _branch_for(
-        self, branch_key_id: str, ciphertext: bytes, used: list[tuple[tuple[str, str], _BranchKey]]
-    ) -> _BranchKey:
-        """The branch key version an EDK ciphertext names (from the cache or the store)."""
-        if len(ciphertext) <= _OVERHEAD:
-            raise MalformedInputError("hierarchical EDK ciphertext is too short")
-        version = _version_string(bytes(ciphertext[_RANDOM_LENGTH : _RANDOM_LENGTH + _VERSION_LENGTH]))
-        cache_key = (branch_key_id, version)
-        branch = self._cache.get(cache_key)
-        if branch is None:
-            fetched = self._store.get_branch_key_version(branch_key_id, version)
-            branch = _BranchKey(_checked(fetched, branch_key_id, version))
-            used.append((cache_key, branch))
-        return branch
-
-    def _resolve_id(self, context: Mapping[str, str]) -> str:
-        if self._branch_key_id is not None:
-            return self._branch_key_id
-        assert self._supplier is not None
-        branch_key_id = self._supplier(context)
-        if not isinstance(branch_key_id, str) or not branch_key_id:
-            raise KeyStoreError("the branch key id supplier did not return a non-empty string")
-        return branch_key_id
+    def _fetch(self, request: BranchKeyRequest) -> BranchKeyMaterials:
+        if request.version is None:
+            return self._store.get_active_branch_key(request.branch_key_id)
+        return self._store.get_branch_key_version(request.branch_key_id, request.version)
 
     def __repr__(self) -> str:
         source = (
-            f"branch_key_id={self._branch_key_id!r}" if self._branch_key_id else "branch_key_id_supplier=..."
+            f"branch_key_id={self.branch_key_id!r}" if self.branch_key_id else "branch_key_id_supplier=..."
         )
         return f"HierarchicalKeyring({self._store!r}, {source})"
+
+
+_OpenInner = Callable[[bytes], "Steps[bytes]"]
 
 
 @functools.lru_cache(maxsize=1024)
