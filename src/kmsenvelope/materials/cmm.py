@@ -338,8 +338,22 @@ def _require_keys(required: frozenset[str], context: Mapping[str, str], operatio
 
 def as_materials_manager(source: Keyring | MaterialsManager) -> MaterialsManager:
     """Wrap a keyring in :class:`DefaultMaterials`; pass a materials manager through."""
+    if _is_async_source(source):
+        raise ConfigurationError(
+            "this is an async keyring or materials manager: use kmsenvelope.aio.AsyncEnvelope"
+        )
     if isinstance(source, MaterialsManager):
         return source
     if isinstance(source, Keyring):
         return DefaultMaterials(source)
     raise ConfigurationError("source must be a keyring or a materials manager")
+
+
+def _is_async_source(source: object) -> bool:
+    """Whether ``source``'s operations are coroutines (a :mod:`kmsenvelope.aio` keyring or manager)."""
+    import inspect
+
+    return any(
+        inspect.iscoroutinefunction(getattr(source, name, None))
+        for name in ("on_encrypt", "on_decrypt", "get_encryption_materials", "decrypt_materials")
+    )
