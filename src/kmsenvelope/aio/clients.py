@@ -15,7 +15,10 @@ from ..errors import ConfigurationError
 if TYPE_CHECKING:
     from botocore.config import Config
 
-__all__ = ["AsyncClientSupplier"]
+__all__ = ["DEFAULT_MAX_POOL_CONNECTIONS", "AsyncClientSupplier"]
+
+DEFAULT_MAX_POOL_CONNECTIONS = 64
+"""Connections per client unless ``config`` says otherwise: concurrent requests beyond it queue."""
 
 
 class AsyncClientSupplier:
@@ -25,7 +28,8 @@ class AsyncClientSupplier:
     region)`` any other service's. ``session`` is an ``aiobotocore.session.AioSession`` (default: a new
     one, which reads credentials and region the usual way). ``config`` is a ``botocore.config.Config``
     merged over kmsenvelope's defaults (standard retry mode), as for the blocking
-    :class:`~kmsenvelope.aws.clients.ClientSupplier`. ``endpoint_url`` overrides every client's endpoint.
+    :class:`~kmsenvelope.aws.clients.ClientSupplier`, except that the connection pool defaults to
+    :data:`DEFAULT_MAX_POOL_CONNECTIONS` (botocore's 10 would cap concurrency). ``endpoint_url`` overrides every client's endpoint.
 
     Close it with ``async with AsyncClientSupplier() as supplier:`` or ``await supplier.aclose()``;
     a closed supplier refuses to build clients. Use it from one event loop.
@@ -80,7 +84,7 @@ class AsyncClientSupplier:
                 context = self._get_session().create_client(
                     service,
                     region_name=region,
-                    config=client_config(self._user_config),
+                    config=self._config(),
                     endpoint_url=self._endpoint_url,
                 )
                 client = await context.__aenter__()
@@ -111,6 +115,15 @@ class AsyncClientSupplier:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
+
+    def _config(self) -> Config:
+        from botocore.config import Config
+
+        # botocore's default pool of 10 connections would cap an asyncio service at 10 KMS calls in
+        # flight; the user's config, merged last, can set any other size.
+        base = Config(max_pool_connections=DEFAULT_MAX_POOL_CONNECTIONS)
+        user = self._user_config
+        return client_config(base if user is None else base.merge(user))
 
     def _get_session(self) -> Any:
         if self._session is None:
