@@ -29,7 +29,8 @@ class AsyncClientSupplier:
     one, which reads credentials and region the usual way). ``config`` is a ``botocore.config.Config``
     merged over kmsenvelope's defaults (standard retry mode), as for the blocking
     :class:`~kmsenvelope.aws.clients.ClientSupplier`, except that the connection pool defaults to
-    :data:`DEFAULT_MAX_POOL_CONNECTIONS` (botocore's 10 would cap concurrency). ``endpoint_url`` overrides every client's endpoint.
+    :data:`DEFAULT_MAX_POOL_CONNECTIONS` (botocore's 10 would cap concurrency). ``endpoint_url``
+    overrides every client's endpoint.
 
     Close it with ``async with AsyncClientSupplier() as supplier:`` or ``await supplier.aclose()``;
     a closed supplier refuses to build clients. Use it from one event loop.
