@@ -8,6 +8,7 @@ the cache on the same branch key version make one key store call (one DynamoDB `
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
@@ -47,7 +48,10 @@ class AsyncHierarchicalKeyring:
         cache_capacity: int = 1000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not isinstance(key_store, AsyncBranchKeyStore):
+        if not isinstance(key_store, AsyncBranchKeyStore) or not all(
+            inspect.iscoroutinefunction(getattr(key_store, name))
+            for name in ("get_active_branch_key", "get_branch_key_version")
+        ):
             raise ConfigurationError("key_store must be an async branch key store (e.g. AsyncKeyStore)")
         self._store = key_store
         self._rules = HierarchicalRules(
