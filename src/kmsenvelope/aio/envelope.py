@@ -31,10 +31,12 @@ from . import streams
 from .materials import AnySource, as_async_materials_manager
 from .protocols import AsyncMaterialsManager
 
-__all__ = ["INLINE_LIMIT", "AsyncEnvelope"]
+__all__ = ["INLINE_LIMIT", "PIECE_SIZE", "AsyncEnvelope"]
 
 INLINE_LIMIT = 1 << 20
-"""Messages up to this many bytes are processed in one go; larger ones in pieces of about this size."""
+"""Messages up to this many bytes are processed in one go; larger ones in pieces of :data:`PIECE_SIZE`."""
+PIECE_SIZE = 256 * 1024
+"""About this much is encrypted, decrypted or hashed between two turns of the event loop (~1 ms)."""
 
 
 class _NoMaterials:
@@ -139,7 +141,7 @@ class AsyncEnvelope:
             scratch = bytearray(body_end)
             result, dest = b"", memoryview(scratch)
         signer = footer.signer_for(materials) if signing else None
-        per_piece = max(1, INLINE_LIMIT // frame_length)
+        per_piece = max(1, PIECE_SIZE // frame_length)
         with dest:
             dest[: len(header)] = header
             pos = len(header)
@@ -165,8 +167,8 @@ class AsyncEnvelope:
                 if final:
                     break
             if signer is not None:
-                for start in range(0, body_end, INLINE_LIMIT):
-                    signer.update(dest[start : min(body_end, start + INLINE_LIMIT)])
+                for start in range(0, body_end, PIECE_SIZE):
+                    signer.update(dest[start : min(body_end, start + PIECE_SIZE)])
                     await asyncio.sleep(0)
         if fresh is not None:
             return result
@@ -177,8 +179,8 @@ class AsyncEnvelope:
             return bytes(scratch) + tail
         result, out = final_bytes
         with out:
-            for start in range(0, body_end, INLINE_LIMIT):
-                stop = min(body_end, start + INLINE_LIMIT)
+            for start in range(0, body_end, PIECE_SIZE * 4):
+                stop = min(body_end, start + PIECE_SIZE * 4)
                 out[start:stop] = scratch[start:stop]
                 await asyncio.sleep(0)
             out[body_end:] = tail
@@ -215,8 +217,8 @@ class AsyncEnvelope:
             verifier = footer.verifier_for(materials)
             signature = footer.read_signature(reader)
             signed_end = reader.pos - 2 - len(signature)
-            for start in range(0, signed_end, INLINE_LIMIT):
-                verifier.update(data[start : min(signed_end, start + INLINE_LIMIT)])
+            for start in range(0, signed_end, PIECE_SIZE):
+                verifier.update(data[start : min(signed_end, start + PIECE_SIZE)])
                 await asyncio.sleep(0)
             verifier.verify(signature)
         if reader.remaining:
@@ -227,7 +229,7 @@ class AsyncEnvelope:
         else:
             scratch = bytearray(total)
             plaintext, dest = b"", memoryview(scratch)
-        per_piece = max(1, INLINE_LIMIT // max(1, header.frame_length))
+        per_piece = max(1, PIECE_SIZE // max(1, header.frame_length))
         with dest:
             pos = 0
             for first in range(0, len(frames), per_piece):
