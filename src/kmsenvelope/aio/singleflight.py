@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
@@ -37,7 +38,7 @@ class SingleFlight(Generic[_V]):
 
             task = loop.create_task(call())
             self._flights[slot] = task
-            task.add_done_callback(lambda done, slot=slot: self._landed(slot, done))
+            task.add_done_callback(functools.partial(self._landed, slot))
         return await asyncio.shield(task)
 
     def _landed(self, slot: tuple[int, Hashable], task: asyncio.Task[_V]) -> None:
