@@ -1,9 +1,10 @@
 """:class:`AsyncHierarchicalKeyring`: the hierarchical keyring's rules with an async key store.
 
-EDK format, branch key cache and fetch rules are :class:`~kmsenvelope.keyrings.hierarchical.HierarchicalRules`
-(shared with the sync keyring). Fetches are single flight: any number of concurrent operations that miss
-the cache on the same branch key version make one key store call (one DynamoDB ``GetItem`` and one KMS
-``Decrypt``) and share its outcome, a failure included.
+EDK format, branch key cache and fetch rules are
+:class:`~kmsenvelope.keyrings.hierarchical_rules.HierarchicalRules`, shared with the sync keyring.
+Fetches are single flight: any number of concurrent operations that miss the cache on the same branch
+key version make one key store call (one DynamoDB ``GetItem`` and one KMS ``Decrypt``) and share its
+outcome, a failure included.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from ..aws.key_store import BranchKeyMaterials
 from ..errors import ConfigurationError
-from ..keyrings.hierarchical import BranchKeyIdSupplier, BranchKeyRequest, HierarchicalRules
+from ..keyrings.hierarchical_rules import BranchKeyIdSupplier, BranchKeyRequest, HierarchicalRules
 from ..materials.materials import AnySuite, DecryptionMaterials, EncryptedDataKey, EncryptionMaterials
 from ._drive import run_async
 from .singleflight import SingleFlight
