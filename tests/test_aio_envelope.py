@@ -90,7 +90,7 @@ class Writer:
 
 def test_import_kmsenvelope_imports_neither_aio_nor_aiobotocore() -> None:
     code = (
-        "import sys, kmsenvelope\n"
+        "import sys, kmsenvelope, kmsenvelope.dynamodb, kmsenvelope.testing\n"
         "assert 'kmsenvelope.aio' not in sys.modules, 'kmsenvelope.aio'\n"
         "assert 'aiobotocore' not in sys.modules, 'aiobotocore'\n"
         "import kmsenvelope.aio\n"

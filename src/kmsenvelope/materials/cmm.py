@@ -72,6 +72,8 @@ class DefaultMaterials:
     def __init__(self, keyring: Keyring) -> None:
         if not isinstance(keyring, Keyring):
             raise ConfigurationError("DefaultMaterials needs a keyring (on_encrypt / on_decrypt)")
+        if _is_async_source(keyring):
+            raise ConfigurationError("this is an async keyring: use it through kmsenvelope.aio")
         self._keyring = keyring
         # Checked once: runtime protocol checks are too slow for every message.
         self._record_keyring = keyring if isinstance(keyring, RecordKeyring) else None
