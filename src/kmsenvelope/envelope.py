@@ -333,12 +333,6 @@ class Envelope:
         header = parse_header(ciphertext if isinstance(ciphertext, bytes) else data, self._limits)
         return data, header
 
-    def finish_message(
-        self, header: MessageHeader, materials: DecryptionMaterials, data: memoryview, reader: Reader
-    ) -> None:
-        """Verify the footer (if signed) and that nothing trails the message."""
-        self._finish(header, materials, data, reader)
-
     def _finish(
         self, header: MessageHeader, materials: DecryptionMaterials, data: memoryview, reader: Reader
     ) -> None:
