@@ -195,7 +195,8 @@ class AsyncCachingMaterials:
                 return cached
             fetched = await self._encrypt_flights.run(key, fetch)
             if _identity_kdf(fetched.suite):
-                return fetched
+                # Never shared (the spec bypasses caching for these suites): each caller gets its own.
+                return await self._source.get_encryption_materials(inner)
             # The fresh entry is in the cache now; loop to count this use against its limits. If other
             # callers used it up first, the next turn fetches again.
 
