@@ -232,6 +232,8 @@ def test_the_sync_envelope_refuses_an_async_keyring() -> None:
     )
     with pytest.raises(ConfigurationError, match="AsyncEnvelope"):
         Envelope(keyring)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="async keyring"):
+        MultiKeyring(generator=_aes(), children=[keyring])  # type: ignore[list-item]
 
 
 @pytest.mark.parametrize(
