@@ -80,22 +80,27 @@ class AsyncEnvelope:
 
     @property
     def suite(self) -> Suite:
+        """The suite new messages are written with."""
         return self._envelope.suite
 
     @property
     def frame_length(self) -> int:
+        """Plaintext bytes per frame."""
         return self._envelope.frame_length
 
     @property
     def commitment_policy(self) -> CommitmentPolicy:
+        """The key commitment policy."""
         return self._envelope.commitment_policy
 
     @property
     def limits(self) -> DecryptLimits:
+        """The decrypt limits."""
         return self._envelope.limits
 
     @property
     def materials_manager(self) -> AsyncMaterialsManager:
+        """The async materials manager this envelope gets its materials from."""
         return self._cmm
 
     # -- materials -------------------------------------------------------------------------------

@@ -28,9 +28,13 @@ __all__ = ["AsyncBranchKeyStore", "AsyncHierarchicalKeyring"]
 class AsyncBranchKeyStore(Protocol):
     """The read side of a branch key store, as coroutines (:class:`~kmsenvelope.aio.AsyncKeyStore`)."""
 
-    async def get_active_branch_key(self, branch_key_id: str) -> BranchKeyMaterials: ...
+    async def get_active_branch_key(self, branch_key_id: str) -> BranchKeyMaterials:
+        """The ACTIVE version of ``branch_key_id``."""
+        ...
 
-    async def get_branch_key_version(self, branch_key_id: str, version: str) -> BranchKeyMaterials: ...
+    async def get_branch_key_version(self, branch_key_id: str, version: str) -> BranchKeyMaterials:
+        """A specific version of ``branch_key_id``."""
+        ...
 
 
 class AsyncHierarchicalKeyring:
@@ -62,6 +66,7 @@ class AsyncHierarchicalKeyring:
 
     @property
     def key_store(self) -> AsyncBranchKeyStore:
+        """The async branch key store this keyring reads."""
         return self._store
 
     @property

@@ -63,14 +63,17 @@ class AsyncKeyStore:
 
     @property
     def table_name(self) -> str:
+        """The DynamoDB table holding the keys."""
         return self._rules.table_name
 
     @property
     def logical_name(self) -> str:
+        """The logical key store name bound to every key."""
         return self._rules.logical_name
 
     @property
     def kms_key_arn(self) -> str:
+        """The KMS key that protects every key of this store."""
         return self._rules.kms_key_arn
 
     def get_key_store_info(self) -> KeyStoreInfo:

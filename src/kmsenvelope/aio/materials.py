@@ -55,6 +55,7 @@ class AsyncDefaultMaterials:
 
     @property
     def keyring(self) -> AsyncKeyring | Keyring:
+        """The keyring this manager asks for data keys."""
         return self._keyring
 
     async def get_encryption_materials(self, request: EncryptionRequest) -> EncryptionMaterials:
@@ -159,10 +160,12 @@ class AsyncCachingMaterials:
 
     @property
     def cache(self) -> LocalMaterialsCache[EncryptionMaterials | DecryptionMaterials]:
+        """The materials cache (shared with other managers of the same partition, if given)."""
         return self._cache
 
     @property
     def partition(self) -> str:
+        """The cache partition name."""
         return self._partition
 
     async def get_encryption_materials(self, request: EncryptionRequest) -> EncryptionMaterials:
