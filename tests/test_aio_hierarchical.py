@@ -140,3 +140,23 @@ def test_async_key_store_reports_errors_like_the_sync_one(local_aws: LocalAws) -
         AsyncKeyStore(store.table_name, "alias/not-a-key", client_supplier=local_aws.async_client_supplier())
     with pytest.raises(ConfigurationError):
         AsyncHierarchicalKeyring(store, branch_key_id="x")  # a sync store is refused
+
+
+def test_single_flight_for_the_active_branch_key_on_encrypt(local_aws: LocalAws) -> None:
+    store = new_store(local_aws)
+    branch_key_id = store.create_key()
+    local_aws.reset()
+
+    async def run() -> list[bytes]:
+        async with local_aws.async_client_supplier() as supplier:
+            keyring = AsyncHierarchicalKeyring(
+                _async_store(local_aws, store, supplier), branch_key_id=branch_key_id
+            )
+            envelope = AsyncEnvelope(keyring)
+            return await asyncio.gather(*(envelope.encrypt(b"w%d" % i, CONTEXT) for i in range(300)))
+
+    messages = asyncio.run(run())
+    assert len(local_aws.requests("Decrypt")) == 1
+    assert [r.operation for r in local_aws.requests(service="dynamodb")] == ["GetItem"]
+    sync = Envelope(HierarchicalKeyring(store, branch_key_id=branch_key_id))
+    assert [sync.decrypt(m, CONTEXT) for m in messages] == [b"w%d" % i for i in range(300)]
