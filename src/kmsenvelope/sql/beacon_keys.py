@@ -26,6 +26,7 @@ from ..structured.beacon_hash import basic_hash, beacon_hmac, check_beacon_lengt
 __all__ = ["BeaconKeys"]
 
 
+
 class BeaconKeys:
     """HMAC keys of beacons, derived from one beacon key of a branch key store (a "single key store").
 

@@ -94,6 +94,7 @@ class _BeaconQuery(TypeDecorator[str]):
         return self.beacon.compute(self.source, value)
 
 
+
 def find_beacon(selectable: Any, source_name: str) -> Column[Any] | None:
     """The beacon column of ``source_name`` in a table (or alias of one), if it has one."""
     columns = getattr(selectable, "c", None)
@@ -159,12 +160,7 @@ def _insert_default(context: ExecutionContext) -> str | None:
 
 
 def beacon_column(
-    source: str,
-    keys: BeaconKeys,
-    *,
-    length: int,
-    beacon_name: str | None = None,
-    name: str | None = None,
+    source: str, keys: BeaconKeys, *, length: int, beacon_name: str | None = None, name: str | None = None,
     index: bool = True,
 ) -> Column[str]:
     """A beacon column for the encrypted column named ``source`` (Core tables, or declarative classes
@@ -179,12 +175,7 @@ def beacon_column(
 
 
 def mapped_beacon(
-    source: str,
-    keys: BeaconKeys,
-    *,
-    length: int,
-    beacon_name: str | None = None,
-    index: bool = True,
+    source: str, keys: BeaconKeys, *, length: int, beacon_name: str | None = None, index: bool = True,
 ) -> MappedColumn[str | None]:
     """:func:`beacon_column` for declarative classes.
 
@@ -224,7 +215,9 @@ def _wire_orm_beacons(mapper: Mapper[Any], class_: type) -> None:
             source_type = _source_type(table, beacon)
             source_column = table.c[beacon.source]
             source_prop = mapper.get_property_by_column(source_column)
-            event.listen(getattr(class_, source_prop.key), "set", _setter(prop.key, beacon, source_type))
+            event.listen(
+                getattr(class_, source_prop.key), "set", _setter(prop.key, beacon, source_type)
+            )
 
 
 def _setter(key: str, beacon: BeaconType, source_type: EncryptedType[Any]) -> Any:

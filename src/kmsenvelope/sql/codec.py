@@ -72,32 +72,14 @@ _TAG_JSON = 0x0C
 _FLOAT = struct.Struct(">d")
 
 _LABELS = {
-    Kind.STR: "str",
-    Kind.BYTES: "bytes",
-    Kind.INT: "int",
-    Kind.FLOAT: "float",
-    Kind.DECIMAL: "Decimal",
-    Kind.BOOL: "bool",
-    Kind.DATE: "date",
-    Kind.DATETIME: "datetime",
-    Kind.UUID: "uuid.UUID",
-    Kind.JSON: "JSON",
-    Kind.JSON_OBJECT: "dict (JSON)",
-    Kind.JSON_ARRAY: "list (JSON)",
+    Kind.STR: "str", Kind.BYTES: "bytes", Kind.INT: "int", Kind.FLOAT: "float", Kind.DECIMAL: "Decimal",
+    Kind.BOOL: "bool", Kind.DATE: "date", Kind.DATETIME: "datetime", Kind.UUID: "uuid.UUID",
+    Kind.JSON: "JSON", Kind.JSON_OBJECT: "dict (JSON)", Kind.JSON_ARRAY: "list (JSON)",
 }
 _BY_TYPE: dict[object, Kind] = {
-    str: Kind.STR,
-    bytes: Kind.BYTES,
-    int: Kind.INT,
-    float: Kind.FLOAT,
-    decimal.Decimal: Kind.DECIMAL,
-    bool: Kind.BOOL,
-    dt.date: Kind.DATE,
-    dt.datetime: Kind.DATETIME,
-    uuid.UUID: Kind.UUID,
-    "json": Kind.JSON,
-    dict: Kind.JSON_OBJECT,
-    list: Kind.JSON_ARRAY,
+    str: Kind.STR, bytes: Kind.BYTES, int: Kind.INT, float: Kind.FLOAT, decimal.Decimal: Kind.DECIMAL,
+    bool: Kind.BOOL, dt.date: Kind.DATE, dt.datetime: Kind.DATETIME, uuid.UUID: Kind.UUID,
+    "json": Kind.JSON, dict: Kind.JSON_OBJECT, list: Kind.JSON_ARRAY,
 }
 
 

@@ -73,7 +73,9 @@ def _same_column(candidate: Any, source: Any) -> bool:
     if getattr(candidate, "name", None) != source.name:
         return False
     table = getattr(candidate, "table", None)
-    return table is source.table or (isinstance(source.table, Table) and _base_table(table) is source.table)
+    return table is source.table or (
+        isinstance(source.table, Table) and _base_table(table) is source.table
+    )
 
 
 def _orm_getter(descriptions: Sequence[dict[str, Any]], source: Any) -> Callable[[Sequence[Any]], Any] | None:
@@ -123,7 +125,8 @@ def _filter_orm(state: ORMExecuteState) -> Result[Any] | None:
     # A single-entity result is frozen as bare objects rather than 1-tuples.
     scalars = bool(getattr(frozen, "_source_supports_scalars", False))
     frozen.data = [
-        row for row in frozen.data if all(get((row,) if scalars else row) in values for get, values in tests)
+        row for row in frozen.data
+        if all(get((row,) if scalars else row) in values for get, values in tests)
     ]
     return frozen()
 

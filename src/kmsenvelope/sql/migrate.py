@@ -125,13 +125,8 @@ class _Rows:
         self.columns = [*group.encrypted_columns(), group.header, group.footer]
         # A throwaway record encrypted under the new source shows which EDKs finished rows carry.
         probe = encrypt_record(
-            group.table.name,
-            {"probe": Terminal(b"\x00\x01", b"")},
-            {"probe": Action.SIGN_ONLY},
-            new,
-            group.suite,
-            group._context(),
-            {TABLE_KEY},
+            group.table.name, {"probe": Terminal(b"\x00\x01", b"")}, {"probe": Action.SIGN_ONLY}, new,
+            group.suite, group._context(), {TABLE_KEY},
         )
         self.target = _fingerprints(probe.header.encrypted_data_keys, True)
 
@@ -284,10 +279,8 @@ def reencrypt(
                     else:
                         stats.skipped += 1
                 for keys, params_list in updates.items():
-                    statement = (
-                        update(table)
-                        .where(*[c == bindparam(f"k_{c.key}") for c in pk])
-                        .values({table.c[k]: bindparam(f"v_{k}", type_=LargeBinary) for k in keys})
+                    statement = update(table).where(*[c == bindparam(f"k_{c.key}") for c in pk]).values(
+                        {table.c[k]: bindparam(f"v_{k}", type_=LargeBinary) for k in keys}
                     )
                     conn.execute(statement, params_list)
                 stats.last_key = tuple(batch[-1]._mapping[c.key] for c in pk)
@@ -331,3 +324,4 @@ def _progress_bar(engine: Engine, table: Table, where: Any, progress: bool | Non
         count = select(func.count()).select_from(table)
         total = conn.execute(count.where(where) if where is not None else count).scalar_one()
     return _Bar(int(total), table.name)
+

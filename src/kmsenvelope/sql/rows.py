@@ -332,12 +332,7 @@ class EncryptedColumns:
             if stored is not None:
                 signed[column.name] = Terminal(BINARY_TYPE, bytes(stored))
         result = decrypt_record(
-            self.table.name,
-            signed,
-            bytes(header),
-            bytes(footer),
-            source or self._manager,
-            self._context(),
+            self.table.name, signed, bytes(header), bytes(footer), source or self._manager, self._context(),
             {TABLE_KEY},
         ).record
         out: dict[str, Any] = {}

@@ -127,12 +127,8 @@ class _Wiring:
             return
         row: dict[str, Any] = {}
         complete = True
-        for column_key, attr in [
-            *self.primary.items(),
-            *self.encrypted.items(),
-            (self.group.header.key, self.header),
-            (self.group.footer.key, self.footer),
-        ]:
+        for column_key, attr in [*self.primary.items(), *self.encrypted.items(),
+                                 (self.group.header.key, self.header), (self.group.footer.key, self.footer)]:
             if attr not in data or attr in state.committed_state:
                 complete = False
                 break

@@ -50,22 +50,10 @@ _T = TypeVar("_T")
 
 # Comparisons that would compare ciphertexts: always wrong, since every encryption is randomized.
 _REFUSED = {
-    operators.ne,
-    operators.lt,
-    operators.le,
-    operators.gt,
-    operators.ge,
-    operators.like_op,
-    operators.ilike_op,
-    operators.not_like_op,
-    operators.not_ilike_op,
-    operators.between_op,
-    operators.not_in_op,
-    operators.startswith_op,
-    operators.endswith_op,
-    operators.contains_op,
-    operators.is_distinct_from,
-    operators.is_not_distinct_from,
+    operators.ne, operators.lt, operators.le, operators.gt, operators.ge, operators.like_op,
+    operators.ilike_op, operators.not_like_op, operators.not_ilike_op, operators.between_op,
+    operators.not_in_op, operators.startswith_op, operators.endswith_op, operators.contains_op,
+    operators.is_distinct_from, operators.is_not_distinct_from,
 }
 
 
@@ -131,31 +119,19 @@ class EncryptedType(TypeDecorator[_T], Generic[_T]):
 
     @overload
     def __init__(
-        self: EncryptedType[_T],
-        value_type: type[_T],
-        envelope: Envelope,
-        *,
-        context: Mapping[str, str] | None = None,
-        encrypt_null: bool = False,
+        self: EncryptedType[_T], value_type: type[_T], envelope: Envelope, *,
+        context: Mapping[str, str] | None = None, encrypt_null: bool = False,
     ) -> None: ...
 
     @overload
     def __init__(
-        self: EncryptedType[Any],
-        value_type: Literal["json"],
-        envelope: Envelope,
-        *,
-        context: Mapping[str, str] | None = None,
-        encrypt_null: bool = False,
+        self: EncryptedType[Any], value_type: Literal["json"], envelope: Envelope, *,
+        context: Mapping[str, str] | None = None, encrypt_null: bool = False,
     ) -> None: ...
 
     def __init__(
-        self,
-        value_type: Any,
-        envelope: Envelope,
-        *,
-        context: Mapping[str, str] | None = None,
-        encrypt_null: bool = False,
+        self, value_type: Any, envelope: Envelope, *,
+        context: Mapping[str, str] | None = None, encrypt_null: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(envelope, Envelope):
@@ -285,9 +261,7 @@ class EncryptedType(TypeDecorator[_T], Generic[_T]):
     @property
     def python_type(self) -> type[Any]:
         special: dict[codec.Kind, type[Any]] = {
-            codec.Kind.JSON: object,
-            codec.Kind.JSON_OBJECT: dict,
-            codec.Kind.JSON_ARRAY: list,
+            codec.Kind.JSON: object, codec.Kind.JSON_OBJECT: dict, codec.Kind.JSON_ARRAY: list
         }
         return special.get(self._kind) or self.value_type
 

@@ -118,9 +118,7 @@ def _server_account(user: str) -> pwd.struct_passwd:
         # Test containers often lack the account; as root we may create it, as the brief for CI says.
         subprocess.run(  # noqa: S603 - fixed argument list
             [useradd, "--system", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin", user],
-            capture_output=True,
-            timeout=30,
-            check=False,
+            capture_output=True, timeout=30, check=False,
         )
     try:
         return pwd.getpwnam(user)
@@ -154,19 +152,8 @@ def _start() -> _Server:
             port = _free_port()
             try:
                 _run(
-                    [
-                        _binary("pg_ctl"),
-                        "-D",
-                        str(data),
-                        "-l",
-                        str(directory / "server.log"),
-                        "-w",
-                        "-t",
-                        str(_START_TIMEOUT),
-                        "-o",
-                        f"-p {port}",
-                        "start",
-                    ],
+                    [_binary("pg_ctl"), "-D", str(data), "-l", str(directory / "server.log"), "-w",
+                     "-t", str(_START_TIMEOUT), "-o", f"-p {port}", "start"],
                     user,
                     timeout=_START_TIMEOUT + 5,
                 )
