@@ -139,7 +139,13 @@ class Envelope:
         view = memoryview(plaintext)
         if view.format != "B" or view.ndim != 1:
             view = view.cast("B")
-        materials = self.encryption_materials(context, len(view))
+        return self.encrypt_with_materials(view, self.encryption_materials(context, len(view)))
+
+    def encrypt_with_materials(self, view: memoryview, materials: EncryptionMaterials) -> bytes:
+        """The message for ``view`` (a flat byte view) under materials from :meth:`encryption_materials`.
+
+        The second half of :meth:`encrypt`; the async API gets its materials from an async source.
+        """
         sealed = seal_header(materials, self._frame_length)
         signing = materials.signing_key is not None
         if len(view) >= _IN_PLACE_THRESHOLD and not signing:
@@ -197,19 +203,28 @@ class Envelope:
         self, context: Mapping[str, str] | None, plaintext_length: int | None
     ) -> EncryptionMaterials:
         """Materials for one message; checks the context and EDK limit. Used by the streaming writer."""
+        request = self.encryption_request(context, plaintext_length)
+        return self.check_encryption_materials(self._cmm.get_encryption_materials(request))
+
+    def encryption_request(
+        self, context: Mapping[str, str] | None, plaintext_length: int | None
+    ) -> EncryptionRequest:
+        """The materials request for one message, after checking the caller's context."""
         frozen = freeze_context(context)
         for key in frozen:
             if key.startswith(RESERVED_CONTEXT_PREFIX):
                 raise PolicyError(
                     f"encryption context keys starting with {RESERVED_CONTEXT_PREFIX!r} are reserved"
                 )
-        request = EncryptionRequest(
+        return EncryptionRequest(
             encryption_context=frozen,
             commitment_policy=self._policy,
             suite=self._suite,
             max_plaintext_length=plaintext_length,
         )
-        materials = self._cmm.get_encryption_materials(request)
+
+    def check_encryption_materials(self, materials: EncryptionMaterials) -> EncryptionMaterials:
+        """Refuse materials whose suite this envelope's policy forbids, or with too many EDKs."""
         if materials.suite is not self._suite:
             # This envelope's own suite was checked at construction; any other must be checked now.
             if not isinstance(materials.suite, Suite):
@@ -242,6 +257,17 @@ class Envelope:
         self, ciphertext: bytes | bytearray | memoryview, context: Mapping[str, str] | None
     ) -> tuple[bytes, MessageHeader, DecryptionMaterials]:
         data, header, materials, aead, reader = self._open_message(ciphertext, context)
+        return self.decrypt_opened(data, header, materials, aead, reader), header, materials
+
+    def decrypt_opened(
+        self,
+        data: memoryview,
+        header: MessageHeader,
+        materials: DecryptionMaterials,
+        aead: AesGcm,
+        reader: Reader,
+    ) -> bytes:
+        """The plaintext of a message whose header was opened (``reader`` at the body)."""
         if header.framed:
             frames, total = body_mod.scan_framed(reader, header.frame_length)
             self._finish(header, materials, data, reader)
@@ -256,7 +282,7 @@ class Envelope:
         else:
             plaintext = body_mod.decrypt_non_framed(aead, header.message_id, reader)
             self._finish(header, materials, data, reader)
-        return plaintext, header, materials
+        return plaintext
 
     def decrypt_into(
         self,
@@ -292,6 +318,12 @@ class Envelope:
     def _open_message(
         self, ciphertext: bytes | bytearray | memoryview, context: Mapping[str, str] | None
     ) -> tuple[memoryview, MessageHeader, DecryptionMaterials, AesGcm, Reader]:
+        data, header = self.parse_message(ciphertext)
+        materials, aead = self.open(header, freeze_context(context))
+        return data, header, materials, aead, Reader(data, header.size)
+
+    def parse_message(self, ciphertext: bytes | bytearray | memoryview) -> tuple[memoryview, MessageHeader]:
+        """A flat view of a whole message and its parsed header, within this envelope's limits."""
         data = memoryview(ciphertext)
         if data.format != "B" or data.ndim != 1:
             data = data.cast("B")
@@ -299,8 +331,7 @@ class Envelope:
         if limit is not None and len(data) > limit:
             raise PolicyError(f"message of {len(data)} bytes exceeds the limit of {limit}")
         header = parse_header(ciphertext if isinstance(ciphertext, bytes) else data, self._limits)
-        materials, aead = self.open(header, freeze_context(context))
-        return data, header, materials, aead, Reader(data, header.size)
+        return data, header
 
     def _finish(
         self, header: MessageHeader, materials: DecryptionMaterials, data: memoryview, reader: Reader
@@ -315,17 +346,20 @@ class Envelope:
         self, header: MessageHeader, reproduced: Mapping[str, str]
     ) -> tuple[DecryptionMaterials, AesGcm]:
         """Get decryption materials for a parsed header and verify it. Used by the streaming reader."""
+        materials = self._cmm.decrypt_materials(self.decryption_request(header, reproduced))
+        return materials, open_header(header, materials)
+
+    def decryption_request(self, header: MessageHeader, reproduced: Mapping[str, str]) -> DecryptionRequest:
+        """The materials request for a parsed header, after the commitment policy and context checks."""
         check_suite_policy(header.suite, self._policy, encrypting=False)
         check_reproduced_context(header, reproduced)
-        request = DecryptionRequest(
+        return DecryptionRequest(
             suite=header.suite,
             encrypted_data_keys=header.encrypted_data_keys,
             encryption_context=header.encryption_context,
             commitment_policy=self._policy,
             reproduced_context=reproduced,
         )
-        materials = self._cmm.decrypt_materials(request)
-        return materials, open_header(header, materials)
 
     def parse_header(self, data: bytes | bytearray | memoryview) -> MessageHeader:
         """Parse (without verifying or decrypting) the header at the start of ``data``."""

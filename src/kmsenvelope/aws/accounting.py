@@ -165,6 +165,16 @@ def attempts_of(response_or_exc: object) -> int:
     return 1
 
 
+def method_name(operation: str) -> str:
+    """The boto3 client method of an AWS operation name (``GenerateDataKey`` -> ``generate_data_key``)."""
+    return _method_name(operation)
+
+
+def record(operation: str, key_id: str, region: str, outcome: str, start: float, attempts: int) -> None:
+    """Record one KMS call that began at ``time.perf_counter()`` value ``start`` (the async API's calls)."""
+    _record(operation, key_id, region, outcome, start, attempts)
+
+
 def _method_name(operation: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower()
 

@@ -55,6 +55,7 @@ from .branch_key_items import (
 from .clients import ClientSupplier, KmsClientSupplier
 from .key_store import BRANCH_KEY_LENGTH, BeaconKeyMaterials, BranchKeyMaterials, check_branch_key_version
 from .kms_errors import check_grant_tokens, failure_reason, kms_errors
+from .requests import DynamoDbRequest, KmsRequest, Steps, run
 
 __all__ = [
     "ACTIVE_TYPE",
@@ -296,34 +297,29 @@ class KeyStore:
 
     def get_active_branch_key(self, branch_key_id: str) -> BranchKeyMaterials:
         """The ACTIVE version of ``branch_key_id``: one ``GetItem`` and one KMS ``Decrypt``."""
-        check_id(branch_key_id)
-        return self._branch_materials(branch_key_id, ACTIVE_TYPE)
+        return run(self.branch_key_steps(branch_key_id, None), self._perform)
 
     def get_branch_key_version(self, branch_key_id: str, version: str) -> BranchKeyMaterials:
         """Version ``version`` of ``branch_key_id``, active or not: one ``GetItem`` and one ``Decrypt``."""
-        check_id(branch_key_id)
-        check_branch_key_version(version)
-        return self._branch_materials(branch_key_id, VERSION_TYPE_PREFIX + version)
+        return run(self.branch_key_steps(branch_key_id, version), self._perform)
 
     def get_beacon_key(self, branch_key_id: str) -> BeaconKeyMaterials:
         """The beacon key of ``branch_key_id``: one ``GetItem`` and one KMS ``Decrypt``."""
-        check_id(branch_key_id)
-        item = self._get_item(branch_key_id, BEACON_TYPE)
-        context, enc = self._parse_item(item, branch_key_id, BEACON_TYPE)
-        key = self._decrypt(enc, context, branch_key_id, BEACON_TYPE)
-        return BeaconKeyMaterials(branch_key_id, key, encryption_context=custom_context(context))
+        return run(self.beacon_key_steps(branch_key_id), self._perform)
 
-    def _branch_materials(self, branch_key_id: str, item_type: str) -> BranchKeyMaterials:
-        item = self._get_item(branch_key_id, item_type)
-        context, enc = parse_item(
-            item,
-            branch_key_id,
-            item_type,
-            table=self._table,
-            kms_arn=self._arn,
-            logical_name=self._logical_name,
-        )
-        key = self._decrypt(enc, context, branch_key_id, item_type)
+    # -- reads as sans-IO steps (shared with kmsenvelope.aio.AsyncKeyStore) -------------------------
+
+    def branch_key_steps(self, branch_key_id: str, version: str | None) -> Steps[BranchKeyMaterials]:
+        """Version ``version`` of ``branch_key_id`` (``None``: the ACTIVE one), as sans-IO steps."""
+        check_id(branch_key_id)
+        if version is None:
+            item_type = ACTIVE_TYPE
+        else:
+            check_branch_key_version(version)
+            item_type = VERSION_TYPE_PREFIX + version
+        item = yield from self._get_item_steps(branch_key_id, item_type)
+        context, enc = self._parse_item(item, branch_key_id, item_type)
+        key = yield from self._decrypt_steps(enc, context, branch_key_id, item_type)
         version_field = context[VERSION] if item_type == ACTIVE_TYPE else context[TYPE]
         return BranchKeyMaterials(
             branch_key_id,
@@ -331,6 +327,14 @@ class KeyStore:
             key,
             custom_context(context),
         )
+
+    def beacon_key_steps(self, branch_key_id: str) -> Steps[BeaconKeyMaterials]:
+        """The beacon key of ``branch_key_id``, as sans-IO steps."""
+        check_id(branch_key_id)
+        item = yield from self._get_item_steps(branch_key_id, BEACON_TYPE)
+        context, enc = self._parse_item(item, branch_key_id, BEACON_TYPE)
+        key = yield from self._decrypt_steps(enc, context, branch_key_id, BEACON_TYPE)
+        return BeaconKeyMaterials(branch_key_id, key, encryption_context=custom_context(context))
 
     # -- item checks ------------------------------------------------------------------------------
 
@@ -371,15 +375,29 @@ class KeyStore:
     def _kms(self) -> Any:
         return self._supplier(self._region)
 
+    def _perform(self, request: KmsRequest | DynamoDbRequest) -> Any:
+        """Answer one request of the steps with this store's blocking clients."""
+        if isinstance(request, DynamoDbRequest):
+            return getattr(self._ddb_client(), request.method)(**request.params)
+        return call_kms(
+            self._kms(), request.operation, region=request.region, key_id=request.key_id, **request.params
+        )
+
     def _get_item(
         self, branch_key_id: str, item_type: str, consistent: bool = False
     ) -> dict[str, Any] | None:
+        return run(self._get_item_steps(branch_key_id, item_type, consistent), self._perform)
+
+    def _get_item_steps(
+        self, branch_key_id: str, item_type: str, consistent: bool = False
+    ) -> Steps[dict[str, Any] | None]:
+        params = {
+            "TableName": self._table,
+            "Key": {BRANCH_KEY_ID: {"S": branch_key_id}, TYPE: {"S": item_type}},
+            "ConsistentRead": consistent,
+        }
         try:
-            response = self._ddb_client().get_item(
-                TableName=self._table,
-                Key={BRANCH_KEY_ID: {"S": branch_key_id}, TYPE: {"S": item_type}},
-                ConsistentRead=consistent,
-            )
+            response = yield DynamoDbRequest("get_item", params)
         except _aws_errors() as exc:
             raise self._ddb_error("GetItem", exc, branch_key_id) from exc
         item = response.get("Item")
@@ -411,15 +429,16 @@ class KeyStore:
         self, operation: str, branch_key_id: str, item_type: str | None = None, **params: Any
     ) -> dict[str, Any]:
         """One counted KMS call with this store's key, region and grant tokens; errors as KeyStoreError."""
+        return run(self._kms_steps(operation, branch_key_id, item_type, **params), self._perform)
+
+    def _kms_steps(
+        self, operation: str, branch_key_id: str, item_type: str | None = None, **params: Any
+    ) -> Steps[dict[str, Any]]:
+        request = KmsRequest(
+            operation, self._region, self._arn, {"GrantTokens": list(self._grant_tokens), **params}
+        )
         try:
-            response: dict[str, Any] = call_kms(
-                self._kms(),
-                operation,
-                region=self._region,
-                key_id=self._arn,
-                GrantTokens=list(self._grant_tokens),
-                **params,
-            )
+            response: dict[str, Any] = yield request
         except kms_errors() as exc:
             raise self._kms_error(operation, exc, branch_key_id, item_type) from exc
         return response
@@ -459,8 +478,10 @@ class KeyStore:
             raise KeyStoreError("invalid response from AWS KMS ReEncrypt")
         return out
 
-    def _decrypt(self, enc: bytes, context: Mapping[str, str], branch_key_id: str, item_type: str) -> bytes:
-        response = self._call_kms(
+    def _decrypt_steps(
+        self, enc: bytes, context: Mapping[str, str], branch_key_id: str, item_type: str
+    ) -> Steps[bytes]:
+        response = yield from self._kms_steps(
             "Decrypt",
             branch_key_id,
             item_type,

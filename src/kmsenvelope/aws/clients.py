@@ -16,7 +16,7 @@ from ..errors import ConfigurationError
 if TYPE_CHECKING:
     from botocore.config import Config
 
-__all__ = ["ClientSupplier", "KmsClientSupplier", "default_region_of"]
+__all__ = ["ClientSupplier", "KmsClientSupplier", "check_endpoint_url", "client_config", "default_region_of"]
 
 
 @runtime_checkable
@@ -38,8 +38,7 @@ class ClientSupplier:
     def __init__(
         self, session: Any = None, config: Config | None = None, endpoint_url: str | None = None
     ) -> None:
-        if endpoint_url is not None and (not isinstance(endpoint_url, str) or not endpoint_url):
-            raise ConfigurationError("endpoint_url must be a non-empty str")
+        check_endpoint_url(endpoint_url)
         self._session = session
         self._user_config = config
         self._endpoint_url = endpoint_url
@@ -88,24 +87,38 @@ class ClientSupplier:
         return self._session
 
     def _config(self) -> Config:
-        from botocore.config import Config
-
-        from .. import __version__
-
-        config = Config(retries={"mode": "standard"}, user_agent_extra=f"kmsenvelope/{__version__}")
-        user = self._user_config
-        if user is None:
-            return config
-        config = config.merge(user)
-        user_retries = getattr(user, "retries", None)
-        if isinstance(user_retries, dict) and "mode" not in user_retries:
-            # A user who only sets max_attempts should keep standard-mode backoff, not fall back to legacy.
-            retries: Any = {**user_retries, "mode": "standard"}
-            config = config.merge(Config(retries=retries))
-        return config
+        return client_config(self._user_config)
 
     def __repr__(self) -> str:
         return f"ClientSupplier(endpoint_url={self._endpoint_url!r}, regions={sorted(self._clients)!r})"
+
+
+def client_config(user: Config | None) -> Config:
+    """kmsenvelope's client defaults (standard retries, user agent) with ``user``'s settings merged over.
+
+    Shared by the blocking and the async (:mod:`kmsenvelope.aio`) client suppliers.
+    """
+    from botocore.config import Config
+
+    from .. import __version__
+
+    config = Config(retries={"mode": "standard"}, user_agent_extra=f"kmsenvelope/{__version__}")
+    if user is None:
+        return config
+    config = config.merge(user)
+    user_retries = getattr(user, "retries", None)
+    if isinstance(user_retries, dict) and "mode" not in user_retries:
+        # A user who only sets max_attempts should keep standard-mode backoff, not fall back to legacy.
+        retries: Any = {**user_retries, "mode": "standard"}
+        config = config.merge(Config(retries=retries))
+    return config
+
+
+def check_endpoint_url(endpoint_url: str | None) -> str | None:
+    """``endpoint_url`` if it is ``None`` or a non-empty str."""
+    if endpoint_url is not None and (not isinstance(endpoint_url, str) or not endpoint_url):
+        raise ConfigurationError("endpoint_url must be a non-empty str")
+    return endpoint_url
 
 
 def default_region_of(supplier: object) -> str | None:

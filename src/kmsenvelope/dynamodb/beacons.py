@@ -366,6 +366,10 @@ def _source_from_keyring(keyring: object) -> BeaconKeySource:
     if isinstance(keyring, HierarchicalKeyring) and keyring.branch_key_id is not None:
         # The keyring's own store and branch key: the DB-ESDK's single-key-store setup.
         return BeaconKeySource(keyring.key_store, keyring.branch_key_id)
+    if type(keyring).__name__ == "AsyncHierarchicalKeyring":
+        from ..aio.dynamodb import async_beacon_source
+
+        return async_beacon_source(keyring)
     raise ConfigurationError(
         "beacons need a beacon key: add BeaconKeySource(key_store, beacon_key_id) to beacons, or use "
         "a HierarchicalKeyring with a fixed branch_key_id"

@@ -9,17 +9,22 @@ from ..aws.accounting import call_kms
 from ..aws.arn import KmsArn, parse_arn, validate_identifier
 from ..aws.clients import ClientSupplier, KmsClientSupplier, default_region_of
 from ..aws.kms_errors import check_grant_tokens, failure_reason, kms_errors
-from ..errors import ConfigurationError, EdkFailure, KmsEnvelopeError, NoUsableKeyError
+from ..aws.requests import KmsRequest, KmsResponseError, Steps, check_client_region
+from ..errors import ConfigurationError, EdkFailure, NoUsableKeyError
 from ..materials.materials import EncryptedDataKey
 
 __all__ = [
     "PROVIDER_ID",
     "RSA_PROVIDER_ID",
     "KmsResponseError",
+    "check_decrypt_response",
     "check_grant_tokens",
+    "decrypt_request",
     "edk_key_arn",
     "failure_reason",
+    "kms_decrypt_steps",
     "kms_errors",
+    "perform_kms",
     "provider_info_text",
     "region_for",
     "resolve_supplier",
@@ -27,10 +32,6 @@ __all__ = [
 
 PROVIDER_ID = "aws-kms"
 RSA_PROVIDER_ID = "aws-kms-rsa"
-
-
-class KmsResponseError(KmsEnvelopeError):
-    """AWS KMS answered, but not with what the keyring asked for (wrong key, bad ARN)."""
 
 
 def resolve_supplier(client_supplier: KmsClientSupplier | None) -> KmsClientSupplier:
@@ -41,7 +42,7 @@ def resolve_supplier(client_supplier: KmsClientSupplier | None) -> KmsClientSupp
     return client_supplier
 
 
-def region_for(key_id: str, supplier: KmsClientSupplier) -> str:
+def region_for(key_id: str, supplier: object) -> str:
     """The region whose client serves ``key_id``: the ARN's, else the supplier's default region."""
     validate_identifier(key_id)
     if key_id.startswith("arn:"):
@@ -90,6 +91,29 @@ def kms_decrypt(
     encryption_algorithm: str | None = None,
 ) -> bytes:
     """KMS Decrypt with ``KeyId=key_id``; the response must name exactly that key."""
+    request = decrypt_request(
+        region=region,
+        key_id=key_id,
+        ciphertext=ciphertext,
+        grant_tokens=grant_tokens,
+        encryption_context=encryption_context,
+        encryption_algorithm=encryption_algorithm,
+    )
+    response = call_kms(client, request.operation, region=region, key_id=key_id, **request.params)
+    return check_decrypt_response(response, key_id)
+
+
+def decrypt_request(
+    *,
+    region: str,
+    key_id: str,
+    ciphertext: bytes,
+    grant_tokens: Sequence[str],
+    encryption_context: Mapping[str, str] | None = None,
+    encryption_algorithm: str | None = None,
+    pinned_region: bool = False,
+) -> KmsRequest:
+    """The KMS Decrypt request for one wrapped key, sent with ``KeyId=key_id``."""
     params: dict[str, Any] = {
         "KeyId": key_id,
         "CiphertextBlob": ciphertext,
@@ -99,7 +123,11 @@ def kms_decrypt(
         params["EncryptionContext"] = dict(encryption_context)
     if encryption_algorithm is not None:
         params["EncryptionAlgorithm"] = encryption_algorithm
-    response = call_kms(client, "Decrypt", region=region, key_id=key_id, **params)
+    return KmsRequest("Decrypt", region, key_id, params, pinned_region)
+
+
+def check_decrypt_response(response: Mapping[str, Any], key_id: str) -> bytes:
+    """The plaintext of a KMS Decrypt response, which must name exactly the requested key."""
     answered = response.get("KeyId")
     if answered != key_id:
         raise KmsResponseError(f"AWS KMS Decrypt answered for key {answered!r}, not the requested key")
@@ -107,6 +135,18 @@ def kms_decrypt(
     if not isinstance(plaintext, bytes):
         raise KmsResponseError("AWS KMS Decrypt returned no plaintext")
     return plaintext
+
+
+def kms_decrypt_steps(request: KmsRequest) -> Steps[bytes]:
+    """Sans-IO KMS Decrypt: ask ``request`` (from :func:`decrypt_request`), check the answer."""
+    response = yield request
+    return check_decrypt_response(response, request.key_id)
+
+
+def perform_kms(supplier: KmsClientSupplier, request: KmsRequest) -> dict[str, Any]:
+    """Send one KMS request with a blocking client from ``supplier`` (the sync keyrings' driver)."""
+    client = check_client_region(supplier(request.region), request)
+    return call_kms(client, request.operation, region=request.region, key_id=request.key_id, **request.params)
 
 
 def response_ciphertext(response: Mapping[str, Any], operation: str) -> bytes:

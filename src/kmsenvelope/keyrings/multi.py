@@ -6,6 +6,7 @@ decrypt. Decrypt: the generator, then each child in order, until one recovers th
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 
 from ..errors import ConfigurationError, EdkFailure, KmsEnvelopeError, NoUsableKeyError, PolicyError
@@ -25,6 +26,10 @@ class MultiKeyring:
         for keyring in (generator, *children):
             if keyring is not None and not isinstance(keyring, Keyring):
                 raise ConfigurationError(f"{keyring!r} is not a keyring")
+            if keyring is not None and inspect.iscoroutinefunction(getattr(keyring, "on_encrypt", None)):
+                raise ConfigurationError(
+                    f"{keyring!r} is an async keyring; MultiKeyring combines sync keyrings"
+                )
         self._generator = generator
         self._children = children
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from ..aws.requests import Steps, now, run_local
 from ..errors import AuthenticationError, MalformedInputError, PolicyError
 from ..materials.materials import (
     AnySuite,
@@ -29,14 +30,19 @@ from ..primitives.kdf import hkdf_many
 
 __all__ = [
     "GenerateAndWrap",
+    "GenerateAndWrapSteps",
     "Unwrap",
+    "UnwrapSteps",
     "Wrap",
+    "WrapSteps",
     "encryption_context_aad",
     "intermediate_open",
     "intermediate_seal",
     "on_encrypt",
+    "on_encrypt_steps",
     "sealed_length",
     "unwrap_edk",
+    "unwrap_edk_steps",
 ]
 
 Wrap = Callable[[bytes, Mapping[str, str]], EncryptedDataKey]
@@ -47,31 +53,55 @@ Unwrap = Callable[[EncryptedDataKey, Mapping[str, str]], bytes]
 """unwrap(edk_with_wrapped_part, encryption_context) -> the key it holds."""
 
 
+WrapSteps = Callable[[bytes, Mapping[str, str]], Steps[EncryptedDataKey]]
+""":data:`Wrap` as sans-IO steps (:mod:`kmsenvelope.aws.requests`): the AWS KMS keyrings' form."""
+GenerateAndWrapSteps = Callable[[int, Mapping[str, str]], Steps[tuple[bytes, EncryptedDataKey]]]
+""":data:`GenerateAndWrap` as sans-IO steps."""
+UnwrapSteps = Callable[[EncryptedDataKey, Mapping[str, str]], Steps[bytes]]
+""":data:`Unwrap` as sans-IO steps."""
+
+
 def on_encrypt(
     materials: EncryptionMaterials, wrap: Wrap, generate_and_wrap: GenerateAndWrap | None = None
 ) -> EncryptionMaterials:
     """Generate the data key if needed, then add one EDK made by this keyring."""
-    if materials.suite.symmetric_signature:
-        return _intermediate_on_encrypt(materials, wrap, generate_and_wrap)
-    context = materials.encryption_context
-    if materials.plaintext_data_key is None:
-        length = materials.suite.data_key_length
-        if generate_and_wrap is not None:
-            key, edk = generate_and_wrap(length, context)
-            if len(key) != length:
-                raise MalformedInputError("key provider returned a data key of the wrong length")
-        else:
-            key = os.urandom(length)
-            edk = wrap(key, context)
-        return materials.with_data_key(key, edk)
-    return materials.with_edk(wrap(materials.plaintext_data_key, context))
+    return run_local(
+        on_encrypt_steps(materials, now(wrap), None if generate_and_wrap is None else now(generate_and_wrap))
+    )
 
 
 def unwrap_edk(materials: DecryptionMaterials, edk: EncryptedDataKey, unwrap: Unwrap) -> DecryptionMaterials:
     """Recover the data key from one EDK; errors propagate so the caller can record them."""
+    return run_local(unwrap_edk_steps(materials, edk, now(unwrap)))
+
+
+def on_encrypt_steps(
+    materials: EncryptionMaterials, wrap: WrapSteps, generate_and_wrap: GenerateAndWrapSteps | None = None
+) -> Steps[EncryptionMaterials]:
+    """:func:`on_encrypt` for keyrings whose wrapping calls AWS (the one implementation of both)."""
     if materials.suite.symmetric_signature:
-        return _intermediate_unwrap(materials, edk, unwrap)
-    key = unwrap(edk, materials.encryption_context)
+        return (yield from _intermediate_on_encrypt(materials, wrap, generate_and_wrap))
+    context = materials.encryption_context
+    if materials.plaintext_data_key is None:
+        length = materials.suite.data_key_length
+        if generate_and_wrap is not None:
+            key, edk = yield from generate_and_wrap(length, context)
+            if len(key) != length:
+                raise MalformedInputError("key provider returned a data key of the wrong length")
+        else:
+            key = os.urandom(length)
+            edk = yield from wrap(key, context)
+        return materials.with_data_key(key, edk)
+    return materials.with_edk((yield from wrap(materials.plaintext_data_key, context)))
+
+
+def unwrap_edk_steps(
+    materials: DecryptionMaterials, edk: EncryptedDataKey, unwrap: UnwrapSteps
+) -> Steps[DecryptionMaterials]:
+    """:func:`unwrap_edk` for keyrings whose unwrapping calls AWS (the one implementation of both)."""
+    if materials.suite.symmetric_signature:
+        return (yield from _intermediate_unwrap(materials, edk, unwrap))
+    key = yield from unwrap(edk, materials.encryption_context)
     if len(key) != materials.suite.data_key_length:
         raise AuthenticationError("unwrapped data key has the wrong length")
     return materials.with_data_key(key)
@@ -161,8 +191,8 @@ def sealed_length(suite: AnySuite) -> int:
 
 
 def _intermediate_on_encrypt(
-    materials: EncryptionMaterials, wrap: Wrap, generate_and_wrap: GenerateAndWrap | None
-) -> EncryptionMaterials:
+    materials: EncryptionMaterials, wrap: WrapSteps, generate_and_wrap: GenerateAndWrapSteps | None
+) -> Steps[EncryptionMaterials]:
     suite = materials.suite
     context = materials.encryption_context
     key_length = suite.key_length
@@ -172,12 +202,12 @@ def _intermediate_on_encrypt(
         data_key = os.urandom(suite.data_key_length)
     # Every EDK gets its own intermediate key, so each recipient gets its own signing key.
     if generate_and_wrap is not None:
-        intermediate, inner = generate_and_wrap(key_length, context)
+        intermediate, inner = yield from generate_and_wrap(key_length, context)
         if len(intermediate) != key_length:
             raise MalformedInputError("key provider returned an intermediate key of the wrong length")
     else:
         intermediate = os.urandom(key_length)
-        inner = wrap(intermediate, context)
+        inner = yield from wrap(intermediate, context)
     sealed, signing_key = intermediate_seal(suite, intermediate, data_key, encryption_context_aad(context))
     edk = EncryptedDataKey(inner.provider_id, inner.provider_info, sealed + inner.ciphertext)
     if generated:
@@ -186,8 +216,8 @@ def _intermediate_on_encrypt(
 
 
 def _intermediate_unwrap(
-    materials: DecryptionMaterials, edk: EncryptedDataKey, unwrap: Unwrap
-) -> DecryptionMaterials:
+    materials: DecryptionMaterials, edk: EncryptedDataKey, unwrap: UnwrapSteps
+) -> Steps[DecryptionMaterials]:
     suite = materials.suite
     context = materials.encryption_context
     wrapped_length = sealed_length(suite)
@@ -195,7 +225,7 @@ def _intermediate_unwrap(
     if len(ciphertext) <= wrapped_length:
         raise MalformedInputError("intermediate-wrapped EDK ciphertext is too short")
     inner = EncryptedDataKey(edk.provider_id, edk.provider_info, ciphertext[wrapped_length:])
-    intermediate = unwrap(inner, context)
+    intermediate = yield from unwrap(inner, context)
     data_key, signing_key = intermediate_open(
         suite, intermediate, ciphertext[:wrapped_length], encryption_context_aad(context)
     )

@@ -72,6 +72,8 @@ class DefaultMaterials:
     def __init__(self, keyring: Keyring) -> None:
         if not isinstance(keyring, Keyring):
             raise ConfigurationError("DefaultMaterials needs a keyring (on_encrypt / on_decrypt)")
+        if _is_async_source(keyring):
+            raise ConfigurationError("this is an async keyring: use it through kmsenvelope.aio")
         self._keyring = keyring
         # Checked once: runtime protocol checks are too slow for every message.
         self._record_keyring = keyring if isinstance(keyring, RecordKeyring) else None
@@ -105,34 +107,8 @@ class DefaultMaterials:
             return EncryptionMaterials(
                 suite, context, (edk,), data_key, None, frozenset(required_context_keys), (symmetric_key,)
             )
-        check_suite_policy(suite, commitment_policy, encrypting=True)
-        context = freeze_context(encryption_context)
-        if PUBLIC_KEY_CONTEXT_KEY in context:
-            raise PolicyError(f"encryption context key {PUBLIC_KEY_CONTEXT_KEY!r} is reserved")
-        signing_key = None
-        if suite.signing:
-            context = dict(context)
-            curve = suite.info.signature_curve
-            assert curve is not None
-            signing_key = ecdsa.generate_signing_key(curve)
-            public = ecdsa.compress_public_key(signing_key.public_key())
-            context[PUBLIC_KEY_CONTEXT_KEY] = base64.b64encode(public).decode("ascii")
-        materials = EncryptionMaterials(
-            suite=suite,
-            encryption_context=freeze_context(context),
-            signing_key=signing_key,
-            required_context_keys=frozenset(required_context_keys),
-        )
-        result = self._keyring.on_encrypt(materials)
-        if result.plaintext_data_key is None or not result.encrypted_data_keys:
-            raise NoUsableKeyError("the keyring produced no data key")
-        # Keyrings pass the context object through; comparing contents is only needed when they did not.
-        if result.suite is not suite or (
-            result.encryption_context is not materials.encryption_context
-            and result.encryption_context != materials.encryption_context
-        ):
-            raise PolicyError("the keyring changed the suite or encryption context")
-        return result
+        materials = start_encryption(encryption_context, commitment_policy, suite, required_context_keys)
+        return finish_encryption(materials, self._keyring.on_encrypt(materials))
 
     def decrypt_materials(self, request: DecryptionRequest) -> DecryptionMaterials:
         """Merge the reproduced context, load the verification key, and ask the keyring for the data key."""
@@ -159,32 +135,8 @@ class DefaultMaterials:
         if direct is not None:
             context, required, data_key, symmetric_key = direct
             return DecryptionMaterials(suite, context, data_key, None, required, symmetric_key)
-        check_suite_policy(suite, commitment_policy, encrypting=False)
-        context, required = _merge_context(stored, reproduced)
-        verification_key = None
-        encoded = context.get(PUBLIC_KEY_CONTEXT_KEY)
-        if suite.signing:
-            if encoded is None:
-                raise MalformedInputError("signed message has no verification key in its encryption context")
-            curve = suite.info.signature_curve
-            assert curve is not None
-            try:
-                raw = base64.b64decode(encoded, validate=True)
-            except (binascii.Error, ValueError):
-                raise MalformedInputError("verification key is not valid base64") from None
-            verification_key = ecdsa.load_compressed_public_key(curve, raw)
-        elif encoded is not None:
-            raise MalformedInputError("unsigned message carries a verification key")
-        materials = DecryptionMaterials(
-            suite=suite,
-            encryption_context=freeze_context(context),
-            verification_key=verification_key,
-            required_context_keys=required,
-        )
-        result = self._keyring.on_decrypt(materials, encrypted_data_keys)
-        if result.plaintext_data_key is None:
-            raise NoUsableKeyError("no keyring recovered the data key")
-        return result
+        materials = start_decryption(suite, stored, commitment_policy, reproduced)
+        return finish_decryption(self._keyring.on_decrypt(materials, encrypted_data_keys))
 
     # Unsigned DB-ESDK records with a RecordKeyring: what the two methods above return, as plain values,
     # so record encryptors need not build materials objects. These are the only implementation of that
@@ -280,6 +232,88 @@ class RequiredContextMaterials:
         return f"RequiredContextMaterials(required_keys={sorted(self._required)!r})"
 
 
+# The default CMM's rules around the keyring call, shared with the async materials managers
+# (``kmsenvelope.aio``): only the keyring call itself differs between the two.
+
+
+def start_encryption(
+    encryption_context: Mapping[str, str],
+    commitment_policy: CommitmentPolicy,
+    suite: AnySuite,
+    required_context_keys: Iterable[str] = frozenset(),
+) -> EncryptionMaterials:
+    """The materials a keyring's ``on_encrypt`` receives: policy checked, signing key added if signed."""
+    check_suite_policy(suite, commitment_policy, encrypting=True)
+    context = freeze_context(encryption_context)
+    if PUBLIC_KEY_CONTEXT_KEY in context:
+        raise PolicyError(f"encryption context key {PUBLIC_KEY_CONTEXT_KEY!r} is reserved")
+    signing_key = None
+    if suite.signing:
+        context = dict(context)
+        curve = suite.info.signature_curve
+        assert curve is not None
+        signing_key = ecdsa.generate_signing_key(curve)
+        public = ecdsa.compress_public_key(signing_key.public_key())
+        context[PUBLIC_KEY_CONTEXT_KEY] = base64.b64encode(public).decode("ascii")
+    return EncryptionMaterials(
+        suite=suite,
+        encryption_context=freeze_context(context),
+        signing_key=signing_key,
+        required_context_keys=frozenset(required_context_keys),
+    )
+
+
+def finish_encryption(materials: EncryptionMaterials, result: EncryptionMaterials) -> EncryptionMaterials:
+    """Check what the keyring made of :func:`start_encryption`'s materials."""
+    if result.plaintext_data_key is None or not result.encrypted_data_keys:
+        raise NoUsableKeyError("the keyring produced no data key")
+    # Keyrings pass the context object through; comparing contents is only needed when they did not.
+    if result.suite is not materials.suite or (
+        result.encryption_context is not materials.encryption_context
+        and result.encryption_context != materials.encryption_context
+    ):
+        raise PolicyError("the keyring changed the suite or encryption context")
+    return result
+
+
+def start_decryption(
+    suite: AnySuite,
+    stored: Mapping[str, str],
+    commitment_policy: CommitmentPolicy,
+    reproduced: Mapping[str, str],
+) -> DecryptionMaterials:
+    """The materials a keyring's ``on_decrypt`` receives: full context and verification key."""
+    check_suite_policy(suite, commitment_policy, encrypting=False)
+    context, required = _merge_context(stored, reproduced)
+    verification_key = None
+    encoded = context.get(PUBLIC_KEY_CONTEXT_KEY)
+    if suite.signing:
+        if encoded is None:
+            raise MalformedInputError("signed message has no verification key in its encryption context")
+        curve = suite.info.signature_curve
+        assert curve is not None
+        try:
+            raw = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            raise MalformedInputError("verification key is not valid base64") from None
+        verification_key = ecdsa.load_compressed_public_key(curve, raw)
+    elif encoded is not None:
+        raise MalformedInputError("unsigned message carries a verification key")
+    return DecryptionMaterials(
+        suite=suite,
+        encryption_context=freeze_context(context),
+        verification_key=verification_key,
+        required_context_keys=required,
+    )
+
+
+def finish_decryption(result: DecryptionMaterials) -> DecryptionMaterials:
+    """Check that the keyring recovered a data key."""
+    if result.plaintext_data_key is None:
+        raise NoUsableKeyError("no keyring recovered the data key")
+    return result
+
+
 def _merge_context(
     stored: Mapping[str, str], reproduced: Mapping[str, str]
 ) -> tuple[Mapping[str, str], frozenset[str]]:
@@ -306,8 +340,22 @@ def _require_keys(required: frozenset[str], context: Mapping[str, str], operatio
 
 def as_materials_manager(source: Keyring | MaterialsManager) -> MaterialsManager:
     """Wrap a keyring in :class:`DefaultMaterials`; pass a materials manager through."""
+    if _is_async_source(source):
+        raise ConfigurationError(
+            "this is an async keyring or materials manager: use kmsenvelope.aio.AsyncEnvelope"
+        )
     if isinstance(source, MaterialsManager):
         return source
     if isinstance(source, Keyring):
         return DefaultMaterials(source)
     raise ConfigurationError("source must be a keyring or a materials manager")
+
+
+def _is_async_source(source: object) -> bool:
+    """Whether ``source``'s operations are coroutines (a :mod:`kmsenvelope.aio` keyring or manager)."""
+    import inspect
+
+    return any(
+        inspect.iscoroutinefunction(getattr(source, name, None))
+        for name in ("on_encrypt", "on_decrypt", "get_encryption_materials", "decrypt_materials")
+    )

@@ -68,16 +68,33 @@ def framed_body_length(plaintext_length: int, frame_length: int) -> int:
 
 
 def encrypt_framed_into(
-    aead: AesGcm, message_id: bytes, plaintext: memoryview, frame_length: int, out: memoryview
+    aead: AesGcm,
+    message_id: bytes,
+    plaintext: memoryview,
+    frame_length: int,
+    out: memoryview,
+    *,
+    first_sequence: int = 1,
+    final: bool = True,
 ) -> int:
-    """Write the framed body of ``plaintext`` into ``out``; returns the number of bytes written."""
+    """Write the framed body of ``plaintext`` into ``out``; returns the number of bytes written.
+
+    A body can be written in pieces (the async API yields to its event loop between them): every piece
+    but the last passes ``final=False`` and a whole number of frames, the next piece's
+    ``first_sequence`` continuing the count.
+    """
     layout = FrameLayout(len(plaintext), frame_length)
+    regular = layout.regular
+    if not final:
+        if len(plaintext) % frame_length:
+            raise ValueError("a non-final piece of a framed body must hold whole frames")
+        regular = len(plaintext) // frame_length
     pos = 0
     src = 0
-    sequence = 1
+    sequence = first_sequence
     regular_aad_tail = frame_length.to_bytes(8, "big")
     prefix = message_id + FRAME_STRING
-    for _ in range(layout.regular):
+    for _ in range(regular):
         seq = sequence.to_bytes(4, "big")
         iv = _ZERO8 + seq
         out[pos : pos + 4] = seq
@@ -89,16 +106,18 @@ def encrypt_framed_into(
         pos = end
         src += frame_length
         sequence += 1
+    if not final:
+        return pos
     seq = sequence.to_bytes(4, "big")
     iv = _ZERO8 + seq
-    final = layout.final_length
+    final_length = layout.final_length
     out[pos : pos + 4] = b"\xff\xff\xff\xff"
     out[pos + 4 : pos + 8] = seq
     out[pos + 8 : pos + 20] = iv
-    out[pos + 20 : pos + 24] = final.to_bytes(4, "big")
-    end = pos + 24 + final + TAG
-    aad = frame_aad(message_id, FINAL_FRAME_STRING, sequence, final)
-    aead.encrypt_into(iv, plaintext[src : src + final], aad, out[pos + 24 : end])
+    out[pos + 20 : pos + 24] = final_length.to_bytes(4, "big")
+    end = pos + 24 + final_length + TAG
+    aad = frame_aad(message_id, FINAL_FRAME_STRING, sequence, final_length)
+    aead.encrypt_into(iv, plaintext[src : src + final_length], aad, out[pos + 24 : end])
     return end
 
 
@@ -188,10 +207,15 @@ def decrypt_framed_into(
     data: memoryview,
     frames: list[tuple[int, int, int, int]],
     out: memoryview,
+    *,
+    ends_with_final: bool = True,
 ) -> None:
-    """Decrypt frames found by :func:`scan_framed` into ``out`` (the summed content length)."""
+    """Decrypt frames found by :func:`scan_framed` into ``out`` (the summed content length).
+
+    ``frames`` may be a slice of the scan; ``ends_with_final=False`` when it stops before the final frame.
+    """
     dst = 0
-    last = len(frames) - 1
+    last = len(frames) - 1 if ends_with_final else -1
     for index, (iv_at, start, length, sequence) in enumerate(frames):
         content = FINAL_FRAME_STRING if index == last else FRAME_STRING
         aad = frame_aad(message_id, content, sequence, length)

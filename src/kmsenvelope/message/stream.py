@@ -25,7 +25,7 @@ from ..primitives.ecdsa import Signer, Verifier
 from . import body as body_mod
 from . import footer
 from .codec import TruncatedInputError
-from .crypto import seal_header
+from .crypto import SealedHeader, seal_header
 from .header import DecryptLimits, MessageHeader, parse_header
 
 if TYPE_CHECKING:
@@ -55,6 +55,31 @@ def _read_full(src: BinaryIO, view: memoryview) -> int:
     return filled
 
 
+def seal_frame(
+    sealed: SealedHeader, sequence: int, plain: memoryview, have: int, final: bool, out: memoryview
+) -> memoryview:
+    """Seal frame ``sequence`` (``plain[:have]``; a regular frame takes all of ``plain``) into ``out``.
+
+    Returns the view of ``out`` holding the serialized frame. Shared by the sync and async streams.
+    """
+    seq = sequence.to_bytes(4, "big")
+    iv = body_mod.frame_iv(sequence)
+    if not final:
+        frame_length = len(plain)
+        aad = sealed.message_id + body_mod.FRAME_STRING + seq + frame_length.to_bytes(8, "big")
+        out[:4] = seq
+        out[4:16] = iv
+        sealed.aead.encrypt_into(iv, plain, aad, out[16 : 16 + frame_length + 16])
+        return out[: body_mod.REGULAR_OVERHEAD + frame_length]
+    aad = body_mod.frame_aad(sealed.message_id, body_mod.FINAL_FRAME_STRING, sequence, have)
+    out[:4] = _MARKER
+    out[4:8] = seq
+    out[8:20] = iv
+    out[20:24] = have.to_bytes(4, "big")
+    sealed.aead.encrypt_into(iv, plain[:have], aad, out[24 : 24 + have + 16])
+    return out[: body_mod.FINAL_OVERHEAD + have]
+
+
 def encrypt_stream(
     envelope: Envelope, src: BinaryIO, dst: BinaryIO, context: Mapping[str, str] | None
 ) -> MessageHeader:
@@ -75,26 +100,10 @@ def encrypt_stream(
     out = bytearray(frame_length + body_mod.FINAL_OVERHEAD)
     have = _read_full(src, memoryview(current))
     sequence = 1
-    prefix = sealed.message_id + body_mod.FRAME_STRING
     while True:
         more = _read_full(src, memoryview(ahead)) if have == frame_length else 0
         with memoryview(out) as view, memoryview(current) as plain:
-            seq = sequence.to_bytes(4, "big")
-            iv = body_mod.frame_iv(sequence)
-            if more:
-                aad = prefix + seq + frame_length.to_bytes(8, "big")
-                view[:4] = seq
-                view[4:16] = iv
-                sealed.aead.encrypt_into(iv, plain, aad, view[16 : 16 + frame_length + 16])
-                frame = view[: body_mod.REGULAR_OVERHEAD + frame_length]
-            else:
-                aad = body_mod.frame_aad(sealed.message_id, body_mod.FINAL_FRAME_STRING, sequence, have)
-                view[:4] = _MARKER
-                view[4:8] = seq
-                view[8:20] = iv
-                view[20:24] = have.to_bytes(4, "big")
-                sealed.aead.encrypt_into(iv, plain[:have], aad, view[24 : 24 + have + 16])
-                frame = view[: body_mod.FINAL_OVERHEAD + have]
+            frame = seal_frame(sealed, sequence, plain, have, not more, view)
             if signer is not None:
                 signer.update(frame)
             dst.write(frame)
@@ -255,15 +264,29 @@ def _frames_loop(
             plain[:] = bytes(length)
         with memoryview(sealed) as sealed_view, memoryview(plain) as plain_view:
             source.readinto_exact(sealed_view[: length + body_mod.TAG], "frame")
-            content = body_mod.FINAL_FRAME_STRING if final else body_mod.FRAME_STRING
-            aad = body_mod.frame_aad(header.message_id, content, sequence, length)
-            aead.decrypt_into(iv, sealed_view[: length + body_mod.TAG], aad, plain_view[:length])
-            sink.write(plain_view[:length])
+            sink.write(open_frame(header, aead, sequence, final, iv, sealed_view, plain_view, length))
         if final:
             return
         sequence += 1
         if sequence > body_mod.MAX_FRAMES:
             raise MalformedInputError("too many frames")
+
+
+def open_frame(
+    header: MessageHeader,
+    aead: AesGcm,
+    sequence: int,
+    final: bool,
+    iv: bytes,
+    sealed: memoryview,
+    plain: memoryview,
+    length: int,
+) -> memoryview:
+    """Authenticate and decrypt one frame of ``length`` bytes into ``plain``; returns the plaintext view."""
+    content = body_mod.FINAL_FRAME_STRING if final else body_mod.FRAME_STRING
+    aad = body_mod.frame_aad(header.message_id, content, sequence, length)
+    aead.decrypt_into(iv, sealed[: length + body_mod.TAG], aad, plain[:length])
+    return plain[:length]
 
 
 def _decrypt_non_framed(

@@ -9,12 +9,13 @@ server starts. See ``docs/testing.md``.
 from __future__ import annotations
 
 from . import moto_patches as moto_patches
-from .interceptor import TIMEOUT, RecordedRequest
+from .interceptor import LATENCY, TIMEOUT, RecordedRequest
 from .local import ACCOUNT_ID, LocalAws, MrkKey, RsaKey, local_aws
 from .postgres import postgres
 
 __all__ = [
     "ACCOUNT_ID",
+    "LATENCY",
     "TIMEOUT",
     "LocalAws",
     "MrkKey",

@@ -19,10 +19,12 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import parse_qs
 
-__all__ = ["TIMEOUT", "Interceptor", "RecordedRequest"]
+__all__ = ["LATENCY", "TIMEOUT", "Interceptor", "RecordedRequest"]
 
 TIMEOUT = "timeout"
 """Fault kind: hold the request for ``stall_seconds`` before moto answers it."""
+LATENCY = "latency"
+"""Fault kind: delay the request by ``stall_seconds``, then answer it normally (not a failure)."""
 
 _REDACTED = ("Plaintext",)
 _CREDENTIAL_SCOPE = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/,\s]+)/([^/,\s]+)/aws4_request")
@@ -42,7 +44,7 @@ class RecordedRequest:
     params: Mapping[str, Any]
     timestamp: float
     fault: str | None = None
-    """The injected fault this request received, if any."""
+    """The injected fault this request received, if any (``"latency"`` for an injected delay)."""
     access_key_id: str = ""
     """The access key id the request was signed with (never the secret)."""
 
@@ -77,6 +79,8 @@ class _State:
     faults: list[_Fault] = field(default_factory=list)
     requests: list[RecordedRequest] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
+    delaying: int = 0
+    max_delaying: int = 0
 
 
 class Interceptor:
@@ -110,6 +114,11 @@ class Interceptor:
         """How many injected failures have not been delivered yet."""
         with self._lock:
             return sum(f.remaining for f in self._state.faults)
+
+    def max_concurrent_delays(self) -> int:
+        """The most requests held by injected latency at the same moment since the last reset."""
+        with self._lock:
+            return self._state.max_delaying
 
     def requests(self) -> tuple[RecordedRequest, ...]:
         """Every request since the last reset, oldest first."""
@@ -147,6 +156,17 @@ class Interceptor:
             )
 
         if fault is None:
+            return self._app(environ, start_response)
+        if fault.error == LATENCY:
+            # A slow but healthy answer; reset() does not cut it short (it is not a stall).
+            with self._lock:
+                state.delaying += 1
+                state.max_delaying = max(state.max_delaying, state.delaying)
+            try:
+                time.sleep(fault.stall_seconds)
+            finally:
+                with self._lock:
+                    state.delaying -= 1
             return self._app(environ, start_response)
         if fault.error == TIMEOUT:
             # Hold the connection until the client has given up; reset() releases it early.

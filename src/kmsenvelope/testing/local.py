@@ -20,9 +20,9 @@ from typing import Any
 
 from ..aws.clients import ClientSupplier
 from . import moto_patches
-from .interceptor import TIMEOUT, Interceptor, RecordedRequest
+from .interceptor import LATENCY, TIMEOUT, Interceptor, RecordedRequest
 
-__all__ = ["ACCOUNT_ID", "TIMEOUT", "LocalAws", "MrkKey", "RsaKey", "local_aws"]
+__all__ = ["ACCOUNT_ID", "LATENCY", "TIMEOUT", "LocalAws", "MrkKey", "RsaKey", "local_aws"]
 
 ACCOUNT_ID = "123456789012"
 """The account moto puts every resource in."""
@@ -85,6 +85,21 @@ class LocalAws:
     def client_supplier(self, config: Any = None) -> ClientSupplier:
         """A kmsenvelope :class:`ClientSupplier` for the local endpoint (``config``: a botocore Config)."""
         return ClientSupplier(session=self.session, config=config, endpoint_url=self.endpoint_url)
+
+    def aio_session(self) -> Any:
+        """An aiobotocore session with this endpoint's dummy credentials and default region."""
+        from aiobotocore.session import get_session
+
+        session = get_session()
+        session.set_credentials(_DUMMY, _DUMMY)
+        session.set_config_variable("region", DEFAULT_REGION)
+        return session
+
+    def async_client_supplier(self, config: Any = None) -> Any:
+        """A :class:`kmsenvelope.aio.AsyncClientSupplier` for the local endpoint; close it when done."""
+        from ..aio.clients import AsyncClientSupplier
+
+        return AsyncClientSupplier(self.aio_session(), config=config, endpoint_url=self.endpoint_url)
 
     def botocore_session(self, region: str | None = None) -> Any:
         """A botocore session whose clients all use the local endpoint, for libraries that take one
@@ -181,8 +196,38 @@ class LocalAws:
             message=message,
         )
 
+    def inject_latency(
+        self,
+        operation: str,
+        seconds: float,
+        *,
+        count: int = 1,
+        region: str | None = None,
+        service: str | None = "kms",
+    ) -> None:
+        """Delay the next ``count`` ``operation`` requests by ``seconds`` each, then answer them normally.
+
+        Delays overlap: concurrent requests are each held ``seconds``, as a slow AWS endpoint would.
+        :meth:`max_concurrent_delays` tells how many were held at the same time.
+        """
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= 600:
+            raise ValueError("seconds must be a number between 0 and 600")
+        self._interceptor.add_fault(
+            operation,
+            LATENCY,
+            count=count,
+            region=region,
+            service=service,
+            stall_seconds=float(seconds),
+            message="",
+        )
+
+    def max_concurrent_delays(self) -> int:
+        """The most requests held by :meth:`inject_latency` at the same moment since the last reset."""
+        return self._interceptor.max_concurrent_delays()
+
     def pending_faults(self) -> int:
-        """How many injected failures have not been delivered yet."""
+        """How many injected failures (and latencies) have not been delivered yet."""
         return self._interceptor.pending_faults()
 
     def requests(

@@ -1,0 +1,353 @@
+"""Streaming encrypt and decrypt over objects with async ``read(n)`` / ``write(data)``.
+
+The frame crypto is the sync streams' (:func:`~kmsenvelope.message.stream.seal_frame`,
+:func:`~kmsenvelope.message.stream.open_frame`); only reading and writing are awaited. Release rules are
+the sync ones: a frame reaches ``dst`` only after its tag verifies, and for signed suites nothing reaches
+it before the signature verifies (frames wait in a private spool) unless ``release_unverified=True``.
+A ``dst`` given as a path is written to a temporary file beside it and renamed into place only on
+success: a failure or a cancellation leaves no file behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import os
+import tempfile
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ..errors import MalformedInputError, PolicyError
+from ..materials.materials import freeze_context
+from ..message import body as body_mod
+from ..message import footer
+from ..message.codec import TruncatedInputError
+from ..message.crypto import open_header, seal_header
+from ..message.header import DecryptLimits, MessageHeader, parse_header
+from ..message.stream import SPOOL_MEMORY_LIMIT, open_frame, seal_frame
+from ..primitives.ecdsa import Signer, Verifier
+
+if TYPE_CHECKING:
+    from .envelope import AsyncEnvelope
+
+__all__ = ["AsyncReader", "AsyncWriter", "decrypt_stream", "encrypt_stream"]
+
+# Give the event loop a turn after about this much work even if the streams never suspend.
+_YIELD_EVERY = 1 << 20
+
+
+class AsyncReader(Protocol):
+    """Anything with ``async read(n) -> bytes`` (``b""`` at end of input)."""
+
+    async def read(self, n: int = -1, /) -> bytes: ...
+
+
+class AsyncWriter(Protocol):
+    """Anything with ``async write(data)``."""
+
+    async def write(self, data: bytes, /) -> Any: ...
+
+
+async def _read(src: Any, n: int) -> bytes:
+    data = src.read(n)
+    if inspect.isawaitable(data):
+        data = await data
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError("src.read() must return bytes")
+    return bytes(data)
+
+
+async def _write(dst: Any, data: bytes) -> None:
+    result = dst.write(data)
+    if inspect.isawaitable(result):
+        await result
+
+
+async def _read_full(src: Any, view: memoryview) -> int:
+    filled = 0
+    while filled < len(view):
+        chunk = await _read(src, len(view) - filled)
+        if not chunk:
+            break
+        view[filled : filled + len(chunk)] = chunk
+        filled += len(chunk)
+    return filled
+
+
+class _Ticker:
+    """Counts work and hands the loop a turn every ``_YIELD_EVERY`` bytes."""
+
+    def __init__(self) -> None:
+        self._work = 0
+
+    async def add(self, n: int) -> None:
+        self._work += n
+        if self._work >= _YIELD_EVERY:
+            self._work = 0
+            await asyncio.sleep(0)
+
+
+class _PathSink:
+    """A file written under a temporary name and renamed to ``path`` only by :meth:`commit`."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self._path = os.fspath(path)
+        directory = os.path.dirname(os.path.abspath(self._path))
+        # mkstemp creates the file 0600: plaintext is never readable by others, even briefly.
+        fd, self._temp = tempfile.mkstemp(dir=directory, prefix=".kmsenvelope-", suffix=".part")
+        self._file = os.fdopen(fd, "wb")
+
+    def write(self, data: bytes) -> None:
+        self._file.write(data)
+
+    def commit(self) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        os.replace(self._temp, self._path)
+
+    def discard(self) -> None:
+        self._file.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._temp)
+
+
+def _is_path(dst: object) -> bool:
+    return isinstance(dst, (str, os.PathLike))
+
+
+async def encrypt_stream(
+    envelope: AsyncEnvelope, src: Any, dst: Any, context: Mapping[str, str] | None
+) -> MessageHeader:
+    """Encrypt ``src`` to ``dst`` (async writer or path) frame by frame."""
+    if _is_path(dst):
+        sink = _PathSink(dst)
+        try:
+            header = await _encrypt(envelope, src, sink, context)
+        except BaseException:
+            sink.discard()
+            raise
+        sink.commit()
+        return header
+    return await _encrypt(envelope, src, dst, context)
+
+
+async def _encrypt(
+    envelope: AsyncEnvelope, src: Any, dst: Any, context: Mapping[str, str] | None
+) -> MessageHeader:
+    frame_length = envelope.frame_length
+    materials = await envelope.encryption_materials(context, None)
+    sealed = seal_header(materials, frame_length)
+    signer = None
+    if materials.signing_key is not None:
+        hash_name = materials.suite.info.signature_hash
+        assert hash_name is not None
+        signer = Signer(materials.signing_key, hash_name)
+        signer.update(sealed.header)
+    await _write(dst, sealed.header)
+    current = bytearray(frame_length)
+    ahead = bytearray(frame_length)
+    out = bytearray(frame_length + body_mod.FINAL_OVERHEAD)
+    ticker = _Ticker()
+    have = await _read_full(src, memoryview(current))
+    sequence = 1
+    try:
+        while True:
+            more = await _read_full(src, memoryview(ahead)) if have == frame_length else 0
+            with memoryview(out) as view, memoryview(current) as plain:
+                frame = seal_frame(sealed, sequence, plain, have, not more, view)
+                if signer is not None:
+                    signer.update(frame)
+                data = bytes(frame)
+                del frame
+            await _write(dst, data)
+            await ticker.add(len(data))
+            if not more:
+                break
+            current, ahead = ahead, current
+            have = more
+            sequence += 1
+            if sequence > body_mod.MAX_FRAMES:
+                raise MalformedInputError("input needs more frames than the format allows")
+    finally:
+        current[:] = bytes(len(current))
+        ahead[:] = bytes(len(ahead))
+    if signer is not None:
+        signature = signer.finalize()
+        await _write(dst, len(signature).to_bytes(2, "big") + signature)
+    return parse_header(sealed.header, DecryptLimits(max_frame_length=max(frame_length, 1)))
+
+
+class _Input:
+    """Exact async reads, each byte fed to an optional verifier, within a message size budget."""
+
+    def __init__(self, src: Any, pending: bytes, budget: int | None) -> None:
+        self._src = src
+        self._pending = pending
+        self._budget = budget
+        self.verifier: Verifier | None = None
+
+    async def read_exact(self, n: int, what: str) -> bytes:
+        buf = bytearray(n)
+        await self.readinto_exact(memoryview(buf), what)
+        return bytes(buf)
+
+    async def readinto_exact(self, view: memoryview, what: str) -> None:
+        n = len(view)
+        if self._budget is not None:
+            if n > self._budget:
+                raise PolicyError("message exceeds the configured max_message_size")
+            self._budget -= n
+        take = min(n, len(self._pending))
+        if take:
+            view[:take] = self._pending[:take]
+            self._pending = self._pending[take:]
+        if take < n and await _read_full(self._src, view[take:]) != n - take:
+            raise TruncatedInputError(f"truncated input: stream ended inside the {what}")
+        if self.verifier is not None:
+            self.verifier.update(view)
+
+    async def at_end(self) -> bool:
+        return not self._pending and not await _read(self._src, 1)
+
+
+async def _read_header(src: Any, limits: DecryptLimits) -> tuple[MessageHeader, bytes]:
+    buffer = bytearray()
+    want = 1024
+    while True:
+        chunk = await _read(src, want)
+        buffer += chunk
+        try:
+            header = parse_header(buffer, limits)
+        except TruncatedInputError:
+            if not chunk:
+                raise
+            if len(buffer) > limits.max_header_size:
+                raise PolicyError(
+                    f"message header exceeds the limit of {limits.max_header_size} bytes"
+                ) from None
+            want = min(want * 2, 1 << 20)
+            continue
+        return header, bytes(buffer)
+
+
+async def decrypt_stream(
+    envelope: AsyncEnvelope,
+    src: Any,
+    dst: Any,
+    context: Mapping[str, str] | None,
+    *,
+    release_unverified: bool,
+) -> MessageHeader:
+    """Decrypt ``src`` to ``dst`` (async writer or path), releasing only authenticated plaintext."""
+    if _is_path(dst):
+        sink = _PathSink(dst)
+        try:
+            header = await _decrypt(envelope, src, sink, context, release_unverified)
+        except BaseException:
+            sink.discard()
+            raise
+        sink.commit()
+        return header
+    return await _decrypt(envelope, src, dst, context, release_unverified)
+
+
+async def _decrypt(
+    envelope: AsyncEnvelope, src: Any, dst: Any, context: Mapping[str, str] | None, release_unverified: bool
+) -> MessageHeader:
+    limits = envelope.limits
+    header, raw = await _read_header(src, limits)
+    budget = None
+    if limits.max_message_size is not None:
+        if header.size > limits.max_message_size:
+            raise PolicyError("message exceeds the configured max_message_size")
+        budget = limits.max_message_size - header.size
+    materials = await envelope.decryption_materials(header, freeze_context(context))
+    aead = open_header(header, materials)
+    source = _Input(src, raw[header.size :], budget)
+    signed = header.suite.signing
+    if signed:
+        source.verifier = footer.verifier_for(materials)
+        source.verifier.update(raw[: header.size])
+    spool = None
+    if signed and not release_unverified:
+        spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_LIMIT, mode="w+b")  # noqa: SIM115
+    sink = spool if spool is not None else dst
+    try:
+        if header.framed:
+            await _decrypt_frames(header, aead, source, sink)
+        else:
+            await _decrypt_non_framed(header, aead, source, sink, limits)
+        if signed:
+            verifier = source.verifier
+            assert verifier is not None
+            source.verifier = None
+            length = int.from_bytes(await source.read_exact(2, "signature length"), "big")
+            if length == 0 or length > footer.MAX_SIGNATURE_LENGTH:
+                raise MalformedInputError(f"invalid signature length {length}")
+            verifier.verify(await source.read_exact(length, "signature"))
+        if not await source.at_end():
+            raise MalformedInputError("unexpected bytes after the end of the message")
+        if spool is not None:
+            spool.seek(0)
+            while chunk := spool.read(1 << 20):
+                await _write(dst, chunk)
+    finally:
+        if spool is not None:
+            spool.close()
+    return header
+
+
+async def _decrypt_frames(header: MessageHeader, aead: Any, source: _Input, sink: Any) -> None:
+    sealed = bytearray()
+    plain = bytearray()
+    ticker = _Ticker()
+    frame_length = header.frame_length
+    sequence = 1
+    try:
+        while True:
+            marker = int.from_bytes(await source.read_exact(4, "frame sequence number"), "big")
+            final = marker == body_mod.FINAL_FRAME_MARKER
+            if final:
+                marker = int.from_bytes(await source.read_exact(4, "final frame sequence number"), "big")
+            if marker != sequence:
+                raise MalformedInputError("frame is out of sequence")
+            iv = await source.read_exact(body_mod.IV, "frame IV")
+            length = frame_length
+            if final:
+                length = int.from_bytes(await source.read_exact(4, "final frame length"), "big")
+                if length > frame_length:
+                    raise MalformedInputError("final frame is longer than the frame length")
+            if len(sealed) < length + body_mod.TAG:
+                # Grow to the frames that arrive, not to the declared frame length.
+                plain[:] = bytes(len(plain))
+                sealed[:] = bytes(length + body_mod.TAG)
+                plain[:] = bytes(length)
+            with memoryview(sealed) as sealed_view, memoryview(plain) as plain_view:
+                await source.readinto_exact(sealed_view[: length + body_mod.TAG], "frame")
+                # A copy: an async writer may keep the data after write() returns.
+                data = bytes(open_frame(header, aead, sequence, final, iv, sealed_view, plain_view, length))
+            await _write(sink, data)
+            await ticker.add(length)
+            if final:
+                return
+            sequence += 1
+            if sequence > body_mod.MAX_FRAMES:
+                raise MalformedInputError("too many frames")
+    finally:
+        plain[:] = bytes(len(plain))
+
+
+async def _decrypt_non_framed(
+    header: MessageHeader, aead: Any, source: _Input, sink: Any, limits: DecryptLimits
+) -> None:
+    iv = await source.read_exact(body_mod.IV, "body IV")
+    length = int.from_bytes(await source.read_exact(8, "body length"), "big")
+    if length > limits.max_frame_length:
+        raise PolicyError(
+            f"non-framed body of {length} bytes exceeds the streaming limit {limits.max_frame_length}"
+        )
+    sealed = await source.read_exact(length + body_mod.TAG, "body ciphertext")
+    aad = body_mod.frame_aad(header.message_id, body_mod.SINGLE_BLOCK_STRING, 1, length)
+    await _write(sink, aead.decrypt(iv, sealed, aad))
