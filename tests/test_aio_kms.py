@@ -178,7 +178,8 @@ def test_concurrent_decrypts_overlap_under_kms_latency(local_aws: LocalAws) -> N
         f"(serial: >= {200 * latency:.0f} s); up to {overlap} KMS requests in flight at once"
     )
     # Structural, not a timing: serial calls would never have two requests delayed at the same moment.
-    assert overlap >= 20
+    # (The bound leaves room for a loaded 2-core machine, where the client issues requests slowly.)
+    assert overlap >= 10
 
 
 def test_async_caching_single_flight_for_decrypt_and_its_failure(local_aws: LocalAws) -> None:
