@@ -242,20 +242,25 @@ class Envelope:
         self, ciphertext: bytes | bytearray | memoryview, context: Mapping[str, str] | None
     ) -> tuple[bytes, MessageHeader, DecryptionMaterials]:
         data, header, materials, aead, reader = self._open_message(ciphertext, context)
-        if header.framed:
-            frames, total = body_mod.scan_framed(reader, header.frame_length)
-            self._finish(header, materials, data, reader)
-            fresh = new_bytes(total) if total >= _IN_PLACE_THRESHOLD and len(frames) > 1 else None
-            if fresh is not None:
-                plaintext, dest = fresh
-                with dest:
-                    body_mod.decrypt_framed_into(aead, header.message_id, data, frames, dest)
+        try:
+            if header.framed:
+                # Every frame is found in ``data`` before anything is allocated: the plaintext buffer is
+                # never larger than the input.
+                frames, total = body_mod.scan_framed(reader, header.frame_length)
+                self._finish(header, materials, data, reader)
+                fresh = new_bytes(total) if total >= _IN_PLACE_THRESHOLD and len(frames) > 1 else None
+                if fresh is not None:
+                    plaintext, dest = fresh
+                    with dest:
+                        body_mod.decrypt_framed_into(aead, header.message_id, data, frames, dest)
+                else:
+                    parts = body_mod.decrypt_framed_parts(aead, header.message_id, data, frames)
+                    plaintext = parts[0] if len(parts) == 1 else b"".join(parts)
             else:
-                parts = body_mod.decrypt_framed_parts(aead, header.message_id, data, frames)
-                plaintext = parts[0] if len(parts) == 1 else b"".join(parts)
-        else:
-            plaintext = body_mod.decrypt_non_framed(aead, header.message_id, reader)
-            self._finish(header, materials, data, reader)
+                plaintext = body_mod.decrypt_non_framed(aead, header.message_id, reader)
+                self._finish(header, materials, data, reader)
+        except MemoryError:
+            raise body_mod.allocation_failure() from None
         return plaintext, header, materials
 
     def decrypt_into(
@@ -283,9 +288,11 @@ class Envelope:
                 plaintext = body_mod.decrypt_non_framed(aead, header.message_id, reader)
                 self._finish(header, materials, data, reader)
                 out[:] = plaintext
-        except BaseException:
+        except BaseException as exc:
             out[:] = bytes(len(out))
             del out[:]
+            if isinstance(exc, MemoryError):
+                raise body_mod.allocation_failure() from None
             raise
         return header, materials
 

@@ -35,6 +35,9 @@ __all__ = ["SPOOL_MEMORY_LIMIT", "decrypt_stream", "encrypt_stream"]
 
 SPOOL_MEMORY_LIMIT = 8 * 1024 * 1024
 _MARKER = b"\xff\xff\xff\xff"
+# A length read from the stream is only a claim: buffers grow by at most this much past the bytes that
+# have actually arrived, so a short message cannot make us allocate the length it declares.
+GROW_STEP = 1 << 20
 
 
 def _read_full(src: BinaryIO, view: memoryview) -> int:
@@ -144,6 +147,24 @@ class _Input:
         if self.verifier is not None:
             self.verifier.update(view)
 
+    def read_growing(self, buf: bytearray, n: int, what: str) -> None:
+        """Fill ``buf[:n]`` with the next ``n`` bytes, growing ``buf`` only as the bytes arrive.
+
+        ``buf`` is grown in steps of at most :data:`GROW_STEP`, each filled before the next, so a stream
+        that ends early has cost at most what it delivered plus one step. A buffer already long enough
+        (a later frame of the same length) is filled in place.
+        """
+        have = min(len(buf), n)
+        if have:
+            with memoryview(buf) as view:
+                self.readinto_exact(view[:have], what)
+        while have < n:
+            step = min(n - have, GROW_STEP)
+            buf.extend(bytes(step))
+            with memoryview(buf) as view:
+                self.readinto_exact(view[have : have + step], what)
+            have += step
+
     def at_end(self) -> bool:
         return not self._pending and not self._src.read(1)
 
@@ -197,10 +218,15 @@ def decrypt_stream(
     else:
         sink = dst
     try:
-        if header.framed:
-            _decrypt_frames(header, aead, source, sink)
-        else:
-            _decrypt_non_framed(header, aead, source, sink, limits)
+        try:
+            if header.framed:
+                _decrypt_frames(header, aead, source, sink)
+            else:
+                _decrypt_non_framed(header, aead, source, sink, limits)
+        except MemoryError:
+            # Buffers only grow as bytes arrive, so this is a frame that really is too big for this
+            # process: a size limit, refused like one.
+            raise body_mod.allocation_failure() from None
         if signed:
             verifier = source.verifier
             assert verifier is not None
@@ -228,7 +254,16 @@ def _decrypt_frames(header: MessageHeader, aead: AesGcm, source: _Input, sink: B
         _frames_loop(header, aead, source, sink, sealed, plain)
     finally:
         # The last frame's plaintext would otherwise linger in a buffer we own.
-        plain[:] = bytes(len(plain))
+        _wipe(plain)
+
+
+def _wipe(buf: bytearray) -> None:
+    """Zero ``buf`` in place, in bounded steps (``buf[:] = bytes(n)`` would make two n-byte copies)."""
+    size = len(buf)
+    with memoryview(bytes(min(size, GROW_STEP))) as zeros, memoryview(buf) as view:
+        for start in range(0, size, GROW_STEP):
+            end = min(start + GROW_STEP, size)
+            view[start:end] = zeros[: end - start]
 
 
 def _frames_loop(
@@ -249,12 +284,15 @@ def _frames_loop(
             length = int.from_bytes(source.read_exact(4, "final frame length"), "big")
             if length > frame_length:
                 raise MalformedInputError("final frame is longer than the frame length")
-        if len(sealed) < length + body_mod.TAG:
-            plain[:] = bytes(len(plain))
-            sealed[:] = bytes(length + body_mod.TAG)
-            plain[:] = bytes(length)
+        source.read_growing(sealed, length + body_mod.TAG, "frame")
+        if len(plain) < length:
+            # The frame has arrived, so room for its plaintext is no longer a claim. Zeroed first: growing
+            # may move the buffer and free the old block. Grown from the ciphertext (overwritten below)
+            # rather than from a fresh zero buffer, which would be one more frame-sized temporary.
+            _wipe(plain)
+            with memoryview(sealed) as grow:
+                plain.extend(grow[len(plain) : length])
         with memoryview(sealed) as sealed_view, memoryview(plain) as plain_view:
-            source.readinto_exact(sealed_view[: length + body_mod.TAG], "frame")
             content = body_mod.FINAL_FRAME_STRING if final else body_mod.FRAME_STRING
             aad = body_mod.frame_aad(header.message_id, content, sequence, length)
             aead.decrypt_into(iv, sealed_view[: length + body_mod.TAG], aad, plain_view[:length])
@@ -275,6 +313,8 @@ def _decrypt_non_framed(
         raise PolicyError(
             f"non-framed body of {length} bytes exceeds the streaming limit {limits.max_frame_length}"
         )
-    sealed = source.read_exact(length + body_mod.TAG, "body ciphertext")
+    sealed = bytearray()
+    source.read_growing(sealed, length + body_mod.TAG, "body ciphertext")
     aad = body_mod.frame_aad(header.message_id, body_mod.SINGLE_BLOCK_STRING, 1, length)
-    sink.write(aead.decrypt(iv, sealed, aad))
+    with memoryview(sealed) as view:
+        sink.write(aead.decrypt(iv, view, aad))
