@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from kmsenvelope import Envelope
-from kmsenvelope.errors import MalformedInputError, PolicyError
+from kmsenvelope.errors import MalformedInputError
 from kmsenvelope.keyrings.raw_aes import RawAesKeyring
 from kmsenvelope.message.codec import TruncatedInputError
 from kmsenvelope.message.header import MAX_FRAME_LENGTH, DecryptLimits
