@@ -41,8 +41,8 @@ def size_of_strings(strings: Iterable[str | bytes]) -> int:
 class BoundedCache(Generic[K, V]):
     """LRU cache of at most ``max_entries`` entries and ``max_bytes`` estimated bytes.
 
-    ``get`` and ``put`` take a lock: each is a few dictionary operations, so contention is brief. Values
-    must be immutable (or never mutated), since every caller that gets a key gets the same object.
+    ``put`` and ``clear`` take a lock (``get`` needs none). Values must be immutable (or never mutated),
+    since every caller that gets a key gets the same object.
     """
 
     __slots__ = ("_bytes", "_data", "_lock", "max_bytes", "max_entries", "max_entry_bytes")
@@ -59,12 +59,17 @@ class BoundedCache(Generic[K, V]):
 
     def get(self, key: K) -> V | None:
         """The value kept for ``key`` (now the most recently used), or None."""
-        with self._lock:
-            entry = self._data.get(key)
-            if entry is None:
-                return None
-            self._data.move_to_end(key)
-            return entry[0]
+        # No lock: each OrderedDict call is atomic, and a lookup changes neither the keys nor the byte
+        # count that ``put`` keeps consistent under the lock. It runs once or twice per item decrypted.
+        data = self._data
+        entry = data.get(key)
+        if entry is None:
+            return None
+        try:  # noqa: SIM105 (contextlib.suppress costs a context manager on every lookup)
+            data.move_to_end(key)
+        except KeyError:  # evicted by another thread in between: the value is still good to use
+            pass
+        return entry[0]
 
     def put(self, key: K, value: V, size: int) -> bool:
         """Keep ``value`` for ``key``, ``size`` being the estimated bytes of both; False if too big."""

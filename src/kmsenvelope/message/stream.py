@@ -284,7 +284,10 @@ def _frames_loop(
             length = int.from_bytes(source.read_exact(4, "final frame length"), "big")
             if length > frame_length:
                 raise MalformedInputError("final frame is longer than the frame length")
-        source.read_growing(sealed, length + body_mod.TAG, "frame")
+        size = length + body_mod.TAG
+        grown = len(sealed) < size
+        if grown:
+            source.read_growing(sealed, size, "frame")
         if len(plain) < length:
             # The frame has arrived, so room for its plaintext is no longer a claim. Zeroed first: growing
             # may move the buffer and free the old block. Grown from the ciphertext (overwritten below)
@@ -293,9 +296,11 @@ def _frames_loop(
             with memoryview(sealed) as grow:
                 plain.extend(grow[len(plain) : length])
         with memoryview(sealed) as sealed_view, memoryview(plain) as plain_view:
+            if not grown:  # the usual case after the first frame: the buffer fits, read straight in
+                source.readinto_exact(sealed_view[:size], "frame")
             content = body_mod.FINAL_FRAME_STRING if final else body_mod.FRAME_STRING
             aad = body_mod.frame_aad(header.message_id, content, sequence, length)
-            aead.decrypt_into(iv, sealed_view[: length + body_mod.TAG], aad, plain_view[:length])
+            aead.decrypt_into(iv, sealed_view[:size], aad, plain_view[:length])
             sink.write(plain_view[:length])
         if final:
             return
