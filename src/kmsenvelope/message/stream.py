@@ -158,6 +158,11 @@ class _Input:
         if have:
             with memoryview(buf) as view:
                 self.readinto_exact(view[:have], what)
+        elif n <= GROW_STEP:  # a frame that fits in one step (the default frame length is 64 KiB)
+            buf.extend(bytes(n))
+            with memoryview(buf) as view:
+                self.readinto_exact(view, what)
+            return
         while have < n:
             step = min(n - have, GROW_STEP)
             buf.extend(bytes(step))
@@ -260,7 +265,10 @@ def _decrypt_frames(header: MessageHeader, aead: AesGcm, source: _Input, sink: B
 def _wipe(buf: bytearray) -> None:
     """Zero ``buf`` in place, in bounded steps (``buf[:] = bytes(n)`` would make two n-byte copies)."""
     size = len(buf)
-    with memoryview(bytes(min(size, GROW_STEP))) as zeros, memoryview(buf) as view:
+    if size <= GROW_STEP:  # the usual frame: one small temporary is cheaper than the loop
+        buf[:] = bytes(size)
+        return
+    with memoryview(bytes(GROW_STEP)) as zeros, memoryview(buf) as view:
         for start in range(0, size, GROW_STEP):
             end = min(start + GROW_STEP, size)
             view[start:end] = zeros[: end - start]
@@ -292,7 +300,8 @@ def _frames_loop(
             # The frame has arrived, so room for its plaintext is no longer a claim. Zeroed first: growing
             # may move the buffer and free the old block. Grown from the ciphertext (overwritten below)
             # rather than from a fresh zero buffer, which would be one more frame-sized temporary.
-            _wipe(plain)
+            if plain:
+                _wipe(plain)
             with memoryview(sealed) as grow:
                 plain.extend(grow[len(plain) : length])
         with memoryview(sealed) as sealed_view, memoryview(plain) as plain_view:
