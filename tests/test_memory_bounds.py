@@ -16,11 +16,12 @@ import textwrap
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from kmsenvelope import Envelope
-from kmsenvelope.errors import MalformedInputError
+from kmsenvelope.errors import MalformedInputError, PolicyError
 from kmsenvelope.keyrings.raw_aes import RawAesKeyring
 from kmsenvelope.message.codec import TruncatedInputError
 from kmsenvelope.message.header import MAX_FRAME_LENGTH, DecryptLimits
@@ -126,6 +127,41 @@ def test_a_non_framed_body_claiming_a_huge_length(claimed: int) -> None:
     result, peak = _peak(lambda: _stream(envelope, hostile))
     assert type(result) is TruncatedInputError, result
     assert peak < PEAK_LIMIT, f"a non-framed stream drove a peak of {peak / MIB:.1f} MiB"
+
+
+class _Endless(io.RawIOBase):
+    """``prefix``, then zero bytes for ever; counts what was read."""
+
+    def __init__(self, prefix: bytes) -> None:
+        self._prefix = prefix
+        self.consumed = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, view: Any) -> int:
+        n = len(view)
+        take = min(n, len(self._prefix))
+        view[:take] = self._prefix[:take]
+        view[take:n] = bytes(n - take)
+        self._prefix = self._prefix[take:]
+        self.consumed += n
+        return n
+
+
+def test_a_frame_over_max_message_size_is_refused_before_it_is_read() -> None:
+    frame_length = 1 << 26
+    hostile = _final_frame_claiming(frame_length)
+    envelope = Envelope(
+        KEYRING,
+        frame_length=frame_length,
+        limits=DecryptLimits(max_frame_length=frame_length, max_message_size=MIB),
+    )
+    source = _Endless(hostile)
+    result, peak = _peak(lambda: envelope.decrypt_stream(source, _Sink()))  # type: ignore[arg-type]
+    assert type(result) is PolicyError, result
+    assert "max_message_size" in str(result)
+    assert source.consumed < 64 * 1024 and peak < MIB
 
 
 @pytest.mark.parametrize("frame_length", [1 << 26, MAX_FRAME_LENGTH])

@@ -154,6 +154,8 @@ class _Input:
         that ends early has cost at most what it delivered plus one step. A buffer already long enough
         (a later frame of the same length) is filled in place.
         """
+        if self._budget is not None and n > self._budget:  # refused before reading, as readinto_exact does
+            raise PolicyError("message exceeds the configured max_message_size")
         have = min(len(buf), n)
         if have:
             with memoryview(buf) as view:
