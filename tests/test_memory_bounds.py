@@ -255,15 +255,55 @@ print("no error")
 sys.exit(1)
 """
 
+_ONE_SHOT_OUT_OF_MEMORY = """
+import resource, sys
+from kmsenvelope import Envelope
+from kmsenvelope.errors import PolicyError
+from kmsenvelope.keyrings.raw_aes import RawAesKeyring
+
+envelope = Envelope(RawAesKeyring("ns", "k", bytes(32)), frame_length=1 << 20)
+message = envelope.encrypt(bytes(128 << 20))
+soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+with open("/proc/self/statm") as statm:
+    in_use = int(statm.read().split()[0]) * resource.getpagesize()
+# Room for the interpreter, not for a second 128 MiB.
+resource.setrlimit(resource.RLIMIT_AS, (in_use + (48 << 20), hard))
+failures = 0
+for name, call in (("decrypt", lambda: envelope.decrypt(message)),
+                   ("decrypt_into", lambda: envelope.decrypt_into(message, bytearray()))):
+    try:
+        call()
+        print(name, "no error")
+        failures += 1
+    except PolicyError as exc:
+        print(name, "PolicyError", exc)
+    except BaseException as exc:
+        print(name, type(exc).__name__, exc)
+        failures += 1
+sys.exit(1 if failures else 0)
+"""
+
+
+def _run(tmp_path: Path, source: str) -> subprocess.CompletedProcess[str]:
+    script = tmp_path / "oom.py"
+    script.write_text(textwrap.dedent(source))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    return subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env, check=False
+    )
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS and /proc are Linux-only")
+def test_one_shot_out_of_memory_is_a_library_error(tmp_path: Path) -> None:
+    """A message whose plaintext cannot be allocated: PolicyError from decrypt and decrypt_into."""
+    done = _run(tmp_path, _ONE_SHOT_OUT_OF_MEMORY)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("not enough memory") == 2, done.stdout
+
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS and /proc are Linux-only")
 def test_running_out_of_memory_is_a_library_error(tmp_path: Path) -> None:
     """Under an address-space limit, a frame that really arrives but cannot fit is a PolicyError."""
-    script = tmp_path / "oom.py"
-    script.write_text(textwrap.dedent(_OUT_OF_MEMORY))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    done = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env, check=False
-    )
+    done = _run(tmp_path, _OUT_OF_MEMORY)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "not enough memory" in done.stdout
