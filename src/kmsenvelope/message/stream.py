@@ -296,7 +296,11 @@ def _frames_loop(
                 raise MalformedInputError("final frame is longer than the frame length")
         size = length + body_mod.TAG
         grown = len(sealed) < size
-        if grown:
+        if grown and not sealed and size <= GROW_STEP:
+            # One step is all a short frame needs: room for it, then read straight in below.
+            sealed.extend(bytes(size))
+            grown = False
+        elif grown:
             source.read_growing(sealed, size, "frame")
         if len(plain) < length:
             # The frame has arrived, so room for its plaintext is no longer a claim. Zeroed first: growing
