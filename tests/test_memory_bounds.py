@@ -211,6 +211,36 @@ def test_a_large_frame_that_really_arrives_still_decrypts() -> None:
     assert sink.hash.digest() == hashlib.sha256(plaintext).digest()
 
 
+class _Trickle(io.RawIOBase):
+    """Short reads of at most 100,000 bytes, and no ``readinto`` (the ``read`` fallback)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        return self._data.read(min(n, 100_000) if n >= 0 else 100_000)
+
+    readinto = None  # type: ignore[assignment]
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_a_frame_of_several_steps_through_short_reads(signed: bool) -> None:
+    """A 3.5 MiB frame grows in four steps, each filled by many short reads; the plaintext is intact."""
+    suite = Suite.AES_256_GCM_HKDF_SHA512_COMMIT_KEY_ECDSA_P384 if signed else None
+    envelope = Envelope(KEYRING, frame_length=7 * MIB // 2, suite=suite)
+    plaintext = os.urandom(9 * MIB)
+    message = envelope.encrypt(plaintext)
+    sink = _Sink()
+    envelope.decrypt_stream(_Trickle(message), sink)  # type: ignore[arg-type]
+    assert sink.hash.digest() == hashlib.sha256(plaintext).digest()
+    cut = message[: len(message) // 3]  # inside the second frame, after the first grew
+    with pytest.raises(TruncatedInputError):
+        envelope.decrypt_stream(_Trickle(cut), _Sink())  # type: ignore[arg-type]
+
+
 _OUT_OF_MEMORY = """
 import io, resource, sys
 from kmsenvelope import Envelope

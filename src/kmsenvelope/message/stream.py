@@ -265,7 +265,8 @@ def _decrypt_frames(header: MessageHeader, aead: AesGcm, source: _Input, sink: B
 
 
 def _wipe(buf: bytearray) -> None:
-    """Zero ``buf`` in place, in bounded steps (``buf[:] = bytes(n)`` would make two n-byte copies)."""
+    """Zero ``buf`` in place; above one GROW_STEP in steps, since ``buf[:] = bytes(n)`` costs two n-byte
+    temporaries (the zeros, and the copy bytearray slice assignment makes of anything not a bytearray)."""
     size = len(buf)
     if size <= GROW_STEP:  # the usual frame: one small temporary is cheaper than the loop
         buf[:] = bytes(size)
@@ -303,9 +304,10 @@ def _frames_loop(
         elif grown:
             source.read_growing(sealed, size, "frame")
         if len(plain) < length:
-            # The frame has arrived, so room for its plaintext is no longer a claim. Zeroed first: growing
-            # may move the buffer and free the old block. Grown from the ciphertext (overwritten below)
-            # rather than from a fresh zero buffer, which would be one more frame-sized temporary.
+            # The frame has arrived (or is at most one GROW_STEP), so room for its plaintext is no longer
+            # a claim. Zeroed first: growing may move the buffer and free the old block. Grown from the
+            # ciphertext buffer (overwritten below) rather than from a fresh zero buffer, which would be
+            # one more frame-sized temporary.
             if plain:
                 _wipe(plain)
             with memoryview(sealed) as grow:
