@@ -225,7 +225,11 @@ class Envelope:
     # -- decrypt -------------------------------------------------------------------------------
 
     def decrypt(self, ciphertext: bytes, context: Mapping[str, str] | None = None) -> bytes:
-        """Decrypt one message; every pair in ``context`` must be bound to it."""
+        """Decrypt one message; every pair in ``context`` must be bound to it.
+
+        Nothing larger than ``ciphertext`` is allocated for its body; running out of memory raises
+        :class:`PolicyError`.
+        """
         return self._decrypt(ciphertext, context)[0]
 
     def decrypt_with_header(
@@ -361,6 +365,9 @@ class Envelope:
         For signed suites, no plaintext reaches ``dst`` until the signature has verified: it is held
         in memory, or in a private temporary file above a threshold. ``release_unverified=True`` writes
         each verified frame at once instead, before the signature is checked.
+
+        Memory follows the bytes that arrive, never a length the message claims: about two buffers of
+        the largest frame received. Running out of memory raises :class:`PolicyError`.
         """
         from .message.stream import decrypt_stream
 
