@@ -240,7 +240,11 @@ class Envelope:
     # -- decrypt -------------------------------------------------------------------------------
 
     def decrypt(self, ciphertext: bytes, context: Mapping[str, str] | None = None) -> bytes:
-        """Decrypt one message; every pair in ``context`` must be bound to it."""
+        """Decrypt one message; every pair in ``context`` must be bound to it.
+
+        Nothing larger than ``ciphertext`` is allocated for its body; running out of memory raises
+        :class:`PolicyError`.
+        """
         return self._decrypt(ciphertext, context)[0]
 
     def decrypt_with_header(
@@ -268,20 +272,25 @@ class Envelope:
         reader: Reader,
     ) -> bytes:
         """The plaintext of a message whose header was opened (``reader`` at the body)."""
-        if header.framed:
-            frames, total = body_mod.scan_framed(reader, header.frame_length)
-            self._finish(header, materials, data, reader)
-            fresh = new_bytes(total) if total >= _IN_PLACE_THRESHOLD and len(frames) > 1 else None
-            if fresh is not None:
-                plaintext, dest = fresh
-                with dest:
-                    body_mod.decrypt_framed_into(aead, header.message_id, data, frames, dest)
+        try:
+            if header.framed:
+                # Every frame is found in ``data`` before anything is allocated: the plaintext buffer is
+                # never larger than the input.
+                frames, total = body_mod.scan_framed(reader, header.frame_length)
+                self._finish(header, materials, data, reader)
+                fresh = new_bytes(total) if total >= _IN_PLACE_THRESHOLD and len(frames) > 1 else None
+                if fresh is not None:
+                    plaintext, dest = fresh
+                    with dest:
+                        body_mod.decrypt_framed_into(aead, header.message_id, data, frames, dest)
+                else:
+                    parts = body_mod.decrypt_framed_parts(aead, header.message_id, data, frames)
+                    plaintext = parts[0] if len(parts) == 1 else b"".join(parts)
             else:
-                parts = body_mod.decrypt_framed_parts(aead, header.message_id, data, frames)
-                plaintext = parts[0] if len(parts) == 1 else b"".join(parts)
-        else:
-            plaintext = body_mod.decrypt_non_framed(aead, header.message_id, reader)
-            self._finish(header, materials, data, reader)
+                plaintext = body_mod.decrypt_non_framed(aead, header.message_id, reader)
+                self._finish(header, materials, data, reader)
+        except MemoryError:
+            raise body_mod.allocation_failure() from None
         return plaintext
 
     def decrypt_into(
@@ -309,9 +318,11 @@ class Envelope:
                 plaintext = body_mod.decrypt_non_framed(aead, header.message_id, reader)
                 self._finish(header, materials, data, reader)
                 out[:] = plaintext
-        except BaseException:
+        except BaseException as exc:
             out[:] = bytes(len(out))
             del out[:]
+            if isinstance(exc, MemoryError):
+                raise body_mod.allocation_failure() from None
             raise
         return header, materials
 
@@ -388,6 +399,9 @@ class Envelope:
         For signed suites, no plaintext reaches ``dst`` until the signature has verified: it is held
         in memory, or in a private temporary file above a threshold. ``release_unverified=True`` writes
         each verified frame at once instead, before the signature is checked.
+
+        Memory follows the bytes that arrive, never a length the message claims: about two buffers of
+        the largest frame received. Running out of memory raises :class:`PolicyError`.
         """
         from .message.stream import decrypt_stream
 

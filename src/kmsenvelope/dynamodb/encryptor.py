@@ -10,18 +10,26 @@ stored: decrypt rebuilds them from the item, so an item moved under another key 
 from __future__ import annotations
 
 import binascii
+import sys
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
 from ..errors import ConfigurationError, MalformedInputError, PolicyError
+from ..materials.bounded_cache import BoundedCache, size_of_strings
 from ..materials.context_template import ContextTemplate
-from ..materials.materials import remember
 from ..materials.protocols import Keyring, MaterialsManager
 from ..structured.context import ATTR_PREFIX
 from ..structured.decrypt import DecryptedRecord, decrypt_record
 from ..structured.encrypt import SealedRecord, seal_record
-from ..structured.layout import DecryptLayout, EncryptLayout, decrypt_layout, encrypt_layout
+from ..structured.layout import (
+    DecryptLayout,
+    EncryptLayout,
+    decrypt_layout,
+    decrypt_layout_size,
+    encrypt_layout,
+    encrypt_layout_size,
+)
 from ..structured.model import FOOTER_FIELD, HEADER_FIELD, RESERVED_PREFIX, Action, ParsedHeader, Terminal
 from .attributes import deserialize, serialize
 from .config import TableConfig
@@ -38,6 +46,15 @@ _PARTITION_NAME = "aws-crypto-partition-name"
 _SORT_NAME = "aws-crypto-sort-name"
 
 Item = Mapping[str, Mapping[str, Any]]
+_EncryptPlan = tuple[Mapping[str, Action], EncryptLayout]
+_DecryptPlan = tuple[tuple[str, ...], DecryptLayout]
+
+PLAN_CACHE_ENTRIES = 256
+PLAN_CACHE_BYTES = 8 << 20
+"""Bounds of each of an encryptor's two plan caches (encrypt, decrypt): entries, estimated bytes.
+
+A plan is kept per distinct tuple of attribute names; one larger than a quarter of the bytes is not
+kept (it is rebuilt each time). Least recently used plans are evicted first."""
 
 
 def _materials_manager(source: Keyring | MaterialsManager) -> MaterialsManager:
@@ -73,9 +90,12 @@ class ItemEncryptor:
         )
         self._version = config.version
         self._suite = config.effective_suite
-        self._unsigned_cache: dict[str, bool] = {}
-        self._encrypt_plans: dict[tuple[str, ...], tuple[Mapping[str, Action], EncryptLayout]] = {}
-        self._decrypt_plans: dict[tuple[str, ...], tuple[tuple[str, ...], DecryptLayout]] = {}
+        self._encrypt_plans: BoundedCache[tuple[str, ...], _EncryptPlan] = BoundedCache(
+            PLAN_CACHE_ENTRIES, PLAN_CACHE_BYTES
+        )
+        self._decrypt_plans: BoundedCache[tuple[str, ...], _DecryptPlan] = BoundedCache(
+            PLAN_CACHE_ENTRIES, PLAN_CACHE_BYTES
+        )
         self._serializer: Any = None
         self._deserializer: Any = None
         self._search = config._search  # beacons (kmsenvelope.dynamodb.beacons), None without
@@ -169,7 +189,7 @@ class ItemEncryptor:
             raise PolicyError("this table's policy writes legacy or plaintext items, which have no header")
 
     def _decrypt(self, item: Item) -> tuple[dict[str, Any], DecryptedRecord]:
-        names, layout = self._decrypt_plan(item)
+        (names, layout), new_plan = self._decrypt_plan(item)
         header = _binary(item, HEADER_FIELD)
         footer = _binary(item, FOOTER_FIELD)
         if not header:
@@ -180,6 +200,8 @@ class ItemEncryptor:
             raise MalformedInputError("unsupported item header version")
         context, required = self._base_context(header[0], record)
         result = decrypt_record(self._table, record, header, footer, self._manager, context, required, layout)
+        if new_plan is not None:
+            self._keep_decrypt_plan(new_plan, (names, layout))
         out = {name: value for name, value in item.items() if name != HEADER_FIELD and name != FOOTER_FIELD}
         for name, terminal in result.record.items():
             out[name] = deserialize(terminal)
@@ -225,16 +247,20 @@ class ItemEncryptor:
 
     # Everything about an item that depends only on its attribute names (and their order) is worked out
     # once per distinct tuple of names: which attributes are signed, their actions, canonical paths and
-    # order. Plans are immutable and only cached after every check passed; a dict store is atomic, so
+    # order. Plans are immutable. An encrypt plan is kept once built (it comes from the caller's own
+    # item); a decrypt plan only once an item with those names has authenticated, since the names of a
+    # stored item are whatever its writer chose. Both caches are bounded in bytes (PLAN_CACHE_BYTES);
     # threads at worst build the same plan twice.
-    def _encrypt_plan(self, item: Item) -> tuple[Mapping[str, Action], EncryptLayout]:
+    def _encrypt_plan(self, item: Item) -> _EncryptPlan:
         if type(item) is not dict and not isinstance(item, Mapping):
             raise MalformedInputError("an item must be a mapping of attribute names to attribute values")
         names = tuple(item)
         plan = self._encrypt_plans.get(names)
         if plan is None:
             plan = self._build_encrypt_plan(item)
-            remember(self._encrypt_plans, names, plan)
+            # Names, the layout, and the action mapping (the size of a dict of the same keys).
+            size = size_of_strings(names) + encrypt_layout_size(plan[1]) + sys.getsizeof(dict(plan[0]))
+            self._encrypt_plans.put(names, plan, size)
         return plan
 
     def _build_encrypt_plan(self, item: Item) -> tuple[Mapping[str, Action], EncryptLayout]:
@@ -259,25 +285,28 @@ class ItemEncryptor:
                 actions[name] = action
         return MappingProxyType(actions), encrypt_layout(self._table, actions)
 
-    def _decrypt_plan(self, item: Item) -> tuple[tuple[str, ...], DecryptLayout]:
+    def _decrypt_plan(self, item: Item) -> tuple[_DecryptPlan, tuple[str, ...] | None]:
+        """The plan for ``item``'s names, and the key to keep it under once the item authenticates
+        (None when it was already kept)."""
         if type(item) is not dict and not isinstance(item, Mapping):
             raise MalformedInputError("an item must be a mapping of attribute names to attribute values")
         key = tuple(item)
         plan = self._decrypt_plans.get(key)
-        if plan is None:
-            self._check_item(item, encrypting=False)
-            names = tuple(name for name in item if not self._is_unsigned(name))
-            plan = names, decrypt_layout(self._table, names)
-            remember(self._decrypt_plans, key, plan)
-        return plan
+        if plan is not None:
+            return plan, None
+        self._check_item(item, encrypting=False)
+        names = tuple(name for name in item if not self._is_unsigned(name))
+        return (names, decrypt_layout(self._table, names)), key
+
+    def _keep_decrypt_plan(self, key: tuple[str, ...], plan: _DecryptPlan) -> None:
+        names, layout = plan
+        # The key holds the names; the plan's own tuple of signed names only points at them.
+        size = size_of_strings(key) + size_of_strings(()) + 8 * len(names) + decrypt_layout_size(layout)
+        self._decrypt_plans.put(key, plan, size)
 
     def _is_unsigned(self, name: str) -> bool:
-        cached = self._unsigned_cache.get(name)
-        if cached is None:
-            cached = self._config.allowed_unsigned_name(name)
-            if len(self._unsigned_cache) < 10_000:
-                self._unsigned_cache[name] = cached
-        return cached
+        # Not cached: it runs only while building a plan, and names come from unauthenticated items.
+        return self._config.allowed_unsigned_name(name)
 
     def _check_item(self, item: Item, *, encrypting: bool) -> None:
         if not isinstance(item, Mapping):

@@ -9,13 +9,14 @@ The IV of frame n is eight zero bytes then n; the AAD is message id | content st
 
 from __future__ import annotations
 
-from ..errors import MalformedInputError
+from ..errors import MalformedInputError, PolicyError
 from ..primitives.aead import AesGcm
 from .codec import Reader
 
 __all__ = [
     "FINAL_FRAME_MARKER",
     "FrameLayout",
+    "allocation_failure",
     "decrypt_framed_into",
     "decrypt_non_framed",
     "encrypt_framed_into",
@@ -35,6 +36,18 @@ IV = 12
 REGULAR_OVERHEAD = 4 + IV + TAG
 FINAL_OVERHEAD = 4 + 4 + IV + 4 + TAG
 _ZERO8 = bytes(8)
+
+
+def allocation_failure() -> PolicyError:
+    """What a ``MemoryError`` while decrypting becomes.
+
+    Decryption allocates only for bytes that are present, so running out of memory means the message
+    really is too big for this process: a size limit, reported as one (the CLI's exit code 8).
+    """
+    return PolicyError(
+        "not enough memory to decrypt this message; lower DecryptLimits.max_frame_length "
+        "(or set max_message_size) to refuse such messages before reading them"
+    )
 
 
 def frame_iv(sequence: int) -> bytes:

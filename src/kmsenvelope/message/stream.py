@@ -35,6 +35,9 @@ __all__ = ["SPOOL_MEMORY_LIMIT", "decrypt_stream", "encrypt_stream"]
 
 SPOOL_MEMORY_LIMIT = 8 * 1024 * 1024
 _MARKER = b"\xff\xff\xff\xff"
+# A length read from the stream is only a claim: buffers grow by at most this much past the bytes that
+# have actually arrived, so a short message cannot make us allocate the length it declares.
+GROW_STEP = 1 << 20
 
 
 def _read_full(src: BinaryIO, view: memoryview) -> int:
@@ -153,6 +156,31 @@ class _Input:
         if self.verifier is not None:
             self.verifier.update(view)
 
+    def read_growing(self, buf: bytearray, n: int, what: str) -> None:
+        """Fill ``buf[:n]`` with the next ``n`` bytes, growing ``buf`` only as the bytes arrive.
+
+        ``buf`` is grown in steps of at most :data:`GROW_STEP`, each filled before the next, so a stream
+        that ends early has cost at most what it delivered plus one step. A buffer already long enough
+        (a later frame of the same length) is filled in place.
+        """
+        if self._budget is not None and n > self._budget:  # refused before reading, as readinto_exact does
+            raise PolicyError("message exceeds the configured max_message_size")
+        have = min(len(buf), n)
+        if have:
+            with memoryview(buf) as view:
+                self.readinto_exact(view[:have], what)
+        elif n <= GROW_STEP:  # a frame that fits in one step (the default frame length is 64 KiB)
+            buf.extend(bytes(n))
+            with memoryview(buf) as view:
+                self.readinto_exact(view, what)
+            return
+        while have < n:
+            step = min(n - have, GROW_STEP)
+            buf.extend(bytes(step))
+            with memoryview(buf) as view:
+                self.readinto_exact(view[have : have + step], what)
+            have += step
+
     def at_end(self) -> bool:
         return not self._pending and not self._src.read(1)
 
@@ -206,10 +234,15 @@ def decrypt_stream(
     else:
         sink = dst
     try:
-        if header.framed:
-            _decrypt_frames(header, aead, source, sink)
-        else:
-            _decrypt_non_framed(header, aead, source, sink, limits)
+        try:
+            if header.framed:
+                _decrypt_frames(header, aead, source, sink)
+            else:
+                _decrypt_non_framed(header, aead, source, sink, limits)
+        except MemoryError:
+            # Buffers only grow as bytes arrive, so this is a frame that really is too big for this
+            # process: a size limit, refused like one.
+            raise body_mod.allocation_failure() from None
         if signed:
             verifier = source.verifier
             assert verifier is not None
@@ -237,7 +270,20 @@ def _decrypt_frames(header: MessageHeader, aead: AesGcm, source: _Input, sink: B
         _frames_loop(header, aead, source, sink, sealed, plain)
     finally:
         # The last frame's plaintext would otherwise linger in a buffer we own.
-        plain[:] = bytes(len(plain))
+        _wipe(plain)
+
+
+def _wipe(buf: bytearray) -> None:
+    """Zero ``buf`` in place; above one GROW_STEP in steps, since ``buf[:] = bytes(n)`` costs two n-byte
+    temporaries (the zeros, and the copy bytearray slice assignment makes of anything not a bytearray)."""
+    size = len(buf)
+    if size <= GROW_STEP:  # the usual frame: one small temporary is cheaper than the loop
+        buf[:] = bytes(size)
+        return
+    with memoryview(bytes(GROW_STEP)) as zeros, memoryview(buf) as view:
+        for start in range(0, size, GROW_STEP):
+            end = min(start + GROW_STEP, size)
+            view[start:end] = zeros[: end - start]
 
 
 def _frames_loop(
@@ -258,12 +304,26 @@ def _frames_loop(
             length = int.from_bytes(source.read_exact(4, "final frame length"), "big")
             if length > frame_length:
                 raise MalformedInputError("final frame is longer than the frame length")
-        if len(sealed) < length + body_mod.TAG:
-            plain[:] = bytes(len(plain))
-            sealed[:] = bytes(length + body_mod.TAG)
-            plain[:] = bytes(length)
+        size = length + body_mod.TAG
+        grown = len(sealed) < size
+        if grown and not sealed and size <= GROW_STEP:
+            # One step is all a short frame needs: room for it, then read straight in below.
+            sealed.extend(bytes(size))
+            grown = False
+        elif grown:
+            source.read_growing(sealed, size, "frame")
+        if len(plain) < length:
+            # The frame has arrived (or is at most one GROW_STEP), so room for its plaintext is no longer
+            # a claim. Zeroed first: growing may move the buffer and free the old block. Grown from the
+            # ciphertext buffer (overwritten below) rather than from a fresh zero buffer, which would be
+            # one more frame-sized temporary.
+            if plain:
+                _wipe(plain)
+            with memoryview(sealed) as grow:
+                plain.extend(grow[len(plain) : length])
         with memoryview(sealed) as sealed_view, memoryview(plain) as plain_view:
-            source.readinto_exact(sealed_view[: length + body_mod.TAG], "frame")
+            if not grown:  # the usual case after the first frame: the buffer fits, read straight in
+                source.readinto_exact(sealed_view[:size], "frame")
             sink.write(open_frame(header, aead, sequence, final, iv, sealed_view, plain_view, length))
         if final:
             return
@@ -298,6 +358,8 @@ def _decrypt_non_framed(
         raise PolicyError(
             f"non-framed body of {length} bytes exceeds the streaming limit {limits.max_frame_length}"
         )
-    sealed = source.read_exact(length + body_mod.TAG, "body ciphertext")
+    sealed = bytearray()
+    source.read_growing(sealed, length + body_mod.TAG, "body ciphertext")
     aad = body_mod.frame_aad(header.message_id, body_mod.SINGLE_BLOCK_STRING, 1, length)
-    sink.write(aead.decrypt(iv, sealed, aad))
+    with memoryview(sealed) as view:
+        sink.write(aead.decrypt(iv, view, aad))

@@ -8,7 +8,6 @@ Sources: ``structured-encryption/header.md`` (canonical path, encryption context
 from __future__ import annotations
 
 import binascii
-import functools
 from collections.abc import Mapping
 
 from ..errors import MalformedInputError
@@ -33,12 +32,13 @@ _NUMBER = b"\x00\x02"
 _BOOLEAN = b"\x00\x04"
 
 
-@functools.lru_cache(maxsize=4096)
 def canonical_path(table_name: str, attribute: str) -> bytes:
     """The canonical path of a top-level attribute: table, depth 1, then ``$`` + key length + key.
 
     Lengths are 8-byte big-endian. The key length counts UTF-16 code units, as the reference
     (Dafny/Java) implementation's string length does; for ASCII names it is the byte length.
+    Not cached here: names come from stored records before they authenticate. The layouts built from
+    paths are cached instead, bounded in bytes, and only once a record authenticated.
     """
     try:
         name = attribute.encode("utf-8")

@@ -10,14 +10,14 @@ from collections.abc import Iterable, Mapping
 
 from ..errors import MalformedInputError, PolicyError
 from ..materials.cmm import DefaultMaterials
-from ..materials.materials import DecryptionMaterials, DecryptionRequest, remember
+from ..materials.materials import DecryptionMaterials, DecryptionRequest
 from ..materials.protocols import MaterialsManager
 from ..suites import CommitmentPolicy, DbeSuite
 from .context import serialize_context, v2_context
 from .crypt import decrypt_fields
 from .footer import canonical_hash, verify_footer
 from .header import Header, RecordKeys, parse_header
-from .layout import DecryptLayout, decrypt_layout
+from .layout import DecryptLayout, decrypt_layout, legend_plan_size
 from .model import (
     BINARY_TYPE,
     FOOTER_FIELD,
@@ -137,7 +137,11 @@ def decrypt_record(
             "the record's signed attributes do not match its header "
             f"({len(legend)} signed when written, {len(fields)} in signature scope now)"
         )
-    hashed_layout, encrypted, context_names = _legend_plan(layout, legend)
+    plan = layout.plans.get(legend)
+    new_plan = plan is None
+    if plan is None:
+        plan = _legend_plan(layout, legend)
+    hashed_layout, encrypted, context_names = plan
 
     required = required_keys if type(required_keys) is frozenset else frozenset(required_keys)
     if header.version == 2:
@@ -170,6 +174,9 @@ def decrypt_record(
     keys.verify(header)
     record_hash = canonical_hash(header.raw, serialize_context(final_context), hashed_layout, signed)
     verify_footer(footer_value, record_hash, len(header.encrypted_data_keys), signing_key, verification_key)
+    if new_plan:
+        # Only now: a legend kept before the footer verified would let unauthenticated records fill it.
+        layout.plans.put(legend, plan, legend_plan_size(len(fields)))
     plaintexts = decrypt_fields(keys.field_root_key, encrypted, signed)
     return DecryptedRecord(plaintexts, (header, fields, final_context))
 
@@ -200,19 +207,15 @@ _Plan = tuple[tuple[tuple[bytes, str, bool], ...], tuple[tuple[bytes, str], ...]
 def _legend_plan(layout: DecryptLayout, legend: bytes) -> _Plan:
     """(path, name, encrypted?) of every signed field, the encrypted (path, name), the context names.
 
-    Depends only on public values that repeat from item to item, so it is kept with the layout.
+    Depends only on public values that repeat from item to item, so the decryptor keeps it with the
+    layout once a record with this legend has authenticated.
     """
-    plans = layout.plans
-    plan = plans.get(legend)
-    if plan is None:
-        pairs = tuple(zip(layout.fields, legend, strict=True))
-        plan = (
-            tuple((path, name, byte == LEGEND_ENCRYPT) for (path, name), byte in pairs),
-            tuple(field for field, byte in pairs if byte == LEGEND_ENCRYPT),
-            tuple(name for (_, name), byte in pairs if byte == LEGEND_CONTEXT),
-        )
-        remember(plans, legend, plan)
-    return plan
+    pairs = tuple(zip(layout.fields, legend, strict=True))
+    return (
+        tuple((path, name, byte == LEGEND_ENCRYPT) for (path, name), byte in pairs),
+        tuple(field for field, byte in pairs if byte == LEGEND_ENCRYPT),
+        tuple(name for (_, name), byte in pairs if byte == LEGEND_CONTEXT),
+    )
 
 
 def _check_materials(

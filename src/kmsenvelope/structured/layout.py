@@ -8,15 +8,26 @@ Layouts are immutable, so they can be shared between threads.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from ..errors import MalformedInputError
+from ..materials.bounded_cache import BoundedCache
 from .context import canonical_path
 from .model import Action
 
-__all__ = ["DecryptLayout", "EncryptLayout", "decrypt_layout", "encrypt_layout"]
+__all__ = [
+    "LEGENDS_PER_LAYOUT",
+    "DecryptLayout",
+    "EncryptLayout",
+    "decrypt_layout",
+    "decrypt_layout_size",
+    "encrypt_layout",
+    "encrypt_layout_size",
+    "legend_plan_size",
+]
 
 
 class EncryptLayout(NamedTuple):
@@ -34,8 +45,28 @@ class EncryptLayout(NamedTuple):
 class DecryptLayout(NamedTuple):
     fields: tuple[tuple[bytes, str], ...]
     """(canonical path, name) of every attribute in signature scope, in canonical-path order."""
-    plans: dict[bytes, tuple[Any, ...]]
-    """What each header legend seen with these fields means (filled by the decryptor; public values)."""
+    plans: BoundedCache[bytes, tuple[Any, ...]]
+    """What each header legend seen with these fields means: filled by the decryptor, and only with
+    legends of records that authenticated. At most ``LEGENDS_PER_LAYOUT`` entries of
+    :func:`legend_plan_size` bytes each."""
+
+
+LEGENDS_PER_LAYOUT = 4
+"""Records with one set of attribute names normally share one legend; a configuration change adds one."""
+
+
+def legend_plan_size(fields: int) -> int:
+    """A generous estimate of the bytes of one legend and its plan, for a layout of ``fields`` fields.
+
+    The plan is three tuples over the fields (one of ``(path, name, encrypted?)`` triples) whose paths
+    and names are shared with the layout; the legend is ``fields`` bytes.
+    """
+    return 4 * _TUPLE_BYTES + fields * (_TRIPLE_BYTES + 4 * _POINTER) + sys.getsizeof(b"") + fields
+
+
+_POINTER = 8
+_TUPLE_BYTES = sys.getsizeof(())
+_TRIPLE_BYTES = sys.getsizeof((0, 0, 0))
 
 
 def encrypt_layout(table_name: str, actions: Mapping[str, Action]) -> EncryptLayout:
@@ -58,4 +89,23 @@ def encrypt_layout(table_name: str, actions: Mapping[str, Action]) -> EncryptLay
 
 def decrypt_layout(table_name: str, names: Iterable[str]) -> DecryptLayout:
     """The layout of a stored record whose signature scope is ``names``."""
-    return DecryptLayout(tuple(sorted((canonical_path(table_name, name), name) for name in names)), {})
+    fields = tuple(sorted((canonical_path(table_name, name), name) for name in names))
+    most = LEGENDS_PER_LAYOUT * legend_plan_size(len(fields))
+    return DecryptLayout(fields, BoundedCache(LEGENDS_PER_LAYOUT, most, most))
+
+
+def decrypt_layout_size(layout: DecryptLayout) -> int:
+    """A generous estimate of the bytes ``layout`` holds, counting its legend cache as full."""
+    size = _TUPLE_BYTES + layout.plans.max_bytes + 512  # the cache object itself
+    for path, _name in layout.fields:  # names belong to the caller's key (counted there)
+        size += _POINTER + sys.getsizeof((path, _name)) + sys.getsizeof(path)
+    return size
+
+
+def encrypt_layout_size(layout: EncryptLayout) -> int:
+    """A generous estimate of the bytes ``layout`` holds (names are counted by the caller's key)."""
+    count = len(layout.signed)
+    size = 4 * _TUPLE_BYTES + sys.getsizeof(layout.legend) + sys.getsizeof(dict(layout.actions))
+    for path, _name, _action in layout.signed:
+        size += 4 * _POINTER + _TRIPLE_BYTES + sys.getsizeof(path)
+    return size + 2 * count * _POINTER
