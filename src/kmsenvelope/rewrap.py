@@ -23,7 +23,7 @@ from typing import BinaryIO
 
 from .envelope import Envelope
 from .errors import ConfigurationError, MalformedInputError, NoUsableKeyError, PolicyError
-from .keyrings.multi import MultiKeyring
+from .keyrings.multi import as_wrapping_keyring
 from .materials.cmm import PUBLIC_KEY_CONTEXT_KEY
 from .materials.materials import EncryptionMaterials, freeze_context
 from .materials.protocols import Keyring, MaterialsManager
@@ -230,7 +230,7 @@ def rewrap_header(
         public = base64.b64encode(ecdsa.compress_public_key(signing_key.public_key())).decode("ascii")
         full[PUBLIC_KEY_CONTEXT_KEY] = stored[PUBLIC_KEY_CONTEXT_KEY] = public
         signer = Signer(signing_key, hash_name)
-    wrapped = _wrapping_only(new).on_encrypt(
+    wrapped = as_wrapping_keyring(new).on_encrypt(
         EncryptionMaterials(
             suite,
             freeze_context(full),
@@ -273,18 +273,6 @@ def rewrap_header(
     tag = aead.encrypt(iv, b"", body + serialize_context(authenticated_only))
     auth = iv + tag if header.version == 1 else tag
     return RewrappedHeader(body + auth, header.size, signer, verifier)
-
-
-def _wrapping_only(keyring: Keyring) -> Keyring:
-    """``keyring`` with multi-keyring generators demoted to children.
-
-    A generator must refuse materials that already hold a data key (multi-keyring spec, OnEncrypt);
-    a rewrap has one, and wants every keyring of ``new`` to wrap it.
-    """
-    if isinstance(keyring, MultiKeyring) and keyring.generator is not None:
-        members = (keyring.generator, *keyring.children)
-        return MultiKeyring(None, [_wrapping_only(member) for member in members])
-    return keyring
 
 
 def _fresh_header_iv() -> bytes:
