@@ -210,8 +210,8 @@ def rewrap_header(
         )
     if suite.signing and keep_old:
         raise PolicyError(
-            "keep_old cannot be combined with resign: re-signing replaces aws-crypto-public-key in the "
-            "encryption context, to which the old encrypted data keys are bound"
+            "keep_old cannot be combined with resign: re-signing replaces aws-crypto-public-key, to "
+            "which the old encrypted data keys are bound through the context"
         )
     envelope = Envelope(old, commitment_policy=commitment_policy, limits=limits)
     materials, aead = envelope.open(header, freeze_context(context))

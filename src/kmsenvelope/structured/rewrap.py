@@ -69,8 +69,8 @@ def rewrap_record(
         )
     if suite.signing and keep_old:
         raise PolicyError(
-            "keep_old cannot be combined with resign: re-signing replaces aws-crypto-public-key in the "
-            "encryption context, to which the old encrypted data keys are bound"
+            "keep_old cannot be combined with resign: re-signing replaces aws-crypto-public-key, to "
+            "which the old encrypted data keys are bound through the context"
         )
     if layout is None:
         layout = decrypt_layout(table_name, signed)
