@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from kmsenvelope import MultiKeyring, RawAesKeyring
-from kmsenvelope.dynamodb import ItemEncryptor, TableConfig
+from kmsenvelope.dynamodb import Action, ItemEncryptor, TableConfig
 from kmsenvelope.errors import KmsEnvelopeError, PolicyError
 from kmsenvelope.suites import DbeSuite
 
@@ -57,9 +57,9 @@ def _config(keyring: Any, suite: DbeSuite = UNSIGNED) -> TableConfig:
         "rewrap-table",
         "pk",
         actions={
-            "pk": "SIGN_AND_INCLUDE_IN_ENCRYPTION_CONTEXT",
-            "secret": "ENCRYPT_AND_SIGN",
-            "tag": "SIGN_AND_INCLUDE_IN_ENCRYPTION_CONTEXT",
+            "pk": Action.SIGN_AND_INCLUDE_IN_ENCRYPTION_CONTEXT,
+            "secret": Action.ENCRYPT_AND_SIGN,
+            "tag": Action.SIGN_AND_INCLUDE_IN_ENCRYPTION_CONTEXT,
         },
         keyring=keyring,
         suite=suite,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import io
 import os
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 import pytest
 from aws_encryption_sdk.exceptions import AWSEncryptionSDKClientError
@@ -258,12 +258,7 @@ def test_stream_matches_in_memory(suite: Suite) -> None:
     message = _encrypt(old, suite)
     out = io.BytesIO()
     header = kmsenvelope.rewrap_stream(
-        _Trickle(message, 777),
-        out,
-        old,
-        new,
-        commitment_policy=ALLOW,
-        resign=suite.signing,  # type: ignore[arg-type]
+        cast(BinaryIO, _Trickle(message, 777)), out, old, new, commitment_policy=ALLOW, resign=suite.signing
     )
     rewrapped = out.getvalue()
     assert header.message_id == Envelope(old).parse_header(message).message_id
@@ -355,3 +350,55 @@ def test_tampering_anywhere_fails_the_rewrap_or_every_reader(
         )
     with pytest.raises((AWSEncryptionSDKClientError, InvalidTag)):  # the ESDK lets InvalidTag through
         esdk_decrypt(ALLOW, rewrapped, key_provider=_ESDK_NEW)
+
+
+@pytest.mark.parametrize("zero_copy", [True, False], ids=["kernel-copy", "python-copy"])
+def test_file_to_file_both_copy_paths(tmp_path: Any, zero_copy: bool, monkeypatch: Any) -> None:
+    from kmsenvelope.message import body_copy
+
+    monkeypatch.setattr(body_copy, "ZERO_COPY", zero_copy)
+    old, new = RawAesKeyring("ns", "old", OLD_AES), RawAesKeyring("ns", "new", NEW_AES)
+    message = _encrypt(old, Suite.AES_256_GCM_HKDF_SHA512_COMMIT_KEY)
+    source, target = tmp_path / "in.enc", tmp_path / "out.enc"
+    source.write_bytes(b"prefix" + message)  # the message need not start the file
+    with open(source, "rb") as src, open(target, "wb") as dst:
+        src.seek(6)
+        kmsenvelope.rewrap_stream(src, dst, old, new)
+        assert src.tell() == len(message) + 6
+        dst.flush()
+        assert dst.tell() == os.fstat(dst.fileno()).st_size  # the writer knows where the copy ended
+    rewrapped = target.read_bytes()
+    assert _body(rewrapped) == _body(message)
+    assert Envelope(new).decrypt(rewrapped, CONTEXT) == PLAINTEXT
+
+    bad_bodies = {
+        "truncated": message[:-1],
+        "trailing": message + b"x",
+        "out of sequence": _swap_first_frames(message),
+    }
+    for bad in bad_bodies.values():
+        source.write_bytes(bad)
+        with open(source, "rb") as src, open(target, "wb") as dst, pytest.raises(MalformedInputError):
+            kmsenvelope.rewrap_stream(src, dst, old, new)
+
+
+def _swap_first_frames(message: bytes) -> bytes:
+    header = Envelope(RawAesKeyring("x", "y", bytes(32))).parse_header(message)
+    frame = 4 + 12 + FRAME + 16
+    first = message[header.size : header.size + frame]
+    second = message[header.size + frame : header.size + 2 * frame]
+    return message[: header.size] + second + first + message[header.size + 2 * frame :]
+
+
+def test_the_exported_names_stay_functions_after_every_import() -> None:
+    # A submodule named like an export would replace it on the package once imported.
+    import importlib
+
+    for module in ("kmsenvelope.rewrapping", "kmsenvelope.cli.rewrap_cmd", "kmsenvelope.aws.s3_rewrap"):
+        importlib.import_module(module)
+    assert kmsenvelope.rewrap.__name__ == "rewrap" and callable(kmsenvelope.rewrap)
+    assert kmsenvelope.rewrap_stream.__name__ == "rewrap_stream"
+    assert "rewrap" in kmsenvelope.__all__ and "rewrap_stream" in kmsenvelope.__all__
+    from kmsenvelope import aws
+
+    assert aws.rewrap_object.__name__ == "rewrap_object"

@@ -21,7 +21,7 @@ from ..errors import ConfigurationError, PolicyError
 from ..materials.protocols import Keyring, MaterialsManager
 from ..message.codec import TruncatedInputError
 from ..message.header import DecryptLimits, MessageHeader, parse_header
-from ..rewrap import rewrap, rewrap_header, rewrap_stream
+from ..rewrapping import rewrap, rewrap_header, rewrap_stream
 from ..suites import CommitmentPolicy
 
 __all__ = ["S3RewrapResult", "rewrap_object"]

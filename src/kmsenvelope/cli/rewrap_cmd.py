@@ -8,6 +8,7 @@ import sys
 import click
 
 from ..errors import NoUsableKeyError
+from ..materials.protocols import Keyring
 from ..suites import CommitmentPolicy
 from . import keys as keys_mod
 from .commands import _explain_missing_context, kms_options, parse_context
@@ -79,7 +80,7 @@ def rewrap(
     decrypted. With -o FILE the result replaces FILE only once complete. s3://BUCKET/KEY input is
     rewritten in place, or to -o s3://BUCKET/KEY; large objects keep their body inside S3.
     """
-    from ..rewrap import rewrap_stream
+    from ..rewrapping import rewrap_stream
 
     context = parse_context(context_pairs, "--require-context")
     kms = keys_mod.KmsOptions(region, profile, endpoint_url)
@@ -102,11 +103,17 @@ def rewrap(
     if output == STDIO and sys.stdout.isatty():
         raise CliError("refusing to write binary ciphertext to a terminal; use -o FILE", ExitCode.USAGE)
     with open_input(input_path) as raw_src, atomic_output(output, private=False) as dst:
-        src = HeadRecorder(raw_src)
+        # A file is passed as is, so an unsigned body can be copied by the kernel; a pipe is recorded.
+        recorder = HeadRecorder(raw_src) if input_path == STDIO else None
         try:
-            rewrap_stream(src, dst, old, new, **options)  # type: ignore[arg-type]
+            rewrap_stream(recorder or raw_src, dst, old, new, **options)  # type: ignore[arg-type]
         except NoUsableKeyError:
-            _explain_missing_context(src.head, context)  # the exit code decrypt gives
+            if recorder is not None:
+                head = recorder.head
+            else:
+                raw_src.seek(0)
+                head = raw_src.read(1 << 20)
+            _explain_missing_context(head, context)  # the exit code decrypt gives
             raise
 
 
@@ -120,8 +127,8 @@ def _split_s3(url: str) -> tuple[str, str]:
 def _rewrap_s3(
     input_path: str,
     output: str | None,
-    old: object,
-    new: object,
+    old: Keyring,
+    new: Keyring,
     kms: keys_mod.KmsOptions,
     options: dict[str, object],
 ) -> None:

@@ -27,7 +27,7 @@ from .materials.cmm import PUBLIC_KEY_CONTEXT_KEY, as_materials_manager, check_s
 from .materials.materials import DecryptionMaterials, DecryptionRequest, EncryptionMaterials, freeze_context
 from .materials.protocols import Keyring, MaterialsManager
 from .message import body as body_mod
-from .message import footer
+from .message import body_copy, footer
 from .message.codec import Reader, u16
 from .message.context import serialize_context
 from .message.crypto import check_reproduced_context, open_header
@@ -142,6 +142,9 @@ def rewrap_stream(
     Returns the new header.
     """
     limits = _limits(limits)
+    # Between regular files an unsigned body is copied by the kernel; record where the message starts.
+    fast = body_copy.files_qualify(src, dst)
+    base = src.tell() if fast else 0
     header, raw = _read_header(src, limits)
     budget = None
     if limits.max_message_size is not None:
@@ -164,6 +167,12 @@ def rewrap_stream(
         source.verifier = plan.verifier
     sink = _Sink(dst, plan.signer)
     sink.write(plan.header)
+    if fast and plan.signer is None:
+        limit = limits.max_message_size
+        body_copy.copy_body_between_files(
+            header, src, dst, base + header.size, None if limit is None else base + limit
+        )
+        return parse_header(plan.header, limits)
     if header.framed:
         _copy_frames(header, source, sink)
     else:
