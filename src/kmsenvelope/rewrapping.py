@@ -85,16 +85,7 @@ def rewrap(
     if limits.max_message_size is not None and len(data) > limits.max_message_size:
         raise PolicyError(f"message of {len(data)} bytes exceeds the limit of {limits.max_message_size}")
     header = parse_header(ciphertext if isinstance(ciphertext, bytes) else data, limits)
-    plan = rewrap_header(
-        header,
-        old,
-        new,
-        context=context,
-        keep_old=keep_old,
-        resign=resign,
-        commitment_policy=commitment_policy,
-        limits=limits,
-    )
+    # The body's structure is checked first: a malformed message costs no KMS call.
     reader = Reader(data, header.size)
     if header.framed:
         body_mod.scan_framed(reader, header.frame_length)
@@ -105,6 +96,18 @@ def rewrap(
             raise MalformedInputError("non-framed body is longer than the format allows")
         reader.view(length + body_mod.TAG, "body ciphertext")
     body_end = reader.pos
+    if not header.suite.signing and reader.remaining:
+        raise MalformedInputError(f"{reader.remaining} unexpected bytes after the end of the message")
+    plan = rewrap_header(
+        header,
+        old,
+        new,
+        context=context,
+        keep_old=keep_old,
+        resign=resign,
+        commitment_policy=commitment_policy,
+        limits=limits,
+    )
     body = data[header.size : body_end]
     parts: list[bytes | memoryview] = [plan.header, body]
     if plan.signer is not None and plan.verifier is not None:
