@@ -23,7 +23,7 @@ from typing import BinaryIO
 
 from .errors import ConfigurationError, MalformedInputError, NoUsableKeyError, PolicyError
 from .keyrings.multi import as_wrapping_keyring
-from .materials.cmm import PUBLIC_KEY_CONTEXT_KEY, as_materials_manager, check_suite_policy
+from .materials.cmm import PUBLIC_KEY_CONTEXT_KEY, DefaultMaterials, as_materials_manager, check_suite_policy
 from .materials.materials import DecryptionMaterials, DecryptionRequest, EncryptionMaterials, freeze_context
 from .materials.protocols import Keyring, MaterialsManager
 from .message import body as body_mod
@@ -307,8 +307,10 @@ def _open(
         raise ConfigurationError("commitment_policy must be a CommitmentPolicy")
     if callable(getattr(old, "decrypt_materials", None)):
         manager: MaterialsManager = old  # type: ignore[assignment]
+    elif callable(getattr(old, "on_decrypt", None)):
+        manager = DefaultMaterials(old)  # type: ignore[arg-type]
     else:
-        manager = as_materials_manager(old)
+        manager = as_materials_manager(old)  # raises the usual ConfigurationError
     reproduced = freeze_context(context)
     check_suite_policy(header.suite, policy, encrypting=False)
     check_reproduced_context(header, reproduced)
