@@ -72,6 +72,8 @@ _EXPORTS = {
     "StaticBranchKeyStore": ".aws.key_store",
     "Suite": ".suites",
     "stats": ".aws.accounting",
+    "rewrap": ".rewrapping",
+    "rewrap_stream": ".rewrapping",
 }
 
 if TYPE_CHECKING:
@@ -98,6 +100,8 @@ if TYPE_CHECKING:
     from .materials.protocols import MaterialsManager as MaterialsManager
     from .message.header import DecryptLimits as DecryptLimits
     from .message.header import MessageHeader as MessageHeader
+    from .rewrapping import rewrap as rewrap
+    from .rewrapping import rewrap_stream as rewrap_stream
     from .suites import CommitmentPolicy as CommitmentPolicy
     from .suites import Suite as Suite
 else:

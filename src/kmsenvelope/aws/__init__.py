@@ -1,4 +1,4 @@
-"""AWS integration: KMS key identifiers, regional KMS clients, KMS call accounting.
+"""AWS integration: KMS key identifiers, regional KMS clients, KMS call accounting, S3 object rewrap.
 
 Nothing here imports boto3; clients are built on first use, and names are loaded on first access.
 What users construct lives at the top level: ``kmsenvelope.DiscoveryFilter``, ``kmsenvelope.KeyStore``
@@ -18,11 +18,13 @@ __all__ = [
     "KmsCall",
     "KmsClientSupplier",
     "KmsStats",
+    "S3RewrapResult",
     "accounting",
     "arn",
     "is_mrk",
     "mrk_match",
     "parse_arn",
+    "rewrap_object",
 ]
 
 _EXPORTS = {
@@ -34,6 +36,8 @@ _EXPORTS = {
     "is_mrk": ".arn",
     "mrk_match": ".arn",
     "parse_arn": ".arn",
+    "rewrap_object": ".s3_rewrap",
+    "S3RewrapResult": ".s3_rewrap",
 }
 
 if TYPE_CHECKING:
@@ -47,5 +51,7 @@ if TYPE_CHECKING:
     from .arn import parse_arn as parse_arn
     from .clients import ClientSupplier as ClientSupplier
     from .clients import KmsClientSupplier as KmsClientSupplier
+    from .s3_rewrap import S3RewrapResult as S3RewrapResult
+    from .s3_rewrap import rewrap_object as rewrap_object
 else:
     __getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS, submodules=("accounting", "arn"))
