@@ -139,7 +139,7 @@ class Interceptor:
     def _respond(
         self, record: RecordedRequest, environ: dict[str, Any], start_response: StartResponse
     ) -> Iterable[bytes]:
-        """moto's answer; it builds whole responses anyway, so holding them lets the record carry their size."""
+        """moto's answer, held whole (moto builds it whole anyway) so the record can carry its size."""
         chunks = list(self._app(environ, start_response))
         sized = dataclasses.replace(record, response_bytes=sum(len(chunk) for chunk in chunks))
         with self._lock:
