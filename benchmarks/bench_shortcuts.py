@@ -1,6 +1,7 @@
 """What each private-API shortcut buys: the same operations with and without ``KMSENVELOPE_PORTABLE``.
 
-Run:  python benchmarks/bench_shortcuts.py [--rounds 7] [--quick] [--json] [--against SRC_DIR]
+Run:  python benchmarks/bench_shortcuts.py [--rounds 7] [--quick] [--json] [--only NAME] [--in-process]
+                                           [--src SRC_DIR] [--against SRC_DIR]
 
 Each round starts one fresh worker process per configuration, in alternating order, and each worker
 times every operation (median of 5 batches); the figures are the medians over rounds, so a slow spell
@@ -9,8 +10,9 @@ on a shared machine lands on both configurations alike. Operations: ``Envelope.e
 (``ItemEncryptor``, suite 0x6700, cached hierarchical keyring; the item of ``bench_dynamodb.py``).
 
 Configurations: ``shortcuts`` (the default build) and ``portable`` (``KMSENVELOPE_PORTABLE=1``). With
-``--against SRC_DIR`` the comparison is instead this checkout's ``src`` against another ``src``
-directory (e.g. a ``git worktree`` of an older commit), both with shortcuts on: before/after figures.
+``--against SRC_DIR`` the comparison is instead ``--src`` (default: this checkout's ``src``) against
+another ``src`` directory (e.g. ``git archive`` of an older commit), both with shortcuts on: before/after
+figures. ``--only`` keeps the operations whose name contains the given text.
 
 ``--in-process`` instead measures each shortcut on its own in one process: every operation runs with and
 without the shortcut (by flipping the module state the switch would have set at import, ``buffers._state``),
@@ -33,31 +35,15 @@ HERE = Path(__file__).resolve().parent
 SIZES = {"1 KiB": 1024, "1 MiB": 1 << 20, "16 MiB": 16 << 20}
 
 
-def worker(min_time: float) -> dict[str, float]:
-    """Operations per second of every operation, in this process's configuration."""
-    sys.path.insert(0, str(HERE))
-    import bench_dynamodb
-
-    from kmsenvelope import Envelope, RawAesKeyring
+def worker(min_time: float, only: str = "") -> dict[str, float]:
+    """Operations per second of every operation (whose name contains ``only``) in this configuration."""
     from kmsenvelope.cli.bench import measure
 
-    results: dict[str, float] = {}
-    envelope = Envelope(RawAesKeyring("bench", "aes-256", bytes(range(32))))
-    context = {"purpose": "benchmark", "tenant": "acme"}
-    for label, size in SIZES.items():
-        plaintext = os.urandom(size)
-        ciphertext = envelope.encrypt(plaintext, context)
-        assert envelope.decrypt(ciphertext) == plaintext
-        results[f"encrypt {label}"] = measure(
-            lambda p=plaintext: envelope.encrypt(p, context), min_time=min_time, repeat=5, statistic="median"
-        )
-        results[f"decrypt {label}"] = measure(
-            lambda c=ciphertext: envelope.decrypt(c), min_time=min_time, repeat=5, statistic="median"
-        )
-    ops = bench_dynamodb.kmsenvelope_round_trips()
-    (op,) = (fn for name, fn in ops.items() if "0x6700" in name)
-    results["DynamoDB item round trip"] = measure(op, min_time=min_time, repeat=5, statistic="median")
-    return results
+    return {
+        name: measure(op, min_time=min_time, repeat=5, statistic="median")
+        for name, op in _operations().items()
+        if only in name
+    }
 
 
 def _operations() -> dict[str, Any]:
@@ -72,6 +58,8 @@ def _operations() -> dict[str, Any]:
     for label, size in SIZES.items():
         plaintext = os.urandom(size)
         ciphertext = envelope.encrypt(plaintext, context)
+        if envelope.decrypt(ciphertext) != plaintext:
+            raise RuntimeError("round trip changed the plaintext")
         ops[f"encrypt {label}"] = lambda p=plaintext: envelope.encrypt(p, context)
         ops[f"decrypt {label}"] = lambda c=ciphertext: envelope.decrypt(c)
     (round_trip,) = (fn for name, fn in bench_dynamodb.kmsenvelope_round_trips().items() if "0x6700" in name)
@@ -79,7 +67,7 @@ def _operations() -> dict[str, Any]:
     return ops
 
 
-def in_process(rounds: int) -> list[dict[str, Any]]:
+def in_process(rounds: int, only: str = "") -> list[dict[str, Any]]:
     """Each shortcut alone, on and off, every subject interleaved batch by batch in this process."""
     from kmsenvelope.cli.bench import measure_interleaved
     from kmsenvelope.primitives import buffers, portable
@@ -97,6 +85,8 @@ def in_process(rounds: int) -> list[dict[str, Any]]:
 
     subjects: dict[str, Any] = {}
     for name, op in _operations().items():
+        if only not in name:
+            continue
         subjects[f"{name}|buffers.new_bytes|on"] = configured(op, True)
         subjects[f"{name}|buffers.new_bytes|off"] = configured(op, False)
     rates = measure_interleaved(subjects, batch_time=0.1, rounds=rounds)
@@ -109,14 +99,14 @@ def in_process(rounds: int) -> list[dict[str, Any]]:
     return rows
 
 
-def run_worker(src: str, portable: bool, min_time: float) -> dict[str, float]:
+def run_worker(src: str, portable: bool, min_time: float, only: str) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": src}
     env.pop("KMSENVELOPE_PORTABLE", None)
     if portable:
         env["KMSENVELOPE_PORTABLE"] = "1"
     code = (
         f"import json, sys; sys.path.insert(0, {str(HERE)!r}); import bench_shortcuts as b; "
-        f"print(json.dumps({{'rates': b.worker({min_time!r})}}))"
+        f"print(json.dumps({{'rates': b.worker({min_time!r}, {only!r})}}))"
     )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     document: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
@@ -128,11 +118,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="shorter batches")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--only", default="", help="only operations whose name contains this")
     parser.add_argument("--in-process", action="store_true", help="each shortcut alone, interleaved")
+    parser.add_argument("--src", help="the src directory measured (default: this checkout's)")
     parser.add_argument("--against", help="another src directory to compare this one with (shortcuts on)")
     args = parser.parse_args()
     if args.in_process:
-        rows = in_process(args.rounds)
+        rows = in_process(args.rounds, args.only)
         if args.json:
             print(json.dumps(rows, indent=2))
             return
@@ -144,9 +136,9 @@ def main() -> None:
                 f"| {row['gain']:+.0%} |"
             )
         return
-    here_src = str(HERE.parent / "src")
+    here_src = args.src or str(HERE.parent / "src")
     if args.against:
-        configs = {"this checkout": (here_src, False), "other src": (args.against, False)}
+        configs = {"src": (here_src, False), "against": (args.against, False)}
     else:
         configs = {"shortcuts": (here_src, False), "portable": (here_src, True)}
     min_time = 0.15 if args.quick else 0.4
@@ -155,7 +147,7 @@ def main() -> None:
     for index in range(args.rounds):
         for name in order if index % 2 == 0 else reversed(order):
             src, portable = configs[name]
-            samples[name].append(run_worker(src, portable, min_time))
+            samples[name].append(run_worker(src, portable, min_time, args.only))
         print(f"round {index + 1}/{args.rounds} done", file=sys.stderr)
     first, second = order
     rows = []
