@@ -3,9 +3,9 @@
 This module holds the library's only HMAC. It is built from the two padded-key hash states of RFC 2104
 (``H(K ^ opad || H(K ^ ipad || m))``) because every message and item derives several keys from one key:
 copying a keyed hashlib state is far cheaper than keying OpenSSL's HMAC again (measured in
-``docs/performance.md``). :class:`Hmac` keys once and evaluates many times; :func:`hmac_digest` is the
-one-shot form of the same code. ``tests/test_hmac.py`` checks both against RFC 4231, ``hmac`` and
-``cryptography``.
+``docs/performance.md``). One key schedule (:func:`_padded_keys`) serves both forms: :class:`Hmac` keys
+once and evaluates many times; :func:`hmac_digest` is the one-shot form. ``tests/test_hmac.py`` checks
+both against RFC 4231, ``hmac`` and ``cryptography``, and that no other module computes an HMAC.
 """
 
 from __future__ import annotations
@@ -37,8 +37,9 @@ _IPAD = bytes(x ^ 0x36 for x in range(256))
 _OPAD = bytes(x ^ 0x5C for x in range(256))
 
 
-def _keyed_states(hash_name: str, key: bytes) -> tuple[Any, Any]:
-    """The inner and outer hash states of HMAC-``hash_name`` keyed with ``key`` (RFC 2104 section 2)."""
+def _padded_keys(hash_name: str, key: bytes) -> tuple[Callable[..., Any], bytes, bytes]:
+    """RFC 2104's key schedule for HMAC-``hash_name``: the hash constructor, ``K ^ ipad`` and ``K ^ opad``
+    (a key longer than the hash's block is hashed first, a shorter one is padded with zeros)."""
     try:
         ctor = _CONSTRUCTORS[hash_name]
     except KeyError:
@@ -48,14 +49,7 @@ def _keyed_states(hash_name: str, key: bytes) -> tuple[Any, Any]:
     if len(key) > block:
         key = ctor(key).digest()
     padded = key.ljust(block, b"\x00")
-    return ctor(padded.translate(_IPAD)), ctor(padded.translate(_OPAD))
-
-
-def _finish(inner: Any, outer: Any, message: bytes) -> bytes:
-    """Consume the keyed states ``inner`` and ``outer``: the HMAC of ``message``."""
-    inner.update(message)
-    outer.update(inner.digest())
-    return outer.digest()  # type: ignore[no-any-return]
+    return ctor, padded.translate(_IPAD), padded.translate(_OPAD)
 
 
 class Hmac:
@@ -64,19 +58,27 @@ class Hmac:
     __slots__ = ("_inner", "_outer")
 
     def __init__(self, hash_name: str, key: bytes) -> None:
-        self._inner, self._outer = _keyed_states(hash_name, key)
+        ctor, inner_key, outer_key = _padded_keys(hash_name, key)
+        self._inner, self._outer = ctor(inner_key), ctor(outer_key)
 
     def digest(self, message: bytes) -> bytes:
-        """The HMAC of ``message``. The keyed states are copied, never changed, so threads may share this."""
-        return _finish(self._inner.copy(), self._outer.copy(), message)
+        """``H(K ^ opad || H(K ^ ipad || message))`` from copies of the keyed states, which are never
+        changed, so threads may share one :class:`Hmac`."""
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
         return "Hmac(<key hidden>)"
 
 
 def hmac_digest(hash_name: str, key: bytes, data: bytes) -> bytes:
-    """One-shot HMAC, bytes-identical to ``hmac.digest(key, data, hash_name)`` (no state copies)."""
-    return _finish(*_keyed_states(hash_name, key), data)
+    """One-shot HMAC, bytes-identical to ``hmac.digest(key, data, hash_name)``: the same key schedule as
+    :class:`Hmac`, without keeping (or copying) hash states for a key used once."""
+    ctor, inner_key, outer_key = _padded_keys(hash_name, key)
+    return ctor(outer_key + ctor(inner_key + data).digest()).digest()  # type: ignore[no-any-return]
 
 
 # HKDF-Extract without a salt keys HMAC with HashLen zero bytes: the same key every time, so it is keyed
