@@ -45,7 +45,8 @@ def _padded_keys(hash_name: str, key: bytes) -> tuple[Callable[..., Any], bytes,
     except KeyError:
         raise ValueError(f"unsupported HMAC hash {hash_name!r}") from None
     block = _BLOCK_LEN[hash_name]
-    key = bytes(key)
+    if type(key) is not bytes:
+        key = bytes(key)
     if len(key) > block:
         key = ctor(key).digest()
     padded = key.ljust(block, b"\x00")
@@ -100,7 +101,11 @@ def hkdf_many(
         raise ValueError("HKDF output too long")
     extract = Hmac(hash_name, salt) if salt else _ZERO_SALT[hash_name]
     keyed = Hmac(hash_name, extract.digest(ikm))
-    return [_expand(keyed, info, length, hash_len) for info in infos]
+    if length > hash_len:
+        return [_expand(keyed, info, length, hash_len) for info in infos]
+    # One block per output, the common case (32-byte keys from SHA-384/512): T(1) = HMAC(PRK, info || 0x01).
+    digest = keyed.digest
+    return [digest(info + b"\x01")[:length] for info in infos]
 
 
 def hkdf_expand(hash_name: str, prk: bytes, info: bytes, length: int) -> bytes:
