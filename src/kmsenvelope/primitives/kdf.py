@@ -105,7 +105,10 @@ def hkdf_many(
         return [_expand(keyed, info, length, hash_len) for info in infos]
     # One block per output, the common case (32-byte keys from SHA-384/512): T(1) = HMAC(PRK, info || 0x01).
     digest = keyed.digest
-    return [digest(info + b"\x01")[:length] for info in infos]
+    out = []
+    for info in infos:
+        out.append(digest(info + b"\x01")[:length])
+    return out
 
 
 def hkdf_expand(hash_name: str, prk: bytes, info: bytes, length: int) -> bytes:
