@@ -219,7 +219,8 @@ def rewrap_header(
     check_signing_options(suite, keep_old=keep_old, resign=resign)
     materials, aead = _open(header, old, context, commitment_policy)
     data_key = materials.plaintext_data_key
-    assert data_key is not None  # open() has checked it against the header tag
+    if data_key is None:  # open() has checked it against the header tag
+        raise PolicyError("the materials manager returned no data key")
     full = dict(materials.encryption_context)
     stored = dict(header.encryption_context)
     signer = verifier = None
@@ -228,7 +229,8 @@ def rewrap_header(
         verifier = footer.verifier_for(materials)
         curve = suite.info.signature_curve
         hash_name = suite.info.signature_hash
-        assert curve is not None and hash_name is not None
+        if curve is None or hash_name is None:
+            raise PolicyError(f"signing suite {suite.name} names no signature curve or hash")
         signing_key = ecdsa.generate_signing_key(curve)
         public = base64.b64encode(ecdsa.compress_public_key(signing_key.public_key())).decode("ascii")
         full[PUBLIC_KEY_CONTEXT_KEY] = stored[PUBLIC_KEY_CONTEXT_KEY] = public

@@ -143,7 +143,8 @@ def construct(
     plaintext ("naked") value used to filter query results."""
     by_name = {part.name: part for part in parts_of(beacon)}
     for constructor in beacon.constructors or ():
-        assert isinstance(constructor, Constructor)
+        if not isinstance(constructor, Constructor):
+            raise ConfigurationError(f"{constructor!r} is not a Constructor")
         pieces: list[str] = []
         for cpart in constructor.parts:
             part = by_name[cpart.name]

@@ -138,7 +138,8 @@ class FormatRouter:
             if legacy.policy.forces_encrypt:
                 self._check_keys(item)
                 codec = self._codec
-                assert codec is not None  # FORCE_LEGACY_ENCRYPT allows decrypt, so the codec exists
+                if codec is None:  # FORCE_LEGACY_ENCRYPT allows decrypt, so the codec exists
+                    raise TypeError("forced legacy encryption without a legacy codec")
                 return codec.encrypt(item)
             self._refuse_legacy_names(item, self._names)
         elif self._plaintext.forces_write:
@@ -197,7 +198,8 @@ class LegacyCodec:
 
     def __init__(self, config: TableConfig) -> None:
         legacy = config.legacy
-        assert legacy is not None
+        if legacy is None:
+            raise TypeError("a legacy codec needs a table config with a legacy config")
         from dynamodb_encryption_sdk.encrypted import CryptoConfig
         from dynamodb_encryption_sdk.encrypted.item import decrypt_dynamodb_item, encrypt_dynamodb_item
         from dynamodb_encryption_sdk.exceptions import DynamodbEncryptionSdkError

@@ -79,7 +79,10 @@ def parse_projection(text: object, names: Mapping[str, str] | None) -> Projectio
         elements = tuple(path_elements(token.text, names))
         paths.append(elements)
         top = _TOP.match(token.text)
-        assert top is not None and isinstance(elements[0], str)
+        if top is None or not isinstance(elements[0], str):
+            raise MalformedInputError(
+                f"ProjectionExpression: {token.text!r} does not start with an attribute name"
+            )
         tops.append((elements[0], top.group(0)))
     if len(tokens) % 2 == 0:
         raise MalformedInputError("ProjectionExpression cannot end with ','")

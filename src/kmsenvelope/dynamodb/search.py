@@ -125,7 +125,8 @@ def plan_read(
     queries = info.partitions.queries(rewriter.used()) if info is not None else 1
     check_query_partition(partition, queries)
     if "FilterExpression" in parsed:
-        assert isinstance(request["FilterExpression"], str)
+        if not isinstance(request["FilterExpression"], str):
+            raise RequestRefusedError("FilterExpression must be a string on an encrypted table")
         spread = info.partitions.item_partitions(rewriter.partition, queries) if info else [0]
         text = _filter_for(rewriter, request["FilterExpression"], spread)
         if text is not None:
@@ -148,7 +149,8 @@ def plan_read(
     for field in ("ExpressionAttributeNames", "ExpressionAttributeValues"):
         if not out[field]:
             del out[field]
-    assert info is not None
+    if info is None:
+        raise TypeError("the table has no search configuration")
     # Every original expression is re-checked: a beacon in one of them makes the page approximate.
     checks = [parse_condition(request[f]) for f in _READ_EXPRESSIONS if request.get(f) is not None]
     return out, ReadFilter(info, checks, names, values)
@@ -249,7 +251,8 @@ class _Beaconizer:
             path = node.args[0]
             beacon = self._beacon_of(path) if isinstance(path, Path) else None
             if beacon is not None:
-                assert isinstance(path, Path)
+                if not isinstance(path, Path):
+                    raise TypeError("a beacon operand must be an attribute path")
                 _refuse_part_only(beacon)  # its attribute never exists: the answer would be wrong
                 self._point_at_beacon(path, beacon)
             return
@@ -285,7 +288,8 @@ class _Beaconizer:
     def rewrite(
         self, path: Operand, beacon: StandardBeacon | CompoundBeacon, op: str, operands: list[Operand]
     ) -> None:
-        assert isinstance(path, Path) and self.info is not None
+        if not isinstance(path, Path) or self.info is None:
+            raise TypeError("beacon rewrite needs an attribute path and a search configuration")
         if any(not isinstance(o, Value) for o in operands):
             raise RequestRefusedError(f"beacon {beacon.name!r} can only be compared with values")
         texts = [self._value(o) for o in operands if isinstance(o, Value)]
@@ -319,7 +323,8 @@ class _Beaconizer:
             new = [{"S": _parts.query_value(self.info, beacon, s, keys, equal)} for s in strings]
         self._point_at_beacon(path, beacon)
         for operand, value in zip(operands, new, strict=True):
-            assert isinstance(operand, Value)
+            if not isinstance(operand, Value):
+                raise TypeError("beacon rewrite needs value operands")
             operand.token.text = self._alias(":", value)
 
     def _point_at_beacon(self, path: Path, beacon: StandardBeacon | CompoundBeacon) -> None:
@@ -359,7 +364,8 @@ class _Beaconizer:
 
     def _hmac_keys(self) -> dict[str, Hmac]:
         if self.base is None:
-            assert self.info is not None
+            if self.info is None:
+                raise TypeError("the table has no search configuration")
             if self.info.key_field is not None and self.key_id is None:
                 # search-config.md#get-beacon-key-for-query: no beacon key id, and a beacon needs one.
                 raise RequestRefusedError(

@@ -208,7 +208,8 @@ class _Resolver:
             self.standard_beacon(beacon)
         globals_: dict[str, Part] = {}
         for part in (*version.signed_parts, *version.encrypted_parts):
-            assert isinstance(part, (SignedPart, EncryptedPart))
+            if not isinstance(part, (SignedPart, EncryptedPart)):
+                raise ConfigurationError(f"{part!r} is not a SignedPart or EncryptedPart")
             self.part(part, "the global parts list", "")
             globals_[part.name] = part
         for compound in version.compound_beacons:
@@ -309,7 +310,8 @@ class _Resolver:
         encrypted = (*beacon.encrypted_parts, *(p for p in extra if isinstance(p, EncryptedPart)))
         resolved = replace(beacon, signed_parts=signed, encrypted_parts=encrypted)
         for part in (*signed, *encrypted):
-            assert isinstance(part, (SignedPart, EncryptedPart))
+            if not isinstance(part, (SignedPart, EncryptedPart)):
+                raise ConfigurationError(f"{part!r} is not a SignedPart or EncryptedPart")
             self.part(part, owner, name)
         if resolved.is_signed and name in self.actions:
             raise ConfigurationError(

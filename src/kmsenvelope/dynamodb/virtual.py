@@ -281,7 +281,8 @@ class VirtualField:
         the BMP in two): the reference implementation cannot UTF-8 encode it either."""
         out = []
         for part in self.parts:
-            assert isinstance(part, VirtualPart)
+            if not isinstance(part, VirtualPart):
+                raise ConfigurationError(f"{part!r} is not a VirtualPart")
             text = part.evaluate(item)
             if text is None:
                 return None

@@ -323,7 +323,8 @@ class HierarchicalRules:
         """The branch key id for a message with this encryption context."""
         if self.branch_key_id is not None:
             return self.branch_key_id
-        assert self._supplier is not None
+        if self._supplier is None:
+            raise ConfigurationError("HierarchicalKeyring needs branch_key_id or branch_key_id_supplier")
         branch_key_id = self._supplier(context)
         if not isinstance(branch_key_id, str) or not branch_key_id:
             raise KeyStoreError("the branch key id supplier did not return a non-empty string")

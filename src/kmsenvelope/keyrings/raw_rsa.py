@@ -80,11 +80,13 @@ class RawRsaKeyring:
             self._public = loaded_pub
 
     def _wrap(self, key: bytes, context: Mapping[str, str]) -> EncryptedDataKey:
-        assert self._public is not None
+        if self._public is None:
+            raise ConfigurationError("this RawRsaKeyring has no public key")
         return EncryptedDataKey(self._namespace, self._name, self._public.encrypt(key, self._padding))
 
     def _unwrap(self, edk: EncryptedDataKey, context: Mapping[str, str]) -> bytes:
-        assert self._private is not None
+        if self._private is None:
+            raise NoUsableKeyError("this RawRsaKeyring has no private key and cannot decrypt")
         try:
             return self._private.decrypt(edk.ciphertext, self._padding)
         except ValueError:

@@ -251,7 +251,8 @@ def start_encryption(
     if suite.signing:
         context = dict(context)
         curve = suite.info.signature_curve
-        assert curve is not None
+        if curve is None:
+            raise PolicyError(f"signing suite {suite.name} names no signature curve")
         signing_key = ecdsa.generate_signing_key(curve)
         public = ecdsa.compress_public_key(signing_key.public_key())
         context[PUBLIC_KEY_CONTEXT_KEY] = base64.b64encode(public).decode("ascii")
@@ -291,7 +292,8 @@ def start_decryption(
         if encoded is None:
             raise MalformedInputError("signed message has no verification key in its encryption context")
         curve = suite.info.signature_curve
-        assert curve is not None
+        if curve is None:
+            raise PolicyError(f"signing suite {suite.name} names no signature curve")
         try:
             raw = base64.b64decode(encoded, validate=True)
         except (binascii.Error, ValueError):

@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ..errors import AuthenticationError, ContextMismatchError, MalformedInputError
+from ..errors import AuthenticationError, ContextMismatchError, MalformedInputError, PolicyError
 from ..materials.materials import DecryptionMaterials, EncryptionMaterials
 from ..primitives.aead import AesGcm
 from ..primitives.kdf import constant_time_equal
@@ -46,9 +46,11 @@ def split_context(
 
 def seal_header(materials: EncryptionMaterials, frame_length: int) -> SealedHeader:
     suite = materials.suite
-    assert isinstance(suite, Suite)
+    if not isinstance(suite, Suite):
+        raise PolicyError("the materials manager returned a suite that is not an ESDK message suite")
     data_key = materials.plaintext_data_key
-    assert data_key is not None
+    if data_key is None:
+        raise PolicyError("the materials manager returned no plaintext data key")
     message_id = os.urandom(32 if suite.message_version == 2 else 16)
     key, commitment = derive_message_keys(suite.info, data_key, message_id)
     stored, authenticated_only = split_context(materials.encryption_context, materials.required_context_keys)

@@ -5,7 +5,7 @@ The signature covers every byte of the header and body (``data-format/message-fo
 
 from __future__ import annotations
 
-from ..errors import MalformedInputError
+from ..errors import MalformedInputError, PolicyError
 from ..materials.materials import DecryptionMaterials, EncryptionMaterials
 from ..primitives.ecdsa import Signer, Verifier
 from .codec import Reader, u16
@@ -18,9 +18,11 @@ MAX_FOOTER_LENGTH = 2 + MAX_SIGNATURE_LENGTH
 
 
 def signer_for(materials: EncryptionMaterials) -> Signer:
-    assert materials.signing_key is not None
+    if materials.signing_key is None:
+        raise PolicyError("signing suite without a signing key in the materials")
     hash_name = materials.suite.info.signature_hash
-    assert hash_name is not None
+    if hash_name is None:
+        raise PolicyError(f"signing suite {materials.suite.name} names no signature hash")
     return Signer(materials.signing_key, hash_name)
 
 
@@ -41,7 +43,8 @@ def verifier_for(materials: DecryptionMaterials) -> Verifier:
     if materials.verification_key is None:
         raise MalformedInputError("signed message without a verification key")
     hash_name = materials.suite.info.signature_hash
-    assert hash_name is not None
+    if hash_name is None:
+        raise PolicyError(f"signing suite {materials.suite.name} names no signature hash")
     return Verifier(materials.verification_key, hash_name)
 
 

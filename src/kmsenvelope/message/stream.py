@@ -92,7 +92,8 @@ def encrypt_stream(
     signer = None
     if materials.signing_key is not None:
         hash_name = materials.suite.info.signature_hash
-        assert hash_name is not None
+        if hash_name is None:
+            raise PolicyError(f"signing suite {materials.suite.name} names no signature hash")
         signer = Signer(materials.signing_key, hash_name)
         signer.update(sealed.header)
     dst.write(sealed.header)
@@ -245,7 +246,8 @@ def decrypt_stream(
             raise body_mod.allocation_failure() from None
         if signed:
             verifier = source.verifier
-            assert verifier is not None
+            if verifier is None:
+                raise MalformedInputError("signed message without a signature verifier")
             source.verifier = None
             length = int.from_bytes(source.read_exact(2, "signature length"), "big")
             if length == 0 or length > footer.MAX_SIGNATURE_LENGTH:

@@ -8,7 +8,8 @@ a bytes object in place) and let AES-GCM write straight into it. The object is n
 other code until it is fully written, and the writable view is released before it is returned.
 
 The layout is checked once at first use; anywhere it does not hold (another interpreter, a changed
-layout), :func:`new_bytes` returns ``None`` and callers fall back to joining parts.
+layout), or when ``KMSENVELOPE_PORTABLE`` is set (:mod:`.portable`), :func:`new_bytes` returns ``None``
+and callers fall back to joining parts with public APIs.
 """
 
 from __future__ import annotations
@@ -17,14 +18,16 @@ import sys
 import threading
 from typing import Any
 
-__all__ = ["new_bytes"]
+from . import portable
+
+__all__ = ["in_place_available", "new_bytes"]
 
 _state: dict[str, Any] = {}
 _lock = threading.Lock()
 
 
 def _setup() -> bool:
-    if sys.implementation.name != "cpython":
+    if portable.ACTIVE or sys.implementation.name != "cpython":
         return False
     try:
         import ctypes
@@ -45,16 +48,22 @@ def _setup() -> bool:
     return True
 
 
-def new_bytes(size: int) -> tuple[bytes, memoryview] | None:
-    """A fresh ``bytes`` of ``size`` bytes and a writable view of its contents, or ``None``.
-
-    The caller must fill the view completely and ``release()`` it before handing out the bytes.
-    """
+def in_place_available() -> bool:
+    """Whether :func:`new_bytes` builds results in place here (false under ``KMSENVELOPE_PORTABLE``)."""
     if "ok" not in _state:
         with _lock:
             if "ok" not in _state:
                 _state["ok"] = _setup()
-    if not _state["ok"] or size <= 0:
+    return bool(_state["ok"])
+
+
+def new_bytes(size: int) -> tuple[bytes, memoryview] | None:
+    """A fresh ``bytes`` of ``size`` bytes and a writable view of its contents, or ``None``.
+
+    ``None`` when the in-place path is unavailable (see :func:`in_place_available`) or ``size < 1``.
+    The caller must fill the view completely and ``release()`` it before handing out the bytes.
+    """
+    if not in_place_available() or size <= 0:
         return None
     result = _state["alloc"](None, size)
     array = (_state["array"] * size).from_address(id(result) + _state["offset"])

@@ -1,8 +1,11 @@
-"""HKDF (RFC 5869), HMAC and the counter-mode KDF, over the standard library's hashlib.
+"""HKDF (RFC 5869), HMAC (RFC 2104) and the counter-mode KDF, over the standard library's hashlib.
 
-HMAC is built from precomputed inner/outer hash states (RFC 2104) because every message derives
-several keys from one PRK: copying a keyed state is far cheaper than re-keying OpenSSL's HMAC,
-and key derivation sits on every message's hot path.
+This module holds the library's only HMAC. It is built from the two padded-key hash states of RFC 2104
+(``H(K ^ opad || H(K ^ ipad || m))``) because every message and item derives several keys from one key:
+copying a keyed hashlib state is far cheaper than keying OpenSSL's HMAC again (measured in
+``docs/performance.md``). One key schedule (:func:`_padded_keys`) serves both forms: :class:`Hmac` keys
+once and evaluates many times; :func:`hmac_digest` is the one-shot form. ``tests/test_hmac.py`` checks
+both against RFC 4231, ``hmac`` and ``cryptography``, and that no other module computes an HMAC.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ __all__ = [
 ]
 
 _HASH_LEN = {"sha256": 32, "sha384": 48, "sha512": 64}
+_BLOCK_LEN = {"sha256": 64, "sha384": 128, "sha512": 128}
 _CONSTRUCTORS: dict[str, Callable[..., Any]] = {
     "sha256": hashlib.sha256,
     "sha384": hashlib.sha384,
@@ -33,21 +37,34 @@ _IPAD = bytes(x ^ 0x36 for x in range(256))
 _OPAD = bytes(x ^ 0x5C for x in range(256))
 
 
+def _padded_keys(hash_name: str, key: bytes) -> tuple[Callable[..., Any], bytes, bytes]:
+    """RFC 2104's key schedule for HMAC-``hash_name``: the hash constructor, ``K ^ ipad`` and ``K ^ opad``
+    (a key longer than the hash's block is hashed first, a shorter one is padded with zeros)."""
+    try:
+        ctor = _CONSTRUCTORS[hash_name]
+    except KeyError:
+        raise ValueError(f"unsupported HMAC hash {hash_name!r}") from None
+    block = _BLOCK_LEN[hash_name]
+    if type(key) is not bytes:
+        key = bytes(key)
+    if len(key) > block:
+        key = ctor(key).digest()
+    padded = key.ljust(block, b"\x00")
+    return ctor, padded.translate(_IPAD), padded.translate(_OPAD)
+
+
 class Hmac:
     """HMAC keyed once, evaluated many times. The key is never shown."""
 
     __slots__ = ("_inner", "_outer")
 
     def __init__(self, hash_name: str, key: bytes) -> None:
-        ctor = _CONSTRUCTORS[hash_name]
-        block = 128 if hash_name in ("sha384", "sha512") else 64
-        if len(key) > block:
-            key = ctor(key).digest()
-        padded = bytes(key).ljust(block, b"\x00")
-        self._inner = ctor(padded.translate(_IPAD))
-        self._outer = ctor(padded.translate(_OPAD))
+        ctor, inner_key, outer_key = _padded_keys(hash_name, key)
+        self._inner, self._outer = ctor(inner_key), ctor(outer_key)
 
     def digest(self, message: bytes) -> bytes:
+        """``H(K ^ opad || H(K ^ ipad || message))`` from copies of the keyed states, which are never
+        changed, so threads may share one :class:`Hmac`."""
         inner = self._inner.copy()
         inner.update(message)
         outer = self._outer.copy()
@@ -58,23 +75,16 @@ class Hmac:
         return "Hmac(<key hidden>)"
 
 
-# HKDF-Extract without a salt keys HMAC with HashLen zero bytes: the same key every time, so it is keyed
-# once per hash. The states are only ever copied, never updated, so sharing them between threads is safe.
-_ZERO_SALT = {name: Hmac(name, bytes(length)) for name, length in _HASH_LEN.items()}
-
-
 def hmac_digest(hash_name: str, key: bytes, data: bytes) -> bytes:
-    """One-shot HMAC (RFC 2104), bytes-identical to ``hmac.digest``.
+    """One-shot HMAC, bytes-identical to ``hmac.digest(key, data, hash_name)``: the same key schedule as
+    :class:`Hmac`, without keeping (or copying) hash states for a key used once."""
+    ctor, inner_key, outer_key = _padded_keys(hash_name, key)
+    return ctor(outer_key + ctor(inner_key + data).digest()).digest()  # type: ignore[no-any-return]
 
-    For keys up to a block long (all our per-record keys) this pads the key by hand and runs the two
-    hashes directly, which skips OpenSSL's HMAC context set-up; it runs several times per item.
-    """
-    ctor = _CONSTRUCTORS[hash_name]
-    block = 128 if hash_name != "sha256" else 64
-    if len(key) > block:
-        return hmac.digest(key, data, hash_name)
-    padded = key.ljust(block, b"\x00")
-    return ctor(padded.translate(_OPAD) + ctor(padded.translate(_IPAD) + data).digest()).digest()  # type: ignore[no-any-return]
+
+# HKDF-Extract without a salt keys HMAC with HashLen zero bytes: the same key every time, so it is keyed
+# once per hash.
+_ZERO_SALT = {name: Hmac(name, bytes(length)) for name, length in _HASH_LEN.items()}
 
 
 def hkdf(hash_name: str, ikm: bytes, salt: bytes | None, info: bytes, length: int) -> bytes:
@@ -90,22 +100,14 @@ def hkdf_many(
     if length > 255 * hash_len:
         raise ValueError("HKDF output too long")
     extract = Hmac(hash_name, salt) if salt else _ZERO_SALT[hash_name]
-    prk = extract.digest(ikm)
+    keyed = Hmac(hash_name, extract.digest(ikm))
     if length > hash_len:
-        keyed = Hmac(hash_name, prk)
         return [_expand(keyed, info, length, hash_len) for info in infos]
-    # One block per output, the common case (32-byte keys from SHA-384/512): HMAC-Expand written out,
-    # since this runs several times per DynamoDB item. The PRK is HashLen long, never over a block.
-    ctor = _CONSTRUCTORS[hash_name]
-    padded = prk.ljust(128 if hash_name != "sha256" else 64, b"\x00")
-    inner, outer = ctor(padded.translate(_IPAD)), ctor(padded.translate(_OPAD))
+    # One block per output, the common case (32-byte keys from SHA-384/512): T(1) = HMAC(PRK, info || 0x01).
+    digest = keyed.digest
     out = []
     for info in infos:
-        state = inner.copy()
-        state.update(info + b"\x01")
-        final = outer.copy()
-        final.update(state.digest())
-        out.append(final.digest()[:length])
+        out.append(digest(info + b"\x01")[:length])
     return out
 
 

@@ -115,7 +115,8 @@ def _is_sql(value: Any) -> bool:
 def beacon_criterion(expr: ColumnElement[Any], op: OperatorType, other: Any) -> ColumnElement[bool]:
     """``expr == other`` or ``expr.in_(other)`` rewritten onto ``expr``'s beacon column."""
     source_type = expr.type
-    assert isinstance(source_type, EncryptedType)
+    if not isinstance(source_type, EncryptedType):
+        raise TypeError("beacon_criterion needs an EncryptedType column")
     name = getattr(expr, "name", None)
     beacon = find_beacon(getattr(expr, "table", None), name) if isinstance(name, str) else None
     if beacon is None:
@@ -124,7 +125,8 @@ def beacon_criterion(expr: ColumnElement[Any], op: OperatorType, other: Any) -> 
             "encrypted with random data keys (add kmsenvelope.sql.beacon_column for equality search)"
         )
     beacon_type = beacon.type
-    assert isinstance(beacon_type, BeaconType)
+    if not isinstance(beacon_type, BeaconType):
+        raise TypeError("find_beacon returned a column that is not a BeaconType")
     if source_type.kind not in _SEARCHABLE:
         raise ConfigurationError(f"beacons are not supported for {source_type.kind.label} columns")
     query_type = _BeaconQuery(beacon_type, source_type)
@@ -151,10 +153,12 @@ def _insert_default(context: ExecutionContext) -> str | None:
     """Column default of a beacon: the beacon of the source value in the same INSERT row."""
     column = context.current_column  # type: ignore[attr-defined]
     beacon = column.type
-    assert isinstance(beacon, BeaconType)
+    if not isinstance(beacon, BeaconType):
+        raise TypeError("the beacon default runs on BeaconType columns only")
     source_type = _source_type(column.table, beacon)
     source = source_type.bound_column
-    assert source is not None
+    if source is None:
+        raise ConfigurationError(f"beacon column for {beacon.source!r} has no bound source column")
     params = context.get_current_parameters()  # type: ignore[attr-defined]
     return beacon.compute(source_type, params.get(source.key))
 

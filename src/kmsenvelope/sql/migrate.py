@@ -108,7 +108,8 @@ class _Column:
             except KmsEnvelopeError as exc:
                 error = exc
         else:
-            assert error is not None
+            if error is None:
+                raise ConfigurationError("no reader key configured to decrypt existing values")
             raise error
         return self.type.encrypt_value(value, self.new)
 
@@ -151,7 +152,8 @@ class _Rows:
             except KmsEnvelopeError as exc:
                 error = exc
         else:
-            assert error is not None
+            if error is None:
+                raise ConfigurationError("no reader key configured to decrypt existing values")
             raise error
         sealed = self.group.encrypt_row({**row, **plain}, source=self.new)
         return {c.key: sealed[c.key] for c in self.columns}

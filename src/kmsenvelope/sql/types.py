@@ -274,7 +274,8 @@ class EncryptedType(TypeDecorator[_T], Generic[_T]):
         def operate(self, op: OperatorType, *other: Any, **kwargs: Any) -> ColumnElement[Any]:
             expr = self.expr
             type_ = expr.type
-            assert isinstance(type_, EncryptedType)
+            if not isinstance(type_, EncryptedType):
+                raise TypeError("the encrypted comparator runs on EncryptedType columns only")
             if op in (operators.eq, operators.in_op):
                 if op is operators.eq and other and other[0] is None and not type_.encrypt_null:
                     return super().operate(op, *other, **kwargs)  # IS NULL

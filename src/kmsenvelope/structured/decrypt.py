@@ -165,7 +165,10 @@ def decrypt_record(
         verification_key = None
     else:
         materials = _materials(manager, header, context, required)
-        assert materials.plaintext_data_key is not None and materials.symmetric_signing_key is not None
+        if materials.plaintext_data_key is None or materials.symmetric_signing_key is None:
+            raise PolicyError(
+                "the materials manager returned no plaintext data key or no symmetric signing key"
+            )
         final_context = materials.encryption_context
         data_key, signing_key = materials.plaintext_data_key, materials.symmetric_signing_key
         verification_key = materials.verification_key if suite.signing else None

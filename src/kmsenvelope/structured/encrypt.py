@@ -187,7 +187,8 @@ def seal_record(
         )
     else:
         materials = _materials(record, manager, suite, context, required, layout)
-        assert isinstance(materials.suite, DbeSuite) and materials.plaintext_data_key is not None
+        if not isinstance(materials.suite, DbeSuite) or materials.plaintext_data_key is None:
+            raise PolicyError("the materials manager returned no DB-ESDK suite or no plaintext data key")
         used_suite, data_key = materials.suite, materials.plaintext_data_key
         full_context, edks = materials.encryption_context, materials.encrypted_data_keys
         symmetric_keys, signing_key = materials.symmetric_signing_keys, materials.signing_key

@@ -91,7 +91,8 @@ def rewrap_record(
     # Verify the old record exactly as decrypt does, without decrypting any attribute.
     materials = _materials(manager, header, context, required)
     data_key, old_tag_key = materials.plaintext_data_key, materials.symmetric_signing_key
-    assert data_key is not None and old_tag_key is not None
+    if data_key is None or old_tag_key is None:
+        raise PolicyError("the materials manager returned no data key or signing key")
     keys = RecordKeys(suite, data_key, header.message_id)
     keys.verify(header)
     old_hash = canonical_hash(
@@ -110,7 +111,8 @@ def rewrap_record(
     signing_key = None
     if suite.signing:
         curve = suite.info.signature_curve
-        assert curve is not None
+        if curve is None:
+            raise PolicyError(f"signing suite {suite.name} names no signature curve")
         signing_key = ecdsa.generate_signing_key(curve)
         public = base64.b64encode(ecdsa.compress_public_key(signing_key.public_key())).decode("ascii")
         full[PUBLIC_KEY_CONTEXT_KEY] = stored[PUBLIC_KEY_CONTEXT_KEY] = public

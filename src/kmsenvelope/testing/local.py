@@ -271,7 +271,8 @@ def local_aws() -> Iterator[LocalAws]:
     try:
         server.start()
         wsgi_server = server._server  # moto exposes no hook for WSGI middleware
-        assert wsgi_server is not None
+        if wsgi_server is None:
+            raise RuntimeError("moto's ThreadedMotoServer exposes no WSGI server after start()")
         interceptor = Interceptor(wsgi_server.app)
         # werkzeug looks up ``server.app`` per request, so wrapping it here covers every request.
         wsgi_server.app = interceptor

@@ -160,7 +160,8 @@ def _start() -> _Server:
                 return _Server(directory, data, port, user)
             except PostgresError as exc:
                 last = exc
-        assert last is not None
+        if last is None:
+            raise RuntimeError("PostgreSQL did not start and reported no error")
         raise last
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)
