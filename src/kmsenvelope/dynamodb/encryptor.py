@@ -220,7 +220,7 @@ class ItemEncryptor:
         """
         from ..structured.rewrap import rewrap_record
 
-        names, layout = self._decrypt_plan(item)
+        (names, layout), _ = self._decrypt_plan(item)  # not kept: the plan cache is for decrypt_item
         header, footer = _binary(item, HEADER_FIELD), _binary(item, FOOTER_FIELD)
         if not header or header[0] not in (1, 2):
             raise MalformedInputError("unsupported item header version")
