@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any
 
 from click.testing import Result
 
@@ -145,3 +146,26 @@ def test_s3_object_in_place_with_kms_keys(local_aws: LocalAws) -> None:
     assert_fails(
         run("rewrap", "--key", new_key, "--to", old_key, "s3://nokey", *kms_args, env=ENV), ExitCode.USAGE
     )
+
+
+def test_a_regular_input_file_takes_the_file_to_file_copy_and_stdin_does_not(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    from kmsenvelope.message import body_copy
+
+    calls: list[int] = []
+    real = body_copy.copy_body_between_files
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(body_copy, "copy_body_between_files", spy)
+    old, new = aes_key(tmp_path, "old.key"), aes_key(tmp_path, "new.key")
+    message = encrypt_file(tmp_path, old)
+    out = tmp_path / "out.enc"
+    assert run("rewrap", "--key", old, "--to", new, NONCE, message, "-o", out).exit_code == 0
+    assert calls == [1] and _decrypt(new, out) == PLAINTEXT
+    piped = run("rewrap", "--key", old, "--to", new, NONCE, "-", "-f", "-o", out, input=message.read_bytes())
+    assert piped.exit_code == 0, piped.stderr
+    assert calls == [1] and _decrypt(new, out) == PLAINTEXT
