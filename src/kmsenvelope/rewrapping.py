@@ -10,7 +10,10 @@ own GCM tags, so a tampered body is still rejected by every reader of the new me
 Signed suites: the footer signature covers the header, so a rewrapped message must be re-signed by a
 fresh key pair (``resign=True``), whose public key replaces ``aws-crypto-public-key`` in the context.
 The old signature is verified in the same pass over the body that computes the new one. See
-``docs/rewrap.md`` for what this means for trust, and for the header-tag IV of version 2 messages.
+``docs/rewrap.md`` for what this means for trust.
+
+Version 2 messages are refused unless ``allow_header_nonce_reuse=True``: their header tag has a fixed
+zero IV under the unchanged derived key, so a rewrap reuses a GCM nonce (``docs/rewrap.md``).
 """
 
 from __future__ import annotations
