@@ -116,7 +116,14 @@ def _body(message: bytes) -> bytes:
 def test_every_suite_and_keyring_rewraps_for_the_esdk(suite: Suite, kind: str, rsa_pems: Any) -> None:
     old, new, esdk_old, esdk_new = _keyrings(kind, rsa_pems)
     message = _encrypt(old, suite)
-    rewrapped = kmsenvelope.rewrap(message, old, new, commitment_policy=ALLOW, resign=suite.signing)
+    rewrapped = kmsenvelope.rewrap(
+        message,
+        old,
+        new,
+        commitment_policy=ALLOW,
+        resign=suite.signing,
+        allow_header_nonce_reuse=suite.committing,  # version 1 suites need no flag
+    )
 
     plaintext, header = esdk_decrypt(ALLOW, rewrapped, key_provider=esdk_new)
     assert plaintext == PLAINTEXT
@@ -139,7 +146,9 @@ def test_every_suite_and_keyring_rewraps_for_the_esdk(suite: Suite, kind: str, r
 def test_keep_old_keeps_both_keys_working(suite: Suite) -> None:
     old, new = RawAesKeyring("ns", "old", OLD_AES), RawAesKeyring("ns", "new", NEW_AES)
     message = _encrypt(old, suite)
-    rewrapped = kmsenvelope.rewrap(message, old, new, keep_old=True, commitment_policy=ALLOW)
+    rewrapped = kmsenvelope.rewrap(
+        message, old, new, keep_old=True, commitment_policy=ALLOW, allow_header_nonce_reuse=suite.committing
+    )
     header = Envelope(new).parse_header(rewrapped)
     assert [edk.provider_info[:3] for edk in header.encrypted_data_keys] == [b"new", b"old"]
     for keyring in (old, new):
@@ -152,6 +161,7 @@ def test_version_1_header_gets_a_fresh_iv() -> None:
     old, new = RawAesKeyring("ns", "old", OLD_AES), RawAesKeyring("ns", "new", NEW_AES)
     message = _encrypt(old, Suite.AES_256_GCM_IV12_TAG16_HKDF_SHA256)
     before = Envelope(old).parse_header(message)
+    # Version 1: no allow_header_nonce_reuse needed, the new header tag gets a fresh IV.
     after = Envelope(new).parse_header(kmsenvelope.rewrap(message, old, new, commitment_policy=ALLOW))
     assert before.header_iv == bytes(12)
     assert len(after.header_iv) == 12 and after.header_iv != before.header_iv
@@ -161,10 +171,10 @@ def test_signed_suites_need_resign_and_get_a_new_public_key() -> None:
     old, new = RawAesKeyring("ns", "old", OLD_AES), RawAesKeyring("ns", "new", NEW_AES)
     message = _encrypt(old, Suite.AES_256_GCM_HKDF_SHA512_COMMIT_KEY_ECDSA_P384)
     with pytest.raises(PolicyError, match="resign=True"):
-        kmsenvelope.rewrap(message, old, new)
+        kmsenvelope.rewrap(message, old, new, allow_header_nonce_reuse=True)
     with pytest.raises(PolicyError, match="keep_old"):
-        kmsenvelope.rewrap(message, old, new, resign=True, keep_old=True)
-    rewrapped = kmsenvelope.rewrap(message, old, new, resign=True)
+        kmsenvelope.rewrap(message, old, new, resign=True, keep_old=True, allow_header_nonce_reuse=True)
+    rewrapped = kmsenvelope.rewrap(message, old, new, resign=True, allow_header_nonce_reuse=True)
     key = "aws-crypto-public-key"
     old_context = Envelope(old).parse_header(message).encryption_context
     new_context = Envelope(new).parse_header(rewrapped).encryption_context
@@ -180,18 +190,23 @@ def test_resign_refuses_an_old_message_whose_signature_does_not_verify() -> None
     message = bytearray(_encrypt(old, Suite.AES_256_GCM_HKDF_SHA512_COMMIT_KEY_ECDSA_P384))
     message[-1] ^= 1
     with pytest.raises(AuthenticationError):
-        kmsenvelope.rewrap(bytes(message), old, new, resign=True)
+        kmsenvelope.rewrap(bytes(message), old, new, resign=True, allow_header_nonce_reuse=True)
     with pytest.raises(AuthenticationError):
-        kmsenvelope.rewrap_stream(io.BytesIO(message), io.BytesIO(), old, new, resign=True)
+        kmsenvelope.rewrap_stream(
+            io.BytesIO(message), io.BytesIO(), old, new, resign=True, allow_header_nonce_reuse=True
+        )
 
 
 def test_context_is_checked_as_decrypt_checks_it() -> None:
     old, new = RawAesKeyring("ns", "old", OLD_AES), RawAesKeyring("ns", "new", NEW_AES)
     message = _encrypt(old, Suite.AES_256_GCM_HKDF_SHA512_COMMIT_KEY)
     with pytest.raises(ContextMismatchError):
-        kmsenvelope.rewrap(message, old, new, context={"tenant": "other"})
+        kmsenvelope.rewrap(message, old, new, context={"tenant": "other"}, allow_header_nonce_reuse=True)
     assert (
-        Envelope(new).decrypt(kmsenvelope.rewrap(message, old, new, context={"tenant": "acme"})) == PLAINTEXT
+        Envelope(new).decrypt(
+            kmsenvelope.rewrap(message, old, new, context={"tenant": "acme"}, allow_header_nonce_reuse=True)
+        )
+        == PLAINTEXT
     )
 
 
@@ -199,8 +214,12 @@ def test_required_context_pairs_stay_authenticated_and_unstored() -> None:
     old, new = RawAesKeyring("ns", "old", OLD_AES), RawAesKeyring("ns", "new", NEW_AES)
     message = Envelope(RequiredContextMaterials(old, ["tenant"])).encrypt(PLAINTEXT, CONTEXT)
     with pytest.raises(ContextMismatchError):
-        kmsenvelope.rewrap(message, RequiredContextMaterials(old, ["tenant"]), new)
-    rewrapped = kmsenvelope.rewrap(message, old, new, context={"tenant": "acme"})
+        kmsenvelope.rewrap(
+            message, RequiredContextMaterials(old, ["tenant"]), new, allow_header_nonce_reuse=True
+        )
+    rewrapped = kmsenvelope.rewrap(
+        message, old, new, context={"tenant": "acme"}, allow_header_nonce_reuse=True
+    )
     assert "tenant" not in Envelope(new).parse_header(rewrapped).encryption_context
     assert Envelope(new).decrypt(rewrapped, {"tenant": "acme"}) == PLAINTEXT
     with pytest.raises((AuthenticationError, NoUsableKeyError)):  # the raw AES EDK binds the context too
@@ -214,16 +233,21 @@ def test_refusals() -> None:
         kmsenvelope.rewrap(legacy, old, new)
     message = _encrypt(old, Suite.AES_256_GCM_HKDF_SHA512_COMMIT_KEY)
     with pytest.raises(NoUsableKeyError):
-        kmsenvelope.rewrap(message, new, old)
+        kmsenvelope.rewrap(message, new, old, allow_header_nonce_reuse=True)
     with pytest.raises(ConfigurationError):
-        kmsenvelope.rewrap(message, old, Envelope(new).materials_manager)  # type: ignore[arg-type]
+        kmsenvelope.rewrap(
+            message,
+            old,
+            Envelope(new).materials_manager,  # type: ignore[arg-type]
+            allow_header_nonce_reuse=True,
+        )
     with pytest.raises(MalformedInputError):
-        kmsenvelope.rewrap(message + b"x", old, new)
+        kmsenvelope.rewrap(message + b"x", old, new, allow_header_nonce_reuse=True)
     with pytest.raises(MalformedInputError):
-        kmsenvelope.rewrap(message[:-1], old, new)
+        kmsenvelope.rewrap(message[:-1], old, new, allow_header_nonce_reuse=True)
     limits = DecryptLimits(max_encrypted_data_keys=1)
     with pytest.raises(PolicyError, match="encrypted data keys"):
-        kmsenvelope.rewrap(message, old, new, keep_old=True, limits=limits)
+        kmsenvelope.rewrap(message, old, new, keep_old=True, limits=limits, allow_header_nonce_reuse=True)
 
 
 class _Trickle(io.RawIOBase):
@@ -258,7 +282,13 @@ def test_stream_matches_in_memory(suite: Suite) -> None:
     message = _encrypt(old, suite)
     out = io.BytesIO()
     header = kmsenvelope.rewrap_stream(
-        cast(BinaryIO, _Trickle(message, 777)), out, old, new, commitment_policy=ALLOW, resign=suite.signing
+        cast(BinaryIO, _Trickle(message, 777)),
+        out,
+        old,
+        new,
+        commitment_policy=ALLOW,
+        resign=suite.signing,
+        allow_header_nonce_reuse=suite.committing,
     )
     rewrapped = out.getvalue()
     assert header.message_id == Envelope(old).parse_header(message).message_id
@@ -272,7 +302,7 @@ def test_stream_copies_non_framed_bodies_and_large_frames_in_chunks() -> None:
     plaintext = os.urandom(3 * 1024 * 1024 + 5)
     message = Envelope(old, frame_length=2 * 1024 * 1024).encrypt(plaintext)
     out = io.BytesIO()
-    kmsenvelope.rewrap_stream(io.BytesIO(message), out, old, new)
+    kmsenvelope.rewrap_stream(io.BytesIO(message), out, old, new, allow_header_nonce_reuse=True)
     assert Envelope(new).decrypt(out.getvalue()) == plaintext
     # A non-framed message (version 1, written by the ESDK) is copied too.
     esdk_old = StaticRawKeyProvider.create("ns", {"old": aes_wrapping_key(OLD_AES)})
@@ -335,10 +365,17 @@ def test_tampering_anywhere_fails_the_rewrap_or_every_reader(
     tampered[int(where * len(tampered))] ^= flip
     try:
         if streaming:
-            rewrapped = _stream(bytes(tampered), _OLD, _NEW, resign=suite.signing)
+            rewrapped = _stream(
+                bytes(tampered), _OLD, _NEW, resign=suite.signing, allow_header_nonce_reuse=suite.committing
+            )
         else:
             rewrapped = kmsenvelope.rewrap(
-                bytes(tampered), _OLD, _NEW, commitment_policy=ALLOW, resign=suite.signing
+                bytes(tampered),
+                _OLD,
+                _NEW,
+                commitment_policy=ALLOW,
+                resign=suite.signing,
+                allow_header_nonce_reuse=suite.committing,
             )
     except KmsEnvelopeError:
         return
@@ -363,7 +400,7 @@ def test_file_to_file_both_copy_paths(tmp_path: Any, zero_copy: bool, monkeypatc
     source.write_bytes(b"prefix" + message)  # the message need not start the file
     with open(source, "rb") as src, open(target, "wb") as dst:
         src.seek(6)
-        kmsenvelope.rewrap_stream(src, dst, old, new)
+        kmsenvelope.rewrap_stream(src, dst, old, new, allow_header_nonce_reuse=True)
         assert src.tell() == len(message) + 6
         dst.flush()
         assert dst.tell() == os.fstat(dst.fileno()).st_size  # the writer knows where the copy ended
@@ -379,7 +416,7 @@ def test_file_to_file_both_copy_paths(tmp_path: Any, zero_copy: bool, monkeypatc
     for bad in bad_bodies.values():
         source.write_bytes(bad)
         with open(source, "rb") as src, open(target, "wb") as dst, pytest.raises(MalformedInputError):
-            kmsenvelope.rewrap_stream(src, dst, old, new)
+            kmsenvelope.rewrap_stream(src, dst, old, new, allow_header_nonce_reuse=True)
 
 
 def _swap_first_frames(message: bytes) -> bytes:
@@ -435,7 +472,12 @@ def test_stream_memory_stays_bounded_by_the_copy_buffer(suite: Suite) -> None:
     tracemalloc.start()
     try:
         header = kmsenvelope.rewrap_stream(
-            cast(BinaryIO, src), cast(BinaryIO, sink), old, new, resign=suite.signing
+            cast(BinaryIO, src),
+            cast(BinaryIO, sink),
+            old,
+            new,
+            resign=suite.signing,
+            allow_header_nonce_reuse=suite.committing,
         )
         peak = tracemalloc.get_traced_memory()[1]
     finally:

@@ -48,7 +48,14 @@ def test_kms_rewrap_to_a_key_in_another_region(local_aws: LocalAws, suite: Suite
     message = Envelope(old, suite=suite, commitment_policy=policy).encrypt(PLAINTEXT, CONTEXT)
     local_aws.reset()
 
-    rewrapped = kmsenvelope.rewrap(message, old, new, commitment_policy=ALLOW, resign=suite.signing)
+    rewrapped = kmsenvelope.rewrap(
+        message,
+        old,
+        new,
+        commitment_policy=ALLOW,
+        resign=suite.signing,
+        allow_header_nonce_reuse=suite.committing,
+    )
     calls = [(r.operation, r.key_id) for r in local_aws.requests()]
     assert sorted(calls) == sorted([("Decrypt", old_key), ("Encrypt", new_key)])
 
@@ -76,7 +83,7 @@ def test_kms_stream_rewrap_counts_one_unwrap_and_one_wrap_per_message(local_aws:
     for i, message in enumerate(messages):
         local_aws.reset()
         out = io.BytesIO()
-        kmsenvelope.rewrap_stream(io.BytesIO(message), out, old, new)
+        kmsenvelope.rewrap_stream(io.BytesIO(message), out, old, new, allow_header_nonce_reuse=True)
         calls = sorted((r.operation, r.key_id) for r in local_aws.requests())
         assert calls == [("Decrypt", old_key), ("Encrypt", new_key)]
         assert Envelope(new).decrypt(out.getvalue(), CONTEXT) == PLAINTEXT + bytes([i])
@@ -88,9 +95,9 @@ def test_hierarchical_rewrap_makes_no_calls_once_branch_keys_are_cached(local_aw
     old = HierarchicalKeyring(store, branch_key_id=old_branch, ttl_seconds=600)
     new = HierarchicalKeyring(store, branch_key_id=new_branch, ttl_seconds=600)
     messages = [Envelope(old).encrypt(PLAINTEXT + bytes([i]), CONTEXT) for i in range(5)]
-    kmsenvelope.rewrap(messages[0], old, new)  # fills both keyrings' caches
+    kmsenvelope.rewrap(messages[0], old, new, allow_header_nonce_reuse=True)  # fills both keyrings' caches
     local_aws.reset()
-    rewrapped = [kmsenvelope.rewrap(message, old, new) for message in messages]
+    rewrapped = [kmsenvelope.rewrap(message, old, new, allow_header_nonce_reuse=True) for message in messages]
     assert local_aws.requests(service=None) == ()
     reader = HierarchicalKeyring(store, branch_key_id=new_branch, ttl_seconds=600)
     for i, message in enumerate(rewrapped):

@@ -43,6 +43,8 @@ __all__ = [
     "StaticBranchKeyStore",
     "Suite",
     "errors",
+    "rewrap",
+    "rewrap_stream",
     "stats",
 ]
 

@@ -10,7 +10,10 @@ own GCM tags, so a tampered body is still rejected by every reader of the new me
 Signed suites: the footer signature covers the header, so a rewrapped message must be re-signed by a
 fresh key pair (``resign=True``), whose public key replaces ``aws-crypto-public-key`` in the context.
 The old signature is verified in the same pass over the body that computes the new one. See
-``docs/rewrap.md`` for what this means for trust, and for the header-tag IV of version 2 messages.
+``docs/rewrap.md`` for what this means for trust.
+
+Version 2 messages are refused unless ``allow_header_nonce_reuse=True``: their header tag has a fixed
+zero IV under the unchanged derived key, so a rewrap reuses a GCM nonce (``docs/rewrap.md``).
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ def rewrap(
     resign: bool = False,
     commitment_policy: CommitmentPolicy = CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT,
     limits: DecryptLimits | None = None,
+    allow_header_nonce_reuse: bool = False,
 ) -> bytes:
     """Return ``ciphertext`` with its data key wrapped by ``new`` instead of by its current EDKs.
 
@@ -77,6 +81,12 @@ def rewrap(
     (which cannot be combined with ``keep_old``). ``commitment_policy`` is the decrypt-side policy:
     pass ``REQUIRE_ENCRYPT_ALLOW_DECRYPT`` to rewrap non-committing (legacy) messages.
     The message id, context, suite, frame length and every body byte stay as they were.
+
+    Version 2 messages (every committing suite) are refused with :class:`PolicyError` unless
+    ``allow_header_nonce_reuse=True``: their new header tag reuses the old one's key and zero IV, so
+    whoever reads both versions can forge messages under that data key. Pass it only once every copy
+    of the old ciphertext is destroyed or unreadable to anyone who could read the new one
+    (``docs/rewrap.md``); otherwise re-encrypt. Version 1 (legacy) messages need no flag.
     """
     data = memoryview(ciphertext)
     if data.format != "B" or data.ndim != 1:
@@ -85,6 +95,7 @@ def rewrap(
     if limits.max_message_size is not None and len(data) > limits.max_message_size:
         raise PolicyError(f"message of {len(data)} bytes exceeds the limit of {limits.max_message_size}")
     header = parse_header(ciphertext if isinstance(ciphertext, bytes) else data, limits)
+    check_header_nonce_reuse(header, allow_header_nonce_reuse)
     # The body's structure is checked first: a malformed message costs no KMS call.
     reader = Reader(data, header.size)
     if header.framed:
@@ -107,6 +118,7 @@ def rewrap(
         resign=resign,
         commitment_policy=commitment_policy,
         limits=limits,
+        allow_header_nonce_reuse=allow_header_nonce_reuse,
     )
     body = data[header.size : body_end]
     parts: list[bytes | memoryview] = [plan.header, body]
@@ -136,19 +148,22 @@ def rewrap_stream(
     resign: bool = False,
     commitment_policy: CommitmentPolicy = CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT,
     limits: DecryptLimits | None = None,
+    allow_header_nonce_reuse: bool = False,
 ) -> MessageHeader:
     """:func:`rewrap` from ``src`` to ``dst``; memory stays bounded (about 1 MiB) whatever the frame length.
 
     The old header is verified before anything is written. The body is copied as it is read, so a
     failure found later (a truncated body, bytes after the end, an old signature that does not verify)
     raises after ``dst`` received part of the new message: discard ``dst`` then, as the CLI does.
-    Returns the new header.
+    A version 2 message without ``allow_header_nonce_reuse=True`` is refused (see :func:`rewrap`)
+    before any key is used or any byte written. Returns the new header.
     """
     limits = _limits(limits)
     # Between regular files an unsigned body is copied by the kernel; record where the message starts.
     fast = body_copy.files_qualify(src, dst)
     base = src.tell() if fast else 0
     header, raw = _read_header(src, limits)
+    check_header_nonce_reuse(header, allow_header_nonce_reuse)
     budget = None
     if limits.max_message_size is not None:
         if header.size > limits.max_message_size:
@@ -163,6 +178,7 @@ def rewrap_stream(
         resign=resign,
         commitment_policy=commitment_policy,
         limits=limits,
+        allow_header_nonce_reuse=allow_header_nonce_reuse,
     )
     source = _Input(src, raw[header.size :], budget)
     if plan.verifier is not None:
@@ -208,11 +224,14 @@ def rewrap_header(
     resign: bool,
     commitment_policy: CommitmentPolicy,
     limits: DecryptLimits,
+    allow_header_nonce_reuse: bool = False,
 ) -> RewrappedHeader:
     """Verify ``header`` with ``old`` and build its replacement with EDKs from ``new``.
 
     Used by :func:`rewrap`, :func:`rewrap_stream` and the S3 rewrap, which copy the body themselves.
+    Refuses a version 2 header unless ``allow_header_nonce_reuse`` (:func:`check_header_nonce_reuse`).
     """
+    check_header_nonce_reuse(header, allow_header_nonce_reuse)
     if not callable(getattr(new, "on_encrypt", None)):
         raise ConfigurationError("new must be a keyring (it wraps the message's existing data key)")
     suite = header.suite
@@ -278,6 +297,23 @@ def rewrap_header(
     tag = aead.encrypt(iv, b"", body + serialize_context(authenticated_only))
     auth = iv + tag if header.version == 1 else tag
     return RewrappedHeader(body + auth, header.size, signer, verifier)
+
+
+def check_header_nonce_reuse(header: MessageHeader, allow: bool) -> None:
+    """Refuse to rewrap a version 2 message unless the caller accepted the header tag's nonce reuse.
+
+    A version 2 header tag is AES-GCM under the message's derived key with an all-zero IV; the key
+    depends only on the data key and message id, which a rewrap keeps. Two tags under one key and IV
+    reveal GCM's authentication key, so both ciphertexts together let anyone forge that message.
+    """
+    if header.version == 2 and not allow:
+        raise PolicyError(
+            f"rewrapping this version 2 message (suite 0x{header.suite.id:04X}) reuses its header tag's "
+            "AES-GCM key and nonce: anyone who can read both the old and the new ciphertext can forge "
+            "messages under its data key. Pass allow_header_nonce_reuse=True only once every copy of "
+            "the old ciphertext (object versions and backups included) is destroyed or unreadable to "
+            "anyone who could read the new one; otherwise decrypt and re-encrypt it"
+        )
 
 
 def check_signing_options(suite: Suite, *, keep_old: bool, resign: bool) -> None:

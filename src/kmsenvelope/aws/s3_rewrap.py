@@ -21,7 +21,7 @@ from ..errors import ConfigurationError, PolicyError
 from ..materials.protocols import Keyring, MaterialsManager
 from ..message.codec import TruncatedInputError
 from ..message.header import DecryptLimits, MessageHeader, parse_header
-from ..rewrapping import check_signing_options, rewrap, rewrap_header, rewrap_stream
+from ..rewrapping import check_header_nonce_reuse, check_signing_options, rewrap, rewrap_header, rewrap_stream
 from ..suites import CommitmentPolicy
 
 __all__ = ["S3RewrapResult", "rewrap_object"]
@@ -74,6 +74,7 @@ def rewrap_object(
     multipart_threshold: int = 16 * 1024 * 1024,
     copy_part_size: int = 1024**3,
     part_size: int = 8 * 1024 * 1024,
+    allow_header_nonce_reuse: bool = False,
 ) -> S3RewrapResult:
     """Rewrap the ESDK message in ``s3://bucket/key`` (see :func:`kmsenvelope.rewrap`) into
     ``s3://dest_bucket/dest_key`` (default: the same object, replaced).
@@ -83,6 +84,10 @@ def rewrap_object(
     memory. The source is pinned by its ETag (and version, if versioned): if it changes midway, S3
     refuses the copy and the half-written upload is aborted. The body copied inside S3 is not read
     by the client; its frames stay authenticated, so readers reject a tampered one.
+
+    Version 2 messages need ``allow_header_nonce_reuse=True`` (see :func:`kmsenvelope.rewrap`), else
+    :class:`PolicyError` before any KMS call or upload. With a versioned bucket, replacing the object in
+    place keeps the old version, and with it the old ciphertext: delete that version too.
     """
     if not multipart_threshold >= 6 * 1024 * 1024:
         raise ConfigurationError("multipart_threshold must be at least 6 MiB")
@@ -97,6 +102,7 @@ def rewrap_object(
         "resign": resign,
         "commitment_policy": commitment_policy,
         "limits": limits,
+        "allow_header_nonce_reuse": allow_header_nonce_reuse,
     }
     dest_client = s3_client if dest_client is None else dest_client
     dest_bucket = bucket if dest_bucket is None else dest_bucket
@@ -114,7 +120,9 @@ def rewrap_object(
         )
 
     head = source.read_header(limits)
-    check_signing_options(head.suite, keep_old=keep_old, resign=resign)  # before any upload starts
+    # Before any KMS call or upload starts.
+    check_header_nonce_reuse(head, allow_header_nonce_reuse)
+    check_signing_options(head.suite, keep_old=keep_old, resign=resign)
     if head.suite.signing:
         return _stream_through(source, target, old, new, options, part_size)
     plan = rewrap_header(head, old, new, **options)

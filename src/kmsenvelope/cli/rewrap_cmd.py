@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 import click
 
-from ..errors import NoUsableKeyError
+from ..errors import NoUsableKeyError, PolicyError
 from ..materials.protocols import Keyring
-from ..suites import CommitmentPolicy
+from ..message.header import DecryptLimits, MessageHeader
 from . import keys as keys_mod
-from .commands import _explain_missing_context, kms_options, parse_context
+from .commands import _explain_missing_context
 from .exits import CliError, ExitCode
-from .streams import STDIO, HeadRecorder, atomic_output, open_input
+from .explain import Replay, check_policy, explain_wrong_key, peek_header
+from .file_jobs import replacing
+from .options import POLICY_FLAG, kms_options, parse_context, parse_policy, policy_option
+from .streams import STDIO, atomic_output, open_input
 
 __all__ = ["rewrap"]
 
 _S3 = "s3://"
+NONCE_FLAG = "--allow-header-nonce-reuse"
 
 
 @click.command()
@@ -28,6 +33,7 @@ _S3 = "s3://"
     default=None,
     help="Output file or - for stdout (default: stdout; for s3:// input, the same object replaced).",
 )
+@click.option("-f", "--force", is_flag=True, help="Replace an existing output file.")
 @click.option(
     "--key",
     "-k",
@@ -57,19 +63,35 @@ _S3 = "s3://"
     metavar="KEY=VALUE",
     help="Fail unless the message is bound to this context pair. Repeatable.",
 )
+@policy_option
 @click.option(
-    "--allow-uncommitted", is_flag=True, help="Also rewrap messages of legacy suites without key commitment."
+    "--allow-uncommitted",
+    is_flag=True,
+    help=f"Also rewrap legacy suites without key commitment (= {POLICY_FLAG} require-encrypt-allow-decrypt).",
 )
-@kms_options
+@click.option(
+    NONCE_FLAG,
+    "allow_nonce_reuse",
+    is_flag=True,
+    help="Needed for format version 2 messages (every committing suite, the default 0x0478): their new "
+    "header tag reuses the old one's AES-GCM key and nonce, so anyone holding both the old and the new "
+    "ciphertext can forge messages under that data key. Pass it only once every copy of the old "
+    "ciphertext (backups, S3 versions) is destroyed or unreadable to anyone who can read the new one; "
+    "otherwise decrypt and re-encrypt.",
+)
+@kms_options("AWS region for KMS key ids and aliases, and for S3.")
 def rewrap(
     input_path: str,
     output: str | None,
+    force: bool,
     keys: tuple[str, ...],
     new_keys: tuple[str, ...],
     keep_old: bool,
     resign: bool,
     context_pairs: tuple[str, ...],
+    commitment_policy: str | None,
     allow_uncommitted: bool,
+    allow_nonce_reuse: bool,
     region: str | None,
     profile: str | None,
     endpoint_url: str | None,
@@ -77,44 +99,67 @@ def rewrap(
     """Give the message in INPUT (default stdin) new encrypted data keys; its body is copied unchanged.
 
     The old header is verified first (key commitment, header tag, required context); nothing is
-    decrypted. With -o FILE the result replaces FILE only once complete. s3://BUCKET/KEY input is
-    rewritten in place, or to -o s3://BUCKET/KEY; large objects keep their body inside S3.
+    decrypted. Version 2 messages (committing suites) need --allow-header-nonce-reuse: read its help.
+    With -o FILE the result replaces FILE only once complete (an existing FILE needs --force).
+    s3://BUCKET/KEY input is rewritten in place, or to -o s3://BUCKET/KEY; large objects keep their
+    body inside S3.
     """
     from ..rewrapping import rewrap_stream
 
     context = parse_context(context_pairs, "--require-context")
+    policy = parse_policy(commitment_policy, allow_uncommitted=allow_uncommitted)
     kms = keys_mod.KmsOptions(region, profile, endpoint_url)
     old = keys_mod.build_keyring(keys, kms, decrypting=True)
     new = keys_mod.build_keyring(new_keys, kms, decrypting=False)
-    policy = (
-        CommitmentPolicy.REQUIRE_ENCRYPT_ALLOW_DECRYPT
-        if allow_uncommitted
-        else CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT
-    )
-    options = {"context": context, "keep_old": keep_old, "resign": resign, "commitment_policy": policy}
+    options: dict[str, Any] = {
+        "context": context,
+        "keep_old": keep_old,
+        "resign": resign,
+        "commitment_policy": policy,
+        "allow_header_nonce_reuse": allow_nonce_reuse,
+    }
     if input_path.startswith(_S3) or (output or "").startswith(_S3):
-        _rewrap_s3(input_path, output, old, new, kms, options)
+        _rewrap_s3(input_path, output, old, new, kms, options, force=force)
         return
     output = STDIO if output is None else output
     if input_path != STDIO and not os.path.exists(input_path):
         raise CliError(f"input file not found: {input_path}", ExitCode.FILE)
     if output != STDIO and input_path != STDIO and os.path.abspath(output) == os.path.abspath(input_path):
         raise CliError("output file is the input file; write elsewhere", ExitCode.FILE)
+    if output != STDIO and not force and os.path.lexists(output):
+        raise CliError(f"{output} already exists (use --force to overwrite)", ExitCode.FILE)
     if output == STDIO and sys.stdout.isatty():
         raise CliError("refusing to write binary ciphertext to a terminal; use -o FILE", ExitCode.USAGE)
-    with open_input(input_path) as raw_src, atomic_output(output, private=False) as dst:
-        # A file is passed as is, so an unsigned body can be copied by the kernel; a pipe is recorded.
-        recorder = HeadRecorder(raw_src) if input_path == STDIO else None
-        try:
-            rewrap_stream(recorder or raw_src, dst, old, new, **options)  # type: ignore[arg-type]
-        except NoUsableKeyError:
-            if recorder is not None:
-                head = recorder.head
-            else:
-                raw_src.seek(0)
-                head = raw_src.read(1 << 20)
-            _explain_missing_context(head, context)  # the exit code decrypt gives
-            raise
+    given = keys_mod.describe_keys(keys)
+    with open_input(input_path) as raw:
+        replay = Replay(raw)
+        header = peek_header(replay, DecryptLimits(), encoded=False)
+        check_policy(header, policy)
+        _check_nonce_reuse(header, allow_nonce_reuse)
+        src: Any = replay
+        if raw.seekable():
+            # A regular file is passed itself, so an unsigned body can be copied by the kernel.
+            raw.seek(0)
+            src = raw
+        with atomic_output(output, private=False, overwrite=replacing(output)) as dst:
+            try:
+                rewrap_stream(src, dst, old, new, **options)
+            except NoUsableKeyError as exc:
+                _explain_missing_context(header.encryption_context, context)
+                raise explain_wrong_key(header, given, exc) from None
+
+
+def _check_nonce_reuse(header: MessageHeader, allowed: bool) -> None:
+    """The library's refusal, worded with the CLI flag (before any key is used)."""
+    if header.version == 2 and not allowed:
+        raise CliError(
+            f"this is a format version 2 message (suite 0x{header.suite.id:04X}): rewrapping it reuses its "
+            "header tag's AES-GCM key and nonce, so anyone who can read both the old and the new "
+            "ciphertext can forge messages under its data key. Pass "
+            f"{NONCE_FLAG} only once every copy of the old ciphertext is destroyed or unreadable to "
+            "anyone who can read the new one; otherwise decrypt and re-encrypt",
+            ExitCode.POLICY,
+        )
 
 
 def _split_s3(url: str) -> tuple[str, str]:
@@ -130,7 +175,9 @@ def _rewrap_s3(
     old: Keyring,
     new: Keyring,
     kms: keys_mod.KmsOptions,
-    options: dict[str, object],
+    options: dict[str, Any],
+    *,
+    force: bool,
 ) -> None:
     if not input_path.startswith(_S3):
         raise CliError("-o s3://... needs s3:// input", ExitCode.USAGE)
@@ -144,18 +191,33 @@ def _rewrap_s3(
 
     session = boto3.session.Session(profile_name=kms.profile, region_name=kms.region)
     client = session.client("s3", endpoint_url=kms.endpoint_url)
-    result = rewrap_object(
-        client,
-        bucket,
-        key,
-        old,
-        new,
-        dest_bucket=dest_bucket,
-        dest_key=dest_key,
-        **options,  # type: ignore[arg-type]
-    )
+    if (dest_bucket, dest_key) != (bucket, key) and not force and _exists(client, dest_bucket, dest_key):
+        raise CliError(f"{output} already exists (use --force to overwrite)", ExitCode.FILE)
+    try:
+        result = rewrap_object(
+            client, bucket, key, old, new, dest_bucket=dest_bucket, dest_key=dest_key, **options
+        )
+    except PolicyError as exc:
+        if "allow_header_nonce_reuse" not in str(exc):
+            raise
+        # The object's header is only read inside rewrap_object; say it with the CLI's flag.
+        raise CliError(
+            str(exc).replace("allow_header_nonce_reuse=True", NONCE_FLAG), ExitCode.POLICY
+        ) from None
     click.echo(
         f"rewrapped s3://{bucket}/{key} -> s3://{result.bucket}/{result.key} "
         f"({result.size} bytes, {result.copied_in_s3} copied inside S3)",
         err=True,
     )
+
+
+def _exists(client: Any, bucket: str, key: str) -> bool:
+    import botocore.exceptions
+
+    try:
+        client.head_object(Bucket=bucket, Key=key)
+    except botocore.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+    return True

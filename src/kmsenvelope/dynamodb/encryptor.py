@@ -220,7 +220,7 @@ class ItemEncryptor:
         """
         from ..structured.rewrap import rewrap_record
 
-        (names, layout), _ = self._decrypt_plan(item)  # not kept: the plan cache is for decrypt_item
+        (names, layout), new_plan = self._decrypt_plan(item)
         header, footer = _binary(item, HEADER_FIELD), _binary(item, FOOTER_FIELD)
         if not header or header[0] not in (1, 2):
             raise MalformedInputError("unsupported item header version")
@@ -230,6 +230,8 @@ class ItemEncryptor:
             self._table, record, header, footer, self._manager, context, required, new,
             keep_old=keep_old, resign=resign, layout=layout,
         )  # fmt: skip
+        if new_plan is not None:  # kept only now that the item authenticated, as decrypt does
+            self._keep_decrypt_plan(new_plan, (names, layout))
         return {**item, HEADER_FIELD: {"B": new_header}, FOOTER_FIELD: {"B": new_footer}}
 
     def encrypt_python_item(self, item: Mapping[str, Any]) -> dict[str, Any]:
