@@ -15,7 +15,7 @@ import contextlib
 import inspect
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import MalformedInputError, PolicyError
@@ -27,7 +27,7 @@ from ..message.crypto import open_header, seal_header
 from ..message.header import DecryptLimits, MessageHeader, parse_header
 from ..message.stream import SPOOL_MEMORY_LIMIT, grow_to, growth_steps, seal_frame, wipe
 from ..primitives.aead import AesGcm
-from ..primitives.ecdsa import Signer, Verifier
+from ..primitives.ecdsa import Verifier
 
 if TYPE_CHECKING:
     from .envelope import AsyncEnvelope
@@ -114,6 +114,23 @@ class _PathSink:
             os.unlink(self._temp)
 
 
+async def _into_path(
+    path: str | os.PathLike[str], work: Callable[[_PathSink], Awaitable[MessageHeader]]
+) -> MessageHeader:
+    """``work(sink)`` into a temporary file renamed to ``path`` once it succeeded.
+
+    Any failure, a cancellation or a failed rename included, removes the temporary file.
+    """
+    sink = _PathSink(path)
+    try:
+        header = await work(sink)
+        sink.commit()
+    except BaseException:
+        sink.discard()
+        raise
+    return header
+
+
 def _is_path(dst: object) -> bool:
     return isinstance(dst, (str, os.PathLike))
 
@@ -123,14 +140,7 @@ async def encrypt_stream(
 ) -> MessageHeader:
     """Encrypt ``src`` to ``dst`` (async writer or path) frame by frame."""
     if _is_path(dst):
-        sink = _PathSink(dst)
-        try:
-            header = await _encrypt(envelope, src, sink, context)
-        except BaseException:
-            sink.discard()
-            raise
-        sink.commit()
-        return header
+        return await _into_path(dst, lambda sink: _encrypt(envelope, src, sink, context))
     return await _encrypt(envelope, src, dst, context)
 
 
@@ -142,9 +152,7 @@ async def _encrypt(
     sealed = seal_header(materials, frame_length)
     signer = None
     if materials.signing_key is not None:
-        hash_name = materials.suite.info.signature_hash
-        assert hash_name is not None
-        signer = Signer(materials.signing_key, hash_name)
+        signer = footer.signer_for(materials)
         signer.update(sealed.header)
     await _write(dst, sealed.header)
     current = bytearray(frame_length)
@@ -254,14 +262,7 @@ async def decrypt_stream(
 ) -> MessageHeader:
     """Decrypt ``src`` to ``dst`` (async writer or path), releasing only authenticated plaintext."""
     if _is_path(dst):
-        sink = _PathSink(dst)
-        try:
-            header = await _decrypt(envelope, src, sink, context, release_unverified)
-        except BaseException:
-            sink.discard()
-            raise
-        sink.commit()
-        return header
+        return await _into_path(dst, lambda sink: _decrypt(envelope, src, sink, context, release_unverified))
     return await _decrypt(envelope, src, dst, context, release_unverified)
 
 
@@ -278,12 +279,13 @@ async def _decrypt(
     materials = await envelope.decryption_materials(header, freeze_context(context))
     aead = open_header(header, materials)
     source = _Input(src, raw[header.size :], budget)
-    signed = header.suite.signing
-    if signed:
-        source.verifier = footer.verifier_for(materials)
-        source.verifier.update(raw[: header.size])
+    verifier = None
+    if header.suite.signing:
+        verifier = footer.verifier_for(materials)
+        verifier.update(raw[: header.size])
+    source.verifier = verifier
     spool = None
-    if signed and not release_unverified:
+    if verifier is not None and not release_unverified:
         spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_LIMIT, mode="w+b")  # noqa: SIM115
     sink = spool if spool is not None else dst
     try:
@@ -295,10 +297,8 @@ async def _decrypt(
         except MemoryError:
             # Buffers only grow as bytes arrive, so this frame really is too big for this process.
             raise body_mod.allocation_failure() from None
-        if signed:
-            verifier = source.verifier
-            assert verifier is not None
-            source.verifier = None
+        if verifier is not None:
+            source.verifier = None  # the signature itself is not signed
             length = int.from_bytes(await source.read_exact(2, "signature length"), "big")
             if length == 0 or length > footer.MAX_SIGNATURE_LENGTH:
                 raise MalformedInputError(f"invalid signature length {length}")

@@ -36,7 +36,6 @@ __all__ = [
     "SPOOL_MEMORY_LIMIT",
     "decrypt_stream",
     "encrypt_stream",
-    "fit_plaintext",
     "grow_to",
     "growth_steps",
     "open_frame",
@@ -294,7 +293,7 @@ def grow_to(buf: bytearray, size: int) -> None:
         buf.extend(bytes(size - len(buf)))
 
 
-def fit_plaintext(plain: bytearray, sealed: bytearray, length: int) -> None:
+def _fit_plaintext(plain: bytearray, sealed: bytearray, length: int) -> None:
     """Make ``plain`` hold at least ``length`` bytes, once a frame of that length has arrived in ``sealed``.
 
     The frame has arrived, so room for its plaintext is no longer a claim. ``plain`` is zeroed first:
@@ -345,7 +344,7 @@ def _frames_loop(
                 source.readinto_exact(view[:size], "frame")
         else:
             source.read_growing(sealed, size, "frame")
-        fit_plaintext(plain, sealed, length)
+        _fit_plaintext(plain, sealed, length)
         with memoryview(sealed) as sealed_view, memoryview(plain) as plain_view:
             sink.write(open_frame(header, aead, sequence, final, iv, sealed_view, plain_view, length))
         if final:
