@@ -81,3 +81,28 @@ def test_growth_steps_for_a_huge_claim_are_lazy() -> None:
     assert next(steps) == (0, GROW_STEP)
     assert next(steps) == (GROW_STEP, 2 * GROW_STEP)
     assert sum(1 for _ in steps) == 2046
+
+
+class _Overflowing:
+    """A broken reader: returns more bytes than asked for."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    async def read(self, n: int = -1) -> bytes:
+        out, self._data = self._data[: n + 7], self._data[n + 7 :]
+        return out
+
+
+def test_a_reader_returning_more_than_asked_is_a_clear_error() -> None:
+    message = Envelope(KEYRING, frame_length=4096).encrypt(os.urandom(50_000))
+    aio = AsyncEnvelope(KEYRING)
+
+    class Sink:
+        async def write(self, data: bytes) -> None:
+            return None
+
+    with pytest.raises(TypeError, match="more than"):
+        asyncio.run(aio.decrypt_stream(_Overflowing(message), Sink()))
+    with pytest.raises(TypeError, match="more than"):
+        asyncio.run(aio.encrypt_stream(_Overflowing(bytes(200_000)), Sink()))

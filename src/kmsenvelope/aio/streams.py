@@ -56,6 +56,8 @@ async def _read(src: Any, n: int) -> bytes:
         data = await data
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError("src.read() must return bytes")
+    if len(data) > n >= 0:  # checked before the bytes are copied anywhere
+        raise TypeError(f"src.read({n}) returned more than {n} bytes")
     return bytes(data)
 
 
