@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
+from pathlib import Path
 
 import pytest
 from botocore.config import Config
@@ -70,3 +72,41 @@ def test_inject_latency_delays_without_failing(local_aws: LocalAws) -> None:
         local_aws.inject_latency("Decrypt", -1)
     with pytest.raises(ValueError):
         local_aws.inject_latency("Decrypt", 0.1, count=0)
+
+
+def _isolated_credential_chain(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A default session whose credential lookup really awaits I/O: no credentials in the environment or in
+    files (both pointed into ``tmp_path``), instance metadata at a closed local port."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:9/")
+    monkeypatch.setenv("AWS_METADATA_SERVICE_NUM_ATTEMPTS", "1")
+    monkeypatch.setenv("AWS_METADATA_SERVICE_TIMEOUT", "1")
+
+
+def test_a_cancelled_caller_does_not_cancel_the_others_build(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Two requests need the same new client; the one that started building it is cancelled mid-build.
+    The other was never cancelled: it gets the client, not a CancelledError, and the build is not repeated."""
+    _isolated_credential_chain(monkeypatch, tmp_path)
+
+    async def run() -> None:
+        async with AsyncClientSupplier(endpoint_url="http://127.0.0.1:9") as supplier:
+            first = asyncio.ensure_future(supplier("eu-west-1"))
+            second = asyncio.ensure_future(supplier("eu-west-1"))
+            for _ in range(3):
+                await asyncio.sleep(0)
+            assert not first.done() and not second.done()  # the build is awaiting the credential chain
+            first.cancel()
+            results = await asyncio.gather(first, second, return_exceptions=True)
+            assert isinstance(results[0], asyncio.CancelledError)
+            assert not second.cancelled(), results
+            assert results[1].meta.region_name == "eu-west-1", results  # the build finished regardless
+            assert await supplier("eu-west-1") is results[1]
+            assert supplier.regions == ("eu-west-1",)
+
+    asyncio.run(run())

@@ -5,12 +5,13 @@ aiobotocore is imported when the first client is built, never by ``import kmsenv
 
 from __future__ import annotations
 
-import asyncio
+import functools
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ..aws.clients import check_endpoint_url, client_config
 from ..errors import ConfigurationError
+from .singleflight import SingleFlight
 
 if TYPE_CHECKING:
     from botocore.config import Config
@@ -44,7 +45,7 @@ class AsyncClientSupplier:
         self._endpoint_url = check_endpoint_url(endpoint_url)
         self._clients: dict[tuple[str, str], Any] = {}
         self._contexts: list[Any] = []
-        self._pending: dict[tuple[str, str], asyncio.Future[Any]] = {}
+        self._builds: SingleFlight[Any] = SingleFlight()
         self._closed = False
 
     @property
@@ -77,29 +78,21 @@ class AsyncClientSupplier:
             return client
         if self._closed:
             raise ConfigurationError("this AsyncClientSupplier is closed")
-        pending = self._pending.get(key)
-        if pending is None:
-            pending = asyncio.get_running_loop().create_future()
-            self._pending[key] = pending
-            try:
-                context = self._get_session().create_client(
-                    service,
-                    region_name=region,
-                    config=self._config(),
-                    endpoint_url=self._endpoint_url,
-                )
-                client = await context.__aenter__()
-            except BaseException as exc:
-                del self._pending[key]
-                pending.set_exception(exc)
-                pending.exception()  # retrieved here; waiters re-raise it
-                raise
-            self._contexts.append(context)
-            self._clients[key] = client
-            del self._pending[key]
-            pending.set_result(client)
-            return client
-        return await asyncio.shield(pending)
+        # The build runs in its own task (single flight): cancelling the caller that started it neither
+        # stops it nor fails the other callers waiting for the same client.
+        return await self._builds.run(key, functools.partial(self._build, service, region))
+
+    async def _build(self, service: str, region: str) -> Any:
+        context = self._get_session().create_client(
+            service, region_name=region, config=self._config(), endpoint_url=self._endpoint_url
+        )
+        client = await context.__aenter__()
+        if self._closed:  # closed while this client was being built: it would never be closed
+            await context.__aexit__(None, None, None)
+            raise ConfigurationError("this AsyncClientSupplier is closed")
+        self._contexts.append(context)
+        self._clients[(service, region)] = client
+        return client
 
     async def aclose(self) -> None:
         """Close every client built so far; later calls fail."""

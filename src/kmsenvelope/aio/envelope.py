@@ -216,6 +216,21 @@ class AsyncEnvelope:
         reader = Reader(data, header.size)
         if len(data) <= INLINE_LIMIT or not header.framed:
             return envelope.decrypt_opened(data, header, materials, aead, reader), header, materials
+        try:
+            return await self._decrypt_in_pieces(data, header, materials, aead, reader), header, materials
+        except MemoryError:
+            # Every frame is found in ``data`` before the plaintext is allocated (never larger than the
+            # input), so this message really is too big for this process: a size limit, as in Envelope.
+            raise body_mod.allocation_failure() from None
+
+    async def _decrypt_in_pieces(
+        self,
+        data: memoryview,
+        header: MessageHeader,
+        materials: DecryptionMaterials,
+        aead: Any,
+        reader: Reader,
+    ) -> bytes:
         frames, total = body_mod.scan_framed(reader, header.frame_length)
         await asyncio.sleep(0)
         if header.suite.signing:
@@ -252,7 +267,7 @@ class AsyncEnvelope:
                 await asyncio.sleep(0)
         if fresh is None:
             plaintext = bytes(scratch)
-        return plaintext, header, materials
+        return plaintext
 
     def parse_header(self, data: bytes | bytearray | memoryview) -> MessageHeader:
         """Parse (without verifying or decrypting) the header at the start of ``data``."""

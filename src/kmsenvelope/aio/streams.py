@@ -15,7 +15,7 @@ import contextlib
 import inspect
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import MalformedInputError, PolicyError
@@ -25,8 +25,9 @@ from ..message import footer
 from ..message.codec import TruncatedInputError
 from ..message.crypto import open_header, seal_header
 from ..message.header import DecryptLimits, MessageHeader, parse_header
-from ..message.stream import SPOOL_MEMORY_LIMIT, open_frame, seal_frame
-from ..primitives.ecdsa import Signer, Verifier
+from ..message.stream import SPOOL_MEMORY_LIMIT, grow_to, growth_steps, seal_frame, wipe
+from ..primitives.aead import AesGcm
+from ..primitives.ecdsa import Verifier
 
 if TYPE_CHECKING:
     from .envelope import AsyncEnvelope
@@ -55,6 +56,8 @@ async def _read(src: Any, n: int) -> bytes:
         data = await data
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError("src.read() must return bytes")
+    if len(data) > n >= 0:  # checked before the bytes are copied anywhere
+        raise TypeError(f"src.read({n}) returned more than {n} bytes")
     return bytes(data)
 
 
@@ -113,6 +116,23 @@ class _PathSink:
             os.unlink(self._temp)
 
 
+async def _into_path(
+    path: str | os.PathLike[str], work: Callable[[_PathSink], Awaitable[MessageHeader]]
+) -> MessageHeader:
+    """``work(sink)`` into a temporary file renamed to ``path`` once it succeeded.
+
+    Any failure, a cancellation or a failed rename included, removes the temporary file.
+    """
+    sink = _PathSink(path)
+    try:
+        header = await work(sink)
+        sink.commit()
+    except BaseException:
+        sink.discard()
+        raise
+    return header
+
+
 def _is_path(dst: object) -> bool:
     return isinstance(dst, (str, os.PathLike))
 
@@ -122,14 +142,7 @@ async def encrypt_stream(
 ) -> MessageHeader:
     """Encrypt ``src`` to ``dst`` (async writer or path) frame by frame."""
     if _is_path(dst):
-        sink = _PathSink(dst)
-        try:
-            header = await _encrypt(envelope, src, sink, context)
-        except BaseException:
-            sink.discard()
-            raise
-        sink.commit()
-        return header
+        return await _into_path(dst, lambda sink: _encrypt(envelope, src, sink, context))
     return await _encrypt(envelope, src, dst, context)
 
 
@@ -141,9 +154,7 @@ async def _encrypt(
     sealed = seal_header(materials, frame_length)
     signer = None
     if materials.signing_key is not None:
-        hash_name = materials.suite.info.signature_hash
-        assert hash_name is not None
-        signer = Signer(materials.signing_key, hash_name)
+        signer = footer.signer_for(materials)
         signer.update(sealed.header)
     await _write(dst, sealed.header)
     current = bytearray(frame_length)
@@ -162,7 +173,9 @@ async def _encrypt(
                 data = bytes(frame)
                 del frame
             await _write(dst, data)
-            await ticker.add(len(data))
+            written = len(data)
+            del data  # before the next frame is sealed
+            await ticker.add(written)
             if not more:
                 break
             current, ahead = ahead, current
@@ -171,8 +184,8 @@ async def _encrypt(
             if sequence > body_mod.MAX_FRAMES:
                 raise MalformedInputError("input needs more frames than the format allows")
     finally:
-        current[:] = bytes(len(current))
-        ahead[:] = bytes(len(ahead))
+        wipe(current)
+        wipe(ahead)
     if signer is not None:
         signature = signer.finalize()
         await _write(dst, len(signature).to_bytes(2, "big") + signature)
@@ -208,6 +221,15 @@ class _Input:
         if self.verifier is not None:
             self.verifier.update(view)
 
+    async def read_growing(self, buf: bytearray, n: int, what: str) -> None:
+        """Fill ``buf[:n]`` with the next ``n`` bytes, growing ``buf`` only as they arrive (the sync rule)."""
+        if self._budget is not None and n > self._budget:  # refused before reading any of it
+            raise PolicyError("message exceeds the configured max_message_size")
+        for start, end in growth_steps(len(buf), n):
+            grow_to(buf, end)
+            with memoryview(buf) as view:
+                await self.readinto_exact(view[start:end], what)
+
     async def at_end(self) -> bool:
         return not self._pending and not await _read(self._src, 1)
 
@@ -242,14 +264,7 @@ async def decrypt_stream(
 ) -> MessageHeader:
     """Decrypt ``src`` to ``dst`` (async writer or path), releasing only authenticated plaintext."""
     if _is_path(dst):
-        sink = _PathSink(dst)
-        try:
-            header = await _decrypt(envelope, src, sink, context, release_unverified)
-        except BaseException:
-            sink.discard()
-            raise
-        sink.commit()
-        return header
+        return await _into_path(dst, lambda sink: _decrypt(envelope, src, sink, context, release_unverified))
     return await _decrypt(envelope, src, dst, context, release_unverified)
 
 
@@ -266,23 +281,26 @@ async def _decrypt(
     materials = await envelope.decryption_materials(header, freeze_context(context))
     aead = open_header(header, materials)
     source = _Input(src, raw[header.size :], budget)
-    signed = header.suite.signing
-    if signed:
-        source.verifier = footer.verifier_for(materials)
-        source.verifier.update(raw[: header.size])
+    verifier = None
+    if header.suite.signing:
+        verifier = footer.verifier_for(materials)
+        verifier.update(raw[: header.size])
+    source.verifier = verifier
     spool = None
-    if signed and not release_unverified:
+    if verifier is not None and not release_unverified:
         spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_LIMIT, mode="w+b")  # noqa: SIM115
     sink = spool if spool is not None else dst
     try:
-        if header.framed:
-            await _decrypt_frames(header, aead, source, sink)
-        else:
-            await _decrypt_non_framed(header, aead, source, sink, limits)
-        if signed:
-            verifier = source.verifier
-            assert verifier is not None
-            source.verifier = None
+        try:
+            if header.framed:
+                await _decrypt_frames(header, aead, source, sink)
+            else:
+                await _decrypt_non_framed(header, aead, source, sink, limits)
+        except MemoryError:
+            # Buffers only grow as bytes arrive, so this frame really is too big for this process.
+            raise body_mod.allocation_failure() from None
+        if verifier is not None:
+            source.verifier = None  # the signature itself is not signed
             length = int.from_bytes(await source.read_exact(2, "signature length"), "big")
             if length == 0 or length > footer.MAX_SIGNATURE_LENGTH:
                 raise MalformedInputError(f"invalid signature length {length}")
@@ -299,48 +317,49 @@ async def _decrypt(
     return header
 
 
-async def _decrypt_frames(header: MessageHeader, aead: Any, source: _Input, sink: Any) -> None:
+async def _decrypt_frames(header: MessageHeader, aead: AesGcm, source: _Input, sink: Any) -> None:
+    # One buffer, grown to the frames that actually arrive, not to the declared frame length. Each frame's
+    # plaintext is a fresh ``bytes`` handed to the writer (which may keep it after write() returns), so
+    # no plaintext stays in a buffer of ours.
     sealed = bytearray()
-    plain = bytearray()
     ticker = _Ticker()
     frame_length = header.frame_length
     sequence = 1
-    try:
-        while True:
-            marker = int.from_bytes(await source.read_exact(4, "frame sequence number"), "big")
-            final = marker == body_mod.FINAL_FRAME_MARKER
-            if final:
-                marker = int.from_bytes(await source.read_exact(4, "final frame sequence number"), "big")
-            if marker != sequence:
-                raise MalformedInputError("frame is out of sequence")
-            iv = await source.read_exact(body_mod.IV, "frame IV")
-            length = frame_length
-            if final:
-                length = int.from_bytes(await source.read_exact(4, "final frame length"), "big")
-                if length > frame_length:
-                    raise MalformedInputError("final frame is longer than the frame length")
-            if len(sealed) < length + body_mod.TAG:
-                # Grow to the frames that arrive, not to the declared frame length.
-                plain[:] = bytes(len(plain))
-                sealed[:] = bytes(length + body_mod.TAG)
-                plain[:] = bytes(length)
-            with memoryview(sealed) as sealed_view, memoryview(plain) as plain_view:
-                await source.readinto_exact(sealed_view[: length + body_mod.TAG], "frame")
-                # A copy: an async writer may keep the data after write() returns.
-                data = bytes(open_frame(header, aead, sequence, final, iv, sealed_view, plain_view, length))
-            await _write(sink, data)
-            await ticker.add(length)
-            if final:
-                return
-            sequence += 1
-            if sequence > body_mod.MAX_FRAMES:
-                raise MalformedInputError("too many frames")
-    finally:
-        plain[:] = bytes(len(plain))
+    while True:
+        marker = int.from_bytes(await source.read_exact(4, "frame sequence number"), "big")
+        final = marker == body_mod.FINAL_FRAME_MARKER
+        if final:
+            marker = int.from_bytes(await source.read_exact(4, "final frame sequence number"), "big")
+        if marker != sequence:
+            raise MalformedInputError("frame is out of sequence")
+        iv = await source.read_exact(body_mod.IV, "frame IV")
+        length = frame_length
+        if final:
+            length = int.from_bytes(await source.read_exact(4, "final frame length"), "big")
+            if length > frame_length:
+                raise MalformedInputError("final frame is longer than the frame length")
+        size = length + body_mod.TAG
+        if len(sealed) >= size:  # the usual case after the first frame: read straight in
+            with memoryview(sealed) as view:
+                await source.readinto_exact(view[:size], "frame")
+        else:  # a length read from the stream is only a claim: grow as the frame arrives
+            await source.read_growing(sealed, size, "frame")
+        content = body_mod.FINAL_FRAME_STRING if final else body_mod.FRAME_STRING
+        aad = body_mod.frame_aad(header.message_id, content, sequence, length)
+        with memoryview(sealed) as view:
+            data = aead.decrypt(iv, view[:size], aad)
+        await _write(sink, data)
+        del data  # before the next frame's plaintext exists: at most one frame of plaintext at a time
+        await ticker.add(length)
+        if final:
+            return
+        sequence += 1
+        if sequence > body_mod.MAX_FRAMES:
+            raise MalformedInputError("too many frames")
 
 
 async def _decrypt_non_framed(
-    header: MessageHeader, aead: Any, source: _Input, sink: Any, limits: DecryptLimits
+    header: MessageHeader, aead: AesGcm, source: _Input, sink: Any, limits: DecryptLimits
 ) -> None:
     iv = await source.read_exact(body_mod.IV, "body IV")
     length = int.from_bytes(await source.read_exact(8, "body length"), "big")
@@ -348,6 +367,9 @@ async def _decrypt_non_framed(
         raise PolicyError(
             f"non-framed body of {length} bytes exceeds the streaming limit {limits.max_frame_length}"
         )
-    sealed = await source.read_exact(length + body_mod.TAG, "body ciphertext")
+    sealed = bytearray()
+    await source.read_growing(sealed, length + body_mod.TAG, "body ciphertext")
     aad = body_mod.frame_aad(header.message_id, body_mod.SINGLE_BLOCK_STRING, 1, length)
-    await _write(sink, aead.decrypt(iv, sealed, aad))
+    with memoryview(sealed) as view:
+        plaintext = aead.decrypt(iv, view, aad)
+    await _write(sink, plaintext)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, BinaryIO
 
 from ..errors import MalformedInputError, PolicyError
@@ -31,7 +31,17 @@ from .header import DecryptLimits, MessageHeader, parse_header
 if TYPE_CHECKING:
     from ..envelope import Envelope
 
-__all__ = ["SPOOL_MEMORY_LIMIT", "decrypt_stream", "encrypt_stream"]
+__all__ = [
+    "GROW_STEP",
+    "SPOOL_MEMORY_LIMIT",
+    "decrypt_stream",
+    "encrypt_stream",
+    "grow_to",
+    "growth_steps",
+    "open_frame",
+    "seal_frame",
+    "wipe",
+]
 
 SPOOL_MEMORY_LIMIT = 8 * 1024 * 1024
 _MARKER = b"\xff\xff\xff\xff"
@@ -158,29 +168,16 @@ class _Input:
             self.verifier.update(view)
 
     def read_growing(self, buf: bytearray, n: int, what: str) -> None:
-        """Fill ``buf[:n]`` with the next ``n`` bytes, growing ``buf`` only as the bytes arrive.
+        """Fill ``buf[:n]`` with the next ``n`` bytes, growing ``buf`` only as they arrive.
 
-        ``buf`` is grown in steps of at most :data:`GROW_STEP`, each filled before the next, so a stream
-        that ends early has cost at most what it delivered plus one step. A buffer already long enough
-        (a later frame of the same length) is filled in place.
+        Where each step goes is :func:`growth_steps`, shared with the async streams.
         """
         if self._budget is not None and n > self._budget:  # refused before reading, as readinto_exact does
             raise PolicyError("message exceeds the configured max_message_size")
-        have = min(len(buf), n)
-        if have:
+        for start, end in growth_steps(len(buf), n):
+            grow_to(buf, end)
             with memoryview(buf) as view:
-                self.readinto_exact(view[:have], what)
-        elif n <= GROW_STEP:  # a frame that fits in one step (the default frame length is 64 KiB)
-            buf.extend(bytes(n))
-            with memoryview(buf) as view:
-                self.readinto_exact(view, what)
-            return
-        while have < n:
-            step = min(n - have, GROW_STEP)
-            buf.extend(bytes(step))
-            with memoryview(buf) as view:
-                self.readinto_exact(view[have : have + step], what)
-            have += step
+                self.readinto_exact(view[start:end], what)
 
     def at_end(self) -> bool:
         return not self._pending and not self._src.read(1)
@@ -272,10 +269,47 @@ def _decrypt_frames(header: MessageHeader, aead: AesGcm, source: _Input, sink: B
         _frames_loop(header, aead, source, sink, sealed, plain)
     finally:
         # The last frame's plaintext would otherwise linger in a buffer we own.
-        _wipe(plain)
+        wipe(plain)
 
 
-def _wipe(buf: bytearray) -> None:
+def growth_steps(have: int, n: int) -> Iterator[tuple[int, int]]:
+    """Where the next ``n`` bytes go in a buffer now ``have`` bytes long, growing it only as they arrive.
+
+    Yields ``(start, end)`` ranges to fill in order; the caller grows the buffer to ``end`` (:func:`grow_to`)
+    just before filling each. What the buffer already holds is filled in place first; beyond that it grows
+    by at most :data:`GROW_STEP` at a time, each step filled before the next is allocated, so a stream that
+    ends early has cost at most what it delivered plus one step. Shared by the sync and async streams:
+    only the read differs.
+    """
+    if have:
+        yield 0, min(have, n)
+    while have < n:
+        end = min(n, have + GROW_STEP)
+        yield have, end
+        have = end
+
+
+def grow_to(buf: bytearray, size: int) -> None:
+    """Lengthen ``buf`` with zeros to ``size`` bytes (never shortens it)."""
+    if len(buf) < size:
+        buf.extend(bytes(size - len(buf)))
+
+
+def _fit_plaintext(plain: bytearray, sealed: bytearray, length: int) -> None:
+    """Make ``plain`` hold at least ``length`` bytes, once a frame of that length has arrived in ``sealed``.
+
+    The frame has arrived, so room for its plaintext is no longer a claim. ``plain`` is zeroed first:
+    growing may move the buffer and free the old block. It grows from the ciphertext buffer (overwritten
+    by the decrypt) rather than from a fresh zero buffer, which would be one more frame-sized temporary.
+    """
+    if len(plain) < length:
+        if plain:
+            wipe(plain)
+        with memoryview(sealed) as grow:
+            plain.extend(grow[len(plain) : length])
+
+
+def wipe(buf: bytearray) -> None:
     """Zero ``buf`` in place; above one GROW_STEP in steps, since ``buf[:] = bytes(n)`` costs two n-byte
     temporaries (the zeros, and the copy bytearray slice assignment makes of anything not a bytearray)."""
     size = len(buf)
@@ -307,25 +341,13 @@ def _frames_loop(
             if length > frame_length:
                 raise MalformedInputError("final frame is longer than the frame length")
         size = length + body_mod.TAG
-        grown = len(sealed) < size
-        if grown and not sealed and size <= GROW_STEP:
-            # One step is all a short frame needs: room for it, then read straight in below.
-            sealed.extend(bytes(size))
-            grown = False
-        elif grown:
+        if len(sealed) >= size:  # the usual case after the first frame: read straight in
+            with memoryview(sealed) as view:
+                source.readinto_exact(view[:size], "frame")
+        else:
             source.read_growing(sealed, size, "frame")
-        if len(plain) < length:
-            # The frame has arrived (or is at most one GROW_STEP), so room for its plaintext is no longer
-            # a claim. Zeroed first: growing may move the buffer and free the old block. Grown from the
-            # ciphertext buffer (overwritten below) rather than from a fresh zero buffer, which would be
-            # one more frame-sized temporary.
-            if plain:
-                _wipe(plain)
-            with memoryview(sealed) as grow:
-                plain.extend(grow[len(plain) : length])
+        _fit_plaintext(plain, sealed, length)
         with memoryview(sealed) as sealed_view, memoryview(plain) as plain_view:
-            if not grown:  # the usual case after the first frame: the buffer fits, read straight in
-                source.readinto_exact(sealed_view[:size], "frame")
             sink.write(open_frame(header, aead, sequence, final, iv, sealed_view, plain_view, length))
         if final:
             return
