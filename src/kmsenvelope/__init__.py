@@ -25,7 +25,8 @@ _EXPORTS: dict[str, str] = {
     "CommitmentPolicy": ".suites",
     "Keyring": ".materials.protocols",
     "MaterialsManager": ".materials.protocols",
-    "EncryptedDataKey": ".materials.materials",
+    "EncryptedDataKey": ".values",
+    "EncryptionContext": ".values",
     "DefaultMaterials": ".materials.cmm",
     "RequiredContextMaterials": ".materials.cmm",
     "RawAesKeyring": ".keyrings.raw_aes",
@@ -60,12 +61,13 @@ if TYPE_CHECKING:
     from .materials.caching import CachingMaterials as CachingMaterials
     from .materials.cmm import DefaultMaterials as DefaultMaterials
     from .materials.cmm import RequiredContextMaterials as RequiredContextMaterials
-    from .materials.materials import EncryptedDataKey as EncryptedDataKey
     from .materials.protocols import Keyring as Keyring
     from .materials.protocols import MaterialsManager as MaterialsManager
     from .message.header import MessageHeader as MessageHeader
     from .suites import CommitmentPolicy as CommitmentPolicy
     from .suites import Suite as Suite
+    from .values import EncryptedDataKey as EncryptedDataKey
+    from .values import EncryptionContext as EncryptionContext
 
 
 def __getattr__(name: str) -> Any:

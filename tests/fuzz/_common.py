@@ -28,7 +28,7 @@ from kmsenvelope.materials.cmm import DefaultMaterials, RequiredContextMaterials
 from kmsenvelope.materials.materials import EncryptedDataKey, EncryptionRequest
 from kmsenvelope.materials.protocols import Keyring
 from kmsenvelope.message import body as body_mod
-from kmsenvelope.message.context import serialize_context
+from kmsenvelope.values import serialize_context
 from kmsenvelope.message.crypto import split_context
 from kmsenvelope.message.header import DecryptLimits
 from kmsenvelope.message.keys import derive_message_keys

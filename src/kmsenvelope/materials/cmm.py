@@ -18,6 +18,7 @@ from ..errors import (
 )
 from ..primitives import ecdsa
 from ..suites import CommitmentPolicy, DbeSuite, Suite
+from ..values import freeze_context
 from .materials import (
     AnySuite,
     DecryptionMaterials,
@@ -26,7 +27,6 @@ from .materials import (
     EncryptionMaterials,
     EncryptionRequest,
     check_data_key,
-    freeze_context,
 )
 from .protocols import Keyring, MaterialsManager, RecordKeyring
 

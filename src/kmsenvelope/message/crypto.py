@@ -15,7 +15,7 @@ from ..materials.materials import DecryptionMaterials, EncryptionMaterials
 from ..primitives.aead import AesGcm
 from ..primitives.kdf import constant_time_equal
 from ..suites import Suite
-from .context import serialize_context
+from ..values import serialize_context
 from .header import MessageHeader, serialize_header_body
 from .keys import derive_message_keys
 

@@ -15,10 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ..errors import ConfigurationError, MalformedInputError, PolicyError
-from ..materials.materials import EncryptedDataKey
 from ..suites import Suite
+from ..values import EncryptedDataKey, EncryptionContext, parse_context, serialize_context
 from .codec import TruncatedInputError, u16, u32
-from .context import parse_context, serialize_context
 
 __all__ = [
     "CONTENT_FRAMED",
@@ -34,6 +33,7 @@ CONTENT_FRAMED = 2
 MAX_FRAME_LENGTH = 2**31 - 1
 _V1_TYPE = 0x80
 _COMMITMENT_LENGTH = 32
+_MAX_U16 = 0xFFFF
 
 
 @dataclass(frozen=True)
@@ -68,12 +68,16 @@ class DecryptLimits:
 
 @dataclass(frozen=True)
 class MessageHeader:
-    """A parsed message header. ``body`` is the exact serialized header body that was authenticated."""
+    """A parsed message header. ``body`` is the exact serialized header body that was authenticated.
+
+    ``encryption_context`` holds the stored pairs; it serializes canonically even when the header
+    stored them out of order (``body`` keeps the bytes as stored).
+    """
 
     version: int
     suite: Suite
     message_id: bytes
-    encryption_context: Mapping[str, str]
+    encryption_context: EncryptionContext
     encrypted_data_keys: tuple[EncryptedDataKey, ...]
     content_type: int
     frame_length: int
@@ -145,8 +149,13 @@ def serialize_header_body(
     frame_length: int,
     commitment: bytes,
 ) -> bytes:
-    """The header body for a framed message of the suite's message format version."""
+    """The header body for a framed message of the suite's message format version.
+
+    The context is always written canonically (sorted by UTF-8 key bytes), whatever mapping is given.
+    """
     context = serialize_context(stored_context)
+    if len(context) > _MAX_U16:
+        raise MalformedInputError("serialized encryption context longer than 65535 bytes")
     aad = u16(len(context)) + context
     content = bytes([CONTENT_FRAMED])
     if suite.message_version == 2:

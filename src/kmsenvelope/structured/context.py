@@ -8,11 +8,10 @@ Sources: ``structured-encryption/header.md`` (canonical path, encryption context
 from __future__ import annotations
 
 import binascii
-import functools
 from collections.abc import Mapping
 
 from ..errors import MalformedInputError
-from ..keyrings.wrapping import encryption_context_aad
+from ..values import serialize_context as canonical_context
 from .model import Terminal
 
 __all__ = [
@@ -33,12 +32,13 @@ _NUMBER = b"\x00\x02"
 _BOOLEAN = b"\x00\x04"
 
 
-@functools.lru_cache(maxsize=4096)
 def canonical_path(table_name: str, attribute: str) -> bytes:
     """The canonical path of a top-level attribute: table, depth 1, then ``$`` + key length + key.
 
     Lengths are 8-byte big-endian. The key length counts UTF-16 code units, as the reference
     (Dafny/Java) implementation's string length does; for ASCII names it is the byte length.
+    Not cached here: attribute names come from unauthenticated items, and callers that see the same
+    names again keep the whole layout (``structured/layout.py``).
     """
     try:
         name = attribute.encode("utf-8")
@@ -53,11 +53,11 @@ def serialize_context(context: Mapping[str, str]) -> bytes:
     """Header encoding of an encryption context: uint16 count (0 allowed), pairs sorted by UTF-8 key.
 
     Only the empty context differs from the keyrings' canonical AAD (two zero bytes instead of none),
-    so the AAD already computed for the keyring is reused.
+    so the serialization an :class:`~kmsenvelope.values.EncryptionContext` carries is reused.
     """
     if not context:
         return b"\x00\x00"
-    return encryption_context_aad(context)
+    return canonical_context(context)
 
 
 def encode_terminal(terminal: Terminal) -> str:
