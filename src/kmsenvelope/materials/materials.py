@@ -97,7 +97,7 @@ class DecryptionRequest:
         encrypted_data_keys: tuple[EncryptedDataKey, ...],
         encryption_context: Mapping[str, str],
         commitment_policy: CommitmentPolicy,
-        reproduced_context: Mapping[str, str] | None = None,
+        reproduced_context: Mapping[str, str] | None = EMPTY_CONTEXT,
     ) -> None:
         _set(
             self,
