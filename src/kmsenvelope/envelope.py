@@ -317,6 +317,7 @@ class Envelope:
     ) -> tuple[DecryptionMaterials, AesGcm]:
         """Get decryption materials for a parsed header and verify it. Used by the streaming reader."""
         check_suite_policy(header.suite, self._policy, encrypting=False)
+        reproduced = freeze_context(reproduced)
         check_reproduced_context(header, reproduced)
         request = DecryptionRequest(
             suite=header.suite,

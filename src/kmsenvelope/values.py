@@ -52,15 +52,17 @@ class EncryptionContext(Mapping[str, str]):
     ``ctx | other``. :meth:`serialize` gives its canonical serialization, computed once.
     """
 
+    # _pairs holds a dict no caller can reach: methods read it through the module's slot getter, and
+    # the attribute itself only ever yields a read-only proxy (see _seal_slots below).
     __slots__ = ("_pairs", "_serialized")
 
-    _pairs: MappingProxyType[str, str]
-    _serialized: bytes
+    _pairs: Mapping[str, str]
+    _serialized: bytes | None
 
     def __new__(cls, pairs: Mapping[str, str] | Iterable[tuple[str, str]] = (), /) -> EncryptionContext:
         items: Iterable[tuple[Any, Any]]
-        if isinstance(pairs, Mapping):
-            items = pairs.items()
+        if pairs.__class__ is dict or isinstance(pairs, Mapping):
+            items = pairs.items()  # type: ignore[union-attr]
         elif isinstance(pairs, (str, bytes)):
             raise MalformedInputError("an encryption context is built from a mapping or (key, value) pairs")
         else:
@@ -68,12 +70,28 @@ class EncryptionContext(Mapping[str, str]):
         out: dict[str, str] = {}
         try:
             for key, value in items:
-                out[_exact_str(key)] = _exact_str(value)
-        except (TypeError, ValueError):
+                # Plain short ASCII str (the usual context) needs no further check.
+                if not (
+                    key.__class__ is str
+                    and value.__class__ is str
+                    and key.isascii()
+                    and value.isascii()
+                    and len(key) <= _MAX_U16
+                    and len(value) <= _MAX_U16
+                ):
+                    key, value = _checked_field(key), _checked_field(value)
+                out[key] = value
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, MalformedInputError):
+                raise
             raise MalformedInputError(
                 "an encryption context is built from a mapping or (key, value) pairs of str"
             ) from None
-        return _adopt(out, _serialize_pairs(out))
+        if len(out) > _MAX_U16:
+            raise MalformedInputError("encryption context has too many pairs")
+        # Validated: serializing cannot fail, so it is left until someone asks (a reproduced
+        # context on decrypt often never needs its bytes).
+        return _adopt(out, None)
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         raise TypeError("EncryptionContext cannot be subclassed")
@@ -81,52 +99,52 @@ class EncryptionContext(Mapping[str, str]):
     # -- Mapping -----------------------------------------------------------------------------------
 
     def __getitem__(self, key: str) -> str:
-        return self._pairs[key]
+        return _pairs_of(self)[key]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._pairs)
+        return iter(_pairs_of(self))
 
     def __len__(self) -> int:
-        return len(self._pairs)
+        return len(_pairs_of(self))
 
     def __contains__(self, key: object) -> bool:
-        return key in self._pairs
+        return key in _pairs_of(self)
 
     def get(self, key: str, default: Any = None) -> Any:
         """The value for ``key``, or ``default``."""
-        return self._pairs.get(key, default)
+        return _pairs_of(self).get(key, default)
 
     def keys(self) -> KeysView[str]:
         """A read-only view of the keys."""
-        return self._pairs.keys()
+        return _pairs_of(self).keys()
 
     def items(self) -> ItemsView[str, str]:
         """A read-only view of the pairs."""
-        return self._pairs.items()
+        return _pairs_of(self).items()
 
     def values(self) -> ValuesView[str]:
         """A read-only view of the values."""
-        return self._pairs.values()
+        return _pairs_of(self).values()
 
     # -- value semantics ---------------------------------------------------------------------------
 
     def __eq__(self, other: object) -> bool:
         if type(other) is EncryptionContext:
-            return self._serialized == other._serialized
+            return _pairs_of(self) == _pairs_of(other)
         if isinstance(other, dict):
-            return self._pairs == other
+            return _pairs_of(self) == other
         if isinstance(other, Mapping):
-            return self._pairs == dict(other.items())
+            return _pairs_of(self) == dict(other.items())
         return NotImplemented
 
     def __hash__(self) -> int:
         # The canonical serialization is one-to-one with the content (and bytes cache their hash).
-        return hash(self._serialized)
+        return hash(self.serialize())
 
     def __or__(self, other: Mapping[str, str]) -> EncryptionContext:
         if not isinstance(other, Mapping):
             return NotImplemented
-        merged = dict(self._pairs)
+        merged = dict(_pairs_of(self))
         merged.update(other)
         return EncryptionContext(merged)
 
@@ -134,7 +152,7 @@ class EncryptionContext(Mapping[str, str]):
         if not isinstance(other, Mapping):
             return NotImplemented
         merged = dict(other)
-        merged.update(self._pairs)
+        merged.update(_pairs_of(self))
         return EncryptionContext(merged)
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -144,7 +162,7 @@ class EncryptionContext(Mapping[str, str]):
         raise AttributeError("EncryptionContext is immutable")
 
     def __reduce__(self) -> tuple[type[EncryptionContext], tuple[dict[str, str]]]:
-        return (EncryptionContext, (dict(self._pairs),))
+        return (EncryptionContext, (dict(_pairs_of(self)),))
 
     def __copy__(self) -> EncryptionContext:
         return self
@@ -153,13 +171,20 @@ class EncryptionContext(Mapping[str, str]):
         return self
 
     def __repr__(self) -> str:
-        return f"EncryptionContext({dict(self._pairs)!r})"
+        return f"EncryptionContext({dict(_pairs_of(self))!r})"
 
     # -- serialization -----------------------------------------------------------------------------
 
     def serialize(self) -> bytes:
-        """The canonical serialization (``framework/structures.md#serialization``); empty: ``b""``."""
-        return self._serialized
+        """The canonical serialization (``framework/structures.md#serialization``); empty: ``b""``.
+
+        Computed on first use and kept by this object (a pure function of its immutable pairs).
+        """
+        serialized = _serialized_of(self)
+        if serialized is None:
+            serialized = _serialize_pairs(_pairs_of(self))
+            _set_serialized(self, serialized)
+        return serialized
 
     @classmethod
     def parse(cls, data: bytes | bytearray | memoryview) -> EncryptionContext:
@@ -167,28 +192,36 @@ class EncryptionContext(Mapping[str, str]):
         return parse_context(data)
 
 
-def _seal_slots(cls: type, *names: str) -> tuple[Any, ...]:
-    """Replace the slot descriptors of ``names`` by read-only properties; return their setters.
+def _seal_slots(cls: type, *names: str) -> tuple[tuple[Any, Any], ...]:
+    """Replace the slot descriptors of ``names`` by read-only properties; return (getter, setter) pairs.
 
     The slots are then written only through the returned setters, by this module's constructors:
     not even ``object.__setattr__`` can change an instance once it is built.
     """
-    setters = []
+    accessors = []
     for name in names:
         slot = cls.__dict__[name]
-        setters.append(slot.__set__)
+        accessors.append((slot.__get__, slot.__set__))
         type.__setattr__(cls, name, property(slot.__get__, doc=f"The {name.strip('_')} (read-only)."))
-    return tuple(setters)
+    return tuple(accessors)
 
 
-_set_pairs, _set_serialized = _seal_slots(EncryptionContext, "_pairs", "_serialized")
+(_pairs_of, _set_pairs), (_serialized_of, _set_serialized) = _seal_slots(
+    EncryptionContext, "_pairs", "_serialized"
+)
+# Even the private attribute yields a read-only view, never the dict itself.
+type.__setattr__(
+    EncryptionContext,
+    "_pairs",
+    property(lambda context: MappingProxyType(_pairs_of(context)), doc="The pairs (read-only view)."),
+)
 _new = object.__new__
 
 
-def _adopt(pairs: dict[str, str], serialized: bytes) -> EncryptionContext:
-    """Wrap a dict nobody else holds, with its canonical serialization."""
+def _adopt(pairs: dict[str, str], serialized: bytes | None) -> EncryptionContext:
+    """Wrap a dict of checked pairs nobody else holds, with its canonical serialization if known."""
     context: EncryptionContext = _new(EncryptionContext)
-    _set_pairs(context, MappingProxyType(pairs))
+    _set_pairs(context, pairs)
     _set_serialized(context, serialized)
     return context
 
@@ -200,6 +233,23 @@ def _exact_str(text: object, error: str = "encryption context keys and values mu
         # A str subclass could change its hash or comparison later; keep a plain copy.
         return str.__str__(text)
     raise MalformedInputError(error)
+
+
+def _checked_field(text: object) -> str:
+    """A context key or value as an exact ``str`` that serializes (valid Unicode, at most 64 KiB)."""
+    if text.__class__ is not str:
+        text = _exact_str(text)
+    if text.isascii():  # type: ignore[union-attr]
+        if len(text) <= _MAX_U16:  # type: ignore[arg-type]
+            return text  # type: ignore[return-value]
+        raise MalformedInputError("encryption context key or value longer than 65535 bytes")
+    try:
+        size = len(text.encode("utf-8"))  # type: ignore[union-attr]
+    except UnicodeEncodeError:
+        raise MalformedInputError("encryption context must be valid Unicode") from None
+    if size > _MAX_U16:
+        raise MalformedInputError("encryption context key or value longer than 65535 bytes")
+    return text  # type: ignore[return-value]
 
 
 def _bytes(data: object) -> bytes:
@@ -234,7 +284,7 @@ def freeze_context(context: Mapping[str, str] | None) -> EncryptionContext:
     """``context`` as an :class:`EncryptionContext`: the same object if it is one, else a validated copy."""
     if context.__class__ is EncryptionContext:
         return context  # type: ignore[return-value]
-    if context is None:
+    if context is None or (context.__class__ is dict and not context):
         return EMPTY_CONTEXT
     if not isinstance(context, Mapping):
         raise MalformedInputError("an encryption context must be a mapping of str to str")
@@ -250,8 +300,10 @@ def serialize_context(context: Mapping[str, str]) -> bytes:
     the MPL's keyrings bind longer contexts too.
     """
     if context.__class__ is EncryptionContext:
-        return context._serialized  # type: ignore[attr-defined, no-any-return]
-    return freeze_context(context)._serialized
+        return context.serialize()  # type: ignore[attr-defined, no-any-return]
+    if not context:
+        return b""
+    return freeze_context(context).serialize()
 
 
 def encode_context_field(text: str) -> bytes:
@@ -290,31 +342,32 @@ def parse_context(data: bytes | bytearray | memoryview) -> EncryptionContext:
     buf = bytes(data)
     if end < 2:
         raise MalformedInputError("encryption context too short for its pair count")
-    count = int.from_bytes(buf[:2], "big")
+    count = (buf[0] << 8) | buf[1]
     if count == 0:
         raise MalformedInputError("encryption context with zero pairs must be empty")
     pos = 2
     out: dict[str, str] = {}
     previous = b""
     ordered = True
+    # Lengths read byte by byte: cheaper than int.from_bytes on a slice, and this runs per message.
     try:
         for _ in range(count):
             if pos + 2 > end:
                 raise MalformedInputError("encryption context ends inside a key length")
-            length = int.from_bytes(buf[pos : pos + 2], "big")
-            pos += 2 + length
+            start = pos + 2
+            pos = start + ((buf[pos] << 8) | buf[pos + 1])
             if pos + 2 > end:
                 raise MalformedInputError("encryption context ends inside a key")
-            raw_key = buf[pos - length : pos]
-            key = raw_key.decode("utf-8")
-            length = int.from_bytes(buf[pos : pos + 2], "big")
-            pos += 2 + length
+            raw_key = buf[start:pos]
+            start = pos + 2
+            pos = start + ((buf[pos] << 8) | buf[pos + 1])
             if pos > end:
                 raise MalformedInputError("encryption context ends inside a value")
+            key = raw_key.decode()  # UTF-8, strict: the default codec's fast path
             if key in out:
                 raise MalformedInputError("duplicate key in encryption context")
-            out[key] = buf[pos - length : pos].decode("utf-8")
-            if ordered and raw_key < previous:
+            out[key] = buf[start:pos].decode()
+            if raw_key < previous:
                 ordered = False
             previous = raw_key
     except UnicodeDecodeError:
@@ -356,6 +409,6 @@ class EncryptedDataKey:
         return (EncryptedDataKey, (self.provider_id, self.provider_info, self.ciphertext))
 
 
-_set_provider_id, _set_provider_info, _set_ciphertext = _seal_slots(
+(_, _set_provider_id), (_, _set_provider_info), (_, _set_ciphertext) = _seal_slots(
     EncryptedDataKey, "provider_id", "provider_info", "ciphertext"
 )

@@ -285,15 +285,23 @@ def _merge_context(
 ) -> tuple[Mapping[str, str], frozenset[str]]:
     """The full context and its required keys: reproduced pairs the header does not store become
     required (authenticated, never stored); pairs in both must agree."""
+    if not reproduced:
+        return stored, frozenset()
     if not stored:
         return reproduced, frozenset(reproduced)
+    # Set difference of the items views runs in C; usually every reproduced pair is stored as given.
+    different = reproduced.items() - stored.items()
+    if not different:
+        return stored, frozenset()
+    stored_keys = stored.keys()
     extra: dict[str, str] = {}
-    for key, value in reproduced.items():
-        if key not in stored:
-            extra[key] = value
-        elif stored[key] != value:
+    for key, value in different:
+        if key in stored_keys:
             raise ContextMismatchError(f"encryption context value for {key!r} does not match")
-    return ({**stored, **extra} if extra else stored), frozenset(extra)
+        extra[key] = value
+    merged = dict(stored.items())
+    merged.update(extra)
+    return merged, frozenset(extra)
 
 
 def _require_keys(required: frozenset[str], context: Mapping[str, str], operation: str) -> None:

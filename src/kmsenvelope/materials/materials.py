@@ -72,7 +72,7 @@ class EncryptionRequest:
         _set(
             self,
             {
-                "encryption_context": freeze_context(encryption_context),
+                "encryption_context": _frozen(encryption_context),
                 "commitment_policy": commitment_policy,
                 "suite": suite,
                 "max_plaintext_length": max_plaintext_length,
@@ -104,9 +104,9 @@ class DecryptionRequest:
             {
                 "suite": suite,
                 "encrypted_data_keys": encrypted_data_keys,
-                "encryption_context": freeze_context(encryption_context),
+                "encryption_context": _frozen(encryption_context),
                 "commitment_policy": commitment_policy,
-                "reproduced_context": freeze_context(reproduced_context),
+                "reproduced_context": _frozen(reproduced_context),
             },
         )
 
@@ -137,7 +137,7 @@ class EncryptionMaterials:
             self,
             {
                 "suite": suite,
-                "encryption_context": freeze_context(encryption_context),
+                "encryption_context": _frozen(encryption_context),
                 "encrypted_data_keys": encrypted_data_keys,
                 "plaintext_data_key": plaintext_data_key,
                 "signing_key": signing_key,
@@ -220,7 +220,7 @@ class DecryptionMaterials:
             self,
             {
                 "suite": suite,
-                "encryption_context": freeze_context(encryption_context),
+                "encryption_context": _frozen(encryption_context),
                 "plaintext_data_key": plaintext_data_key,
                 "verification_key": verification_key,
                 "required_context_keys": required_context_keys,
@@ -253,6 +253,13 @@ class DecryptionMaterials:
 
 def _set(value: object, fields: dict[str, Any]) -> None:
     object.__setattr__(value, "__dict__", fields)
+
+
+def _frozen(context: Mapping[str, str] | None) -> EncryptionContext:
+    # Materials are built several times per message, almost always from an EncryptionContext.
+    if context.__class__ is EncryptionContext:
+        return context  # type: ignore[return-value]
+    return freeze_context(context)
 
 
 def check_data_key(suite: AnySuite, key: bytes) -> None:

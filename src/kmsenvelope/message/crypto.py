@@ -63,9 +63,13 @@ def seal_header(materials: EncryptionMaterials, frame_length: int) -> SealedHead
 
 def check_reproduced_context(header: MessageHeader, reproduced: Mapping[str, str]) -> None:
     """Every pair the caller requires that the header stores must have the same value."""
+    if not reproduced:
+        return
     stored = header.encryption_context
-    for key, value in reproduced.items():
-        if key in stored and stored[key] != value:
+    # Set difference of the items views runs in C; usually every reproduced pair is stored as given.
+    stored_keys = stored.keys()
+    for key, _ in reproduced.items() - stored.items():
+        if key in stored_keys:
             raise ContextMismatchError(f"encryption context value for {key!r} does not match the message")
 
 
