@@ -21,6 +21,7 @@ it is built, and nothing one caller holds can be reached by another.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -40,6 +41,7 @@ __all__ = [
 ]
 
 _MAX_U16 = 0xFFFF
+_u16 = struct.Struct(">H").pack
 
 
 @final
@@ -260,19 +262,13 @@ def _bytes(data: object) -> bytes:
 
 
 def _serialize_pairs(pairs: Mapping[str, str]) -> bytes:
+    """The canonical serialization of pairs already checked (exact str, valid Unicode, 64 KiB each)."""
     if not pairs:
         return b""
-    try:
-        encoded = sorted([(k.encode("utf-8"), v.encode("utf-8")) for k, v in pairs.items()])
-    except UnicodeEncodeError:
-        raise MalformedInputError("encryption context must be valid Unicode") from None
-    if len(encoded) > _MAX_U16:
-        raise MalformedInputError("encryption context has too many pairs")
-    parts = [len(encoded).to_bytes(2, "big")]
+    encoded = sorted([(k.encode(), v.encode()) for k, v in pairs.items()])
+    parts = [_u16(len(encoded))]
     for key, value in encoded:
-        if len(key) > _MAX_U16 or len(value) > _MAX_U16:
-            raise MalformedInputError("encryption context key or value longer than 65535 bytes")
-        parts += (len(key).to_bytes(2, "big"), key, len(value).to_bytes(2, "big"), value)
+        parts += (_u16(len(key)), key, _u16(len(value)), value)
     return b"".join(parts)
 
 
@@ -390,7 +386,9 @@ class EncryptedDataKey:
     # Built in __new__, not __init__, so calling __init__ again on a key cannot change it.
     def __new__(cls, provider_id: str, provider_info: bytes, ciphertext: bytes) -> EncryptedDataKey:
         edk: EncryptedDataKey = _new(cls)
-        _set_provider_id(edk, _exact_str(provider_id, "an EDK provider id must be str"))
+        if provider_id.__class__ is not str:
+            provider_id = _exact_str(provider_id, "an EDK provider id must be str")
+        _set_provider_id(edk, provider_id)
         _set_provider_info(edk, provider_info if provider_info.__class__ is bytes else _bytes(provider_info))
         _set_ciphertext(edk, ciphertext if ciphertext.__class__ is bytes else _bytes(ciphertext))
         return edk
