@@ -264,3 +264,25 @@ def test_a_tampered_order_still_fails_authentication() -> None:
     tampered = message[:37] + swapped + message[37 + len(stored) :]
     with pytest.raises(errors.AuthenticationError):
         envelope.decrypt(tampered)
+
+
+def test_branch_key_versions_are_read_without_a_cache() -> None:
+    """The version a hierarchical EDK names is unauthenticated input: formatted, never cached."""
+    import uuid
+
+    from kmsenvelope.keyrings.hierarchical import _version_string
+
+    assert not hasattr(_version_string, "cache_info")
+    for _ in range(50):
+        raw = os.urandom(16)
+        assert _version_string(raw) == str(uuid.UUID(bytes=raw))
+    with pytest.raises(errors.MalformedInputError):
+        _version_string(b"short")
+
+
+def test_canonical_paths_are_not_cached() -> None:
+    """Attribute names of items being decrypted are unauthenticated: no module cache keeps them."""
+    from kmsenvelope.structured.context import canonical_path
+
+    assert not hasattr(canonical_path, "cache_info")
+    assert canonical_path("t", "a") == b"t" + (1).to_bytes(8, "big") + b"$" + (1).to_bytes(8, "big") + b"a"

@@ -31,6 +31,7 @@ from kmsenvelope.materials.materials import (
     EncryptionRequest,
 )
 from kmsenvelope.materials.protocols import RecordKeyring
+from kmsenvelope.message.header import MessageHeader
 from kmsenvelope.primitives import ctr
 from kmsenvelope.primitives.kdf import CounterKdf, hmac_digest, kdf_counter_hmac
 from kmsenvelope.structured.header import Header
@@ -251,6 +252,7 @@ def test_hkdf_rfc5869_case_1() -> None:
         EncryptionMaterials,
         DecryptionMaterials,
         Header,
+        MessageHeader,
     ],
     ids=lambda c: c.__name__,
 )
