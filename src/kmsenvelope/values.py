@@ -22,7 +22,7 @@ it is built, and nothing one caller holds can be reached by another.
 from __future__ import annotations
 
 import struct
-from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
+from collections.abc import Callable, ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, final
@@ -64,7 +64,7 @@ class EncryptionContext(Mapping[str, str]):
     def __new__(cls, pairs: Mapping[str, str] | Iterable[tuple[str, str]] = (), /) -> EncryptionContext:
         items: Iterable[tuple[Any, Any]]
         if pairs.__class__ is dict or isinstance(pairs, Mapping):
-            items = pairs.items()  # type: ignore[union-attr]
+            items = pairs.items()
         elif isinstance(pairs, (str, bytes)):
             raise MalformedInputError("an encryption context is built from a mapping or (key, value) pairs")
         else:
@@ -208,9 +208,11 @@ def _seal_slots(cls: type, *names: str) -> tuple[tuple[Any, Any], ...]:
     return tuple(accessors)
 
 
-(_pairs_of, _set_pairs), (_serialized_of, _set_serialized) = _seal_slots(
-    EncryptionContext, "_pairs", "_serialized"
-)
+_context_slots = _seal_slots(EncryptionContext, "_pairs", "_serialized")
+_pairs_of: Callable[[EncryptionContext], dict[str, str]] = _context_slots[0][0]
+_set_pairs: Callable[[EncryptionContext, dict[str, str]], None] = _context_slots[0][1]
+_serialized_of: Callable[[EncryptionContext], bytes | None] = _context_slots[1][0]
+_set_serialized: Callable[[EncryptionContext, bytes | None], None] = _context_slots[1][1]
 # Even the private attribute yields a read-only view, never the dict itself.
 type.__setattr__(
     EncryptionContext,
@@ -230,28 +232,27 @@ def _adopt(pairs: dict[str, str], serialized: bytes | None) -> EncryptionContext
 
 def _exact_str(text: object, error: str = "encryption context keys and values must be str") -> str:
     if text.__class__ is str:
-        return text  # type: ignore[return-value]
+        return text
     if isinstance(text, str):
         # A str subclass could change its hash or comparison later; keep a plain copy.
         return str.__str__(text)
     raise MalformedInputError(error)
 
 
-def _checked_field(text: object) -> str:
+def _checked_field(value: object) -> str:
     """A context key or value as an exact ``str`` that serializes (valid Unicode, at most 64 KiB)."""
-    if text.__class__ is not str:
-        text = _exact_str(text)
-    if text.isascii():  # type: ignore[union-attr]
-        if len(text) <= _MAX_U16:  # type: ignore[arg-type]
-            return text  # type: ignore[return-value]
+    text = _exact_str(value)
+    if text.isascii():
+        if len(text) <= _MAX_U16:
+            return text
         raise MalformedInputError("encryption context key or value longer than 65535 bytes")
     try:
-        size = len(text.encode("utf-8"))  # type: ignore[union-attr]
+        size = len(text.encode("utf-8"))
     except UnicodeEncodeError:
         raise MalformedInputError("encryption context must be valid Unicode") from None
     if size > _MAX_U16:
         raise MalformedInputError("encryption context key or value longer than 65535 bytes")
-    return text  # type: ignore[return-value]
+    return text
 
 
 def _bytes(data: object) -> bytes:
@@ -279,7 +280,7 @@ EMPTY_CONTEXT: EncryptionContext = _adopt({}, b"")
 def freeze_context(context: Mapping[str, str] | None) -> EncryptionContext:
     """``context`` as an :class:`EncryptionContext`: the same object if it is one, else a validated copy."""
     if context.__class__ is EncryptionContext:
-        return context  # type: ignore[return-value]
+        return context
     if context is None or (context.__class__ is dict and not context):
         return EMPTY_CONTEXT
     if not isinstance(context, Mapping):
@@ -296,7 +297,7 @@ def serialize_context(context: Mapping[str, str]) -> bytes:
     the MPL's keyrings bind longer contexts too.
     """
     if context.__class__ is EncryptionContext:
-        return context.serialize()  # type: ignore[attr-defined, no-any-return]
+        return context.serialize()
     if not context:
         return b""
     return freeze_context(context).serialize()

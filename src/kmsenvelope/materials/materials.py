@@ -258,7 +258,7 @@ def _set(value: object, fields: dict[str, Any]) -> None:
 def _frozen(context: Mapping[str, str] | None) -> EncryptionContext:
     # Materials are built several times per message, almost always from an EncryptionContext.
     if context.__class__ is EncryptionContext:
-        return context  # type: ignore[return-value]
+        return context
     return freeze_context(context)
 
 
