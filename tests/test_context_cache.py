@@ -1,4 +1,4 @@
-"""The content-keyed caches of frozen and parsed encryption contexts are safe to share."""
+"""Encryption contexts are never cached across callers: every context is its own immutable object."""
 
 from __future__ import annotations
 
@@ -6,45 +6,50 @@ import pytest
 
 from kmsenvelope import Envelope, RawAesKeyring, errors
 from kmsenvelope.materials import materials
-from kmsenvelope.materials.materials import freeze_context
-from kmsenvelope.message import context as context_mod
-from kmsenvelope.message.context import parse_context, serialize_context
+from kmsenvelope.values import EncryptionContext, freeze_context, parse_context, serialize_context
 
 
-def test_equal_contexts_share_one_frozen_value() -> None:
+def test_equal_contexts_are_distinct_objects() -> None:
     first = freeze_context({"tenant": "acme", "table": "t"})
     second = freeze_context({"tenant": "acme", "table": "t"})
-    assert first is second
+    assert first is not second
+    assert first == second and hash(first) == hash(second)
     assert dict(first) == {"tenant": "acme", "table": "t"}
     with pytest.raises(TypeError):
         first["tenant"] = "evil"  # type: ignore[index]
-    assert freeze_context({"tenant": "other", "table": "t"}) is not first
+    assert freeze_context(first) is first
 
 
-def test_invalid_contexts_are_still_rejected() -> None:
+def test_invalid_contexts_are_rejected() -> None:
     freeze_context({"a": "1"})
-    for bad in ({"a": 1}, {"a": ["list"]}, {1: "a"}):
+    for bad in ({"a": 1}, {"a": ["list"]}, {1: "a"}, {"a": "\ud800"}):
         with pytest.raises(errors.MalformedInputError):
             freeze_context(bad)  # type: ignore[arg-type]
+    with pytest.raises(errors.MalformedInputError):
+        freeze_context([("a", "1")])  # type: ignore[arg-type]
 
 
-def test_parsed_contexts_are_shared_and_immutable() -> None:
+def test_each_parse_returns_a_new_object() -> None:
     raw = serialize_context({"k": "v", "x": "y"})
     first = parse_context(raw)
-    assert parse_context(bytearray(raw)) is first
-    with pytest.raises(TypeError):
+    second = parse_context(bytearray(raw))
+    assert first is not second and first == second
+    with pytest.raises(AttributeError):
         first.pop("k")  # type: ignore[attr-defined]
 
 
-def test_caches_stay_bounded() -> None:
-    for i in range(materials._CONTEXT_CACHE_SIZE * 2 + 5):
-        freeze_context({"n": str(i)})
-        parse_context(serialize_context({"n": str(i)}))
-    assert len(materials._FROZEN) <= materials._CONTEXT_CACHE_SIZE
-    assert len(context_mod._PARSED) <= materials._CONTEXT_CACHE_SIZE
+def test_no_module_level_context_cache_remains() -> None:
+    from kmsenvelope import values
+    from kmsenvelope.message import header
+
+    for module in (materials, values, header):
+        assert not hasattr(module, "_FROZEN") and not hasattr(module, "_PARSED")
+        assert not hasattr(module, "_FrozenDict")
+        caches = [n for n, v in vars(module).items() if isinstance(v, dict) and v and not n.startswith("__")]
+        assert caches == [], f"{module.__name__} holds module-level dicts {caches}"
 
 
-def test_a_cached_context_does_not_leak_between_messages() -> None:
+def test_contexts_do_not_leak_between_messages() -> None:
     envelope = Envelope(RawAesKeyring("ns", "k", bytes(32)))
     a = envelope.encrypt(b"a", {"tenant": "acme"})
     b = envelope.encrypt(b"b", {"tenant": "beta"})
@@ -52,3 +57,4 @@ def test_a_cached_context_does_not_leak_between_messages() -> None:
     assert envelope.decrypt_with_header(b).encryption_context == {"tenant": "beta"}
     with pytest.raises(errors.ContextMismatchError):
         envelope.decrypt(a, {"tenant": "beta"})
+    assert type(envelope.decrypt_with_header(a).encryption_context) is EncryptionContext

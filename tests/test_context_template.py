@@ -1,4 +1,4 @@
-"""ContextTemplate: frozen, pre-serialized encryption contexts for records with fixed context keys."""
+"""ContextTemplate: immutable, pre-serialized encryption contexts for records with fixed context keys."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from kmsenvelope.errors import ConfigurationError, MalformedInputError
 from kmsenvelope.keyrings.wrapping import encryption_context_aad
 from kmsenvelope.materials.context_template import ContextTemplate
-from kmsenvelope.materials.materials import freeze_context
+from kmsenvelope.values import EncryptionContext, freeze_context
 
 ALPHABET = ["a", "z", "A", "-", ".", "é", "\u00ff", "\u0800", "\uffef", "\U0001f600", "\ue000"]
 
@@ -33,9 +33,9 @@ def test_build_matches_the_general_serialization(seed: int) -> None:
         expected = {**fixed, **dict(zip(variable, values, strict=True))}
         assert dict(context) == expected
         # Same bytes as the keyrings' canonical AAD computed from a plain dict (sorted by UTF-8 bytes).
-        assert context.serialized == encryption_context_aad(dict(expected))
+        assert context.serialize() == encryption_context_aad(dict(expected))
         assert encryption_context_aad(context) == encryption_context_aad(dict(expected))
-        assert freeze_context(context) is context
+        assert type(context) is EncryptionContext and freeze_context(context) is context
         with pytest.raises(TypeError):
             context["x"] = "y"  # type: ignore[index]
 
@@ -45,7 +45,7 @@ def test_item_shaped_template() -> None:
     template = ContextTemplate(fixed, ["aws-crypto-attr.pk"])
     context = template.build(["AAFjdXN0b21lcg=="])
     assert list(template.keys) == [*fixed, "aws-crypto-attr.pk"]
-    assert context.serialized == (
+    assert context.serialize() == (
         b"\x00\x03"
         + b"\x00\x12aws-crypto-attr.pk\x00\x10AAFjdXN0b21lcg=="
         + b"\x00\x19aws-crypto-partition-name\x00\x02pk"
@@ -77,7 +77,7 @@ def test_build_ascii_matches_build() -> None:
     values = ["AAFjdXN0b21lcg==", "AAFwcm9maWxl"]
     from_text = template.build(values)
     from_ascii = template.build_ascii([value.encode("ascii") for value in values])
-    assert dict(from_ascii) == dict(from_text) and from_ascii.serialized == from_text.serialized
+    assert dict(from_ascii) == dict(from_text) and from_ascii.serialize() == from_text.serialize()
     with pytest.raises(MalformedInputError):
         template.build_ascii([b"\xc3\xa9", b"x"])
     with pytest.raises(MalformedInputError):

@@ -31,10 +31,12 @@ from kmsenvelope.materials.materials import (
     EncryptionRequest,
 )
 from kmsenvelope.materials.protocols import RecordKeyring
+from kmsenvelope.message.header import MessageHeader
 from kmsenvelope.primitives import ctr
 from kmsenvelope.primitives.kdf import CounterKdf, hmac_digest, kdf_counter_hmac
 from kmsenvelope.structured.header import Header
 from kmsenvelope.suites import CommitmentPolicy, DbeSuite
+from kmsenvelope.values import EncryptionContext
 
 SUITE = DbeSuite.AES_256_GCM_HKDF_SHA512_COMMIT_KEY_SYMSIG_HMAC_SHA384
 POLICY = CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT
@@ -246,6 +248,7 @@ def test_hkdf_rfc5869_case_1() -> None:
         EncryptionMaterials,
         DecryptionMaterials,
         Header,
+        MessageHeader,
     ],
     ids=lambda c: c.__name__,
 )
@@ -255,7 +258,7 @@ def test_materials_values_init_matches_their_fields(cls: type) -> None:
     import dataclasses
     import inspect
 
-    parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    parameters = list(inspect.signature(cls).parameters.values())
     fields = dataclasses.fields(cls)
     assert [p.name for p in parameters] == [f.name for f in fields]
     for parameter, declared in zip(parameters, fields, strict=True):
@@ -265,19 +268,30 @@ def test_materials_values_init_matches_their_fields(cls: type) -> None:
             assert parameter.default is None  # stands for a fresh default_factory() value
         else:
             assert parameter.default is inspect.Parameter.empty
-    arguments = {f.name: f"value-{i}" for i, f in enumerate(fields)}
+    # Contexts are frozen into EncryptionContext (equal to the dict given) and EDK fields must be bytes.
+    arguments: dict[str, object] = {
+        f.name: {"k": f"value-{i}"}
+        if f.name.endswith("context")
+        else f"value-{i}".encode()
+        if f.name in ("provider_info", "ciphertext")
+        else f"value-{i}"
+        for i, f in enumerate(fields)
+    }
     value = cls(**arguments)
     assert {f.name: getattr(value, f.name) for f in fields} == arguments
     assert value == cls(**arguments) and hash(value) == hash(cls(**arguments))
     with pytest.raises(dataclasses.FrozenInstanceError):
         setattr(value, fields[0].name, "changed")
-    assert getattr(dataclasses.replace(value, **{fields[0].name: "x"}), fields[0].name) == "x"
+    changed: object = {"k": "x"} if fields[0].name.endswith("context") else "x"
+    assert getattr(dataclasses.replace(value, **{fields[0].name: changed}), fields[0].name) == changed
 
 
-def test_decryption_request_reproduced_context_defaults_to_a_fresh_dict() -> None:
+def test_decryption_request_reproduced_context_defaults_to_an_immutable_empty_context() -> None:
     first = DecryptionRequest(SUITE, (), {}, POLICY)
-    second = DecryptionRequest(SUITE, (), {}, POLICY)
-    assert first.reproduced_context == {} and first.reproduced_context is not second.reproduced_context
+    assert first.reproduced_context == {} and type(first.reproduced_context) is EncryptionContext
+    with pytest.raises(TypeError):
+        dict.__setitem__(first.reproduced_context, "k", "v")  # type: ignore[arg-type]
+    assert DecryptionRequest(SUITE, (), {}, POLICY).reproduced_context == {}
 
 
 class _PassThrough:

@@ -27,6 +27,7 @@ __all__ = [
     "DefaultMaterials",
     "DiscoveryFilter",
     "EncryptedDataKey",
+    "EncryptionContext",
     "Envelope",
     "HierarchicalKeyring",
     "KeyStore",
@@ -57,7 +58,8 @@ _EXPORTS = {
     "DecryptResult": ".envelope",
     "DefaultMaterials": ".materials.cmm",
     "DiscoveryFilter": ".aws.arn",
-    "EncryptedDataKey": ".materials.materials",
+    "EncryptedDataKey": ".values",
+    "EncryptionContext": ".values",
     "Envelope": ".envelope",
     "HierarchicalKeyring": ".keyrings.hierarchical",
     "KeyStore": ".aws.branch_key_store",
@@ -97,7 +99,6 @@ if TYPE_CHECKING:
     from .materials.caching import CachingMaterials as CachingMaterials
     from .materials.cmm import DefaultMaterials as DefaultMaterials
     from .materials.cmm import RequiredContextMaterials as RequiredContextMaterials
-    from .materials.materials import EncryptedDataKey as EncryptedDataKey
     from .materials.protocols import Keyring as Keyring
     from .materials.protocols import MaterialsManager as MaterialsManager
     from .message.header import DecryptLimits as DecryptLimits
@@ -106,5 +107,7 @@ if TYPE_CHECKING:
     from .rewrapping import rewrap_stream as rewrap_stream
     from .suites import CommitmentPolicy as CommitmentPolicy
     from .suites import Suite as Suite
+    from .values import EncryptedDataKey as EncryptedDataKey
+    from .values import EncryptionContext as EncryptionContext
 else:
     __getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS, submodules=("errors",))

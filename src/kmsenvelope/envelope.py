@@ -17,7 +17,6 @@ from .materials.materials import (
     DecryptionRequest,
     EncryptionMaterials,
     EncryptionRequest,
-    freeze_context,
 )
 from .materials.protocols import Keyring, MaterialsManager
 from .message import body as body_mod
@@ -28,6 +27,7 @@ from .message.header import MAX_FRAME_LENGTH, DecryptLimits, MessageHeader, pars
 from .primitives.aead import AesGcm
 from .primitives.buffers import new_bytes
 from .suites import CommitmentPolicy, Suite
+from .values import EncryptionContext, freeze_context
 
 __all__ = ["DEFAULT_FRAME_LENGTH", "DecryptResult", "Envelope"]
 
@@ -42,7 +42,7 @@ class DecryptResult:
 
     plaintext: bytes = field(repr=False)
     header: MessageHeader
-    encryption_context: Mapping[str, str]
+    encryption_context: EncryptionContext
     """The full context the message is bound to: stored pairs plus required pairs supplied on decrypt."""
 
 
@@ -255,7 +255,8 @@ class Envelope:
         Signed messages have their signature verified before anything is decrypted.
         """
         plaintext, header, materials = self._decrypt(ciphertext, context)
-        return DecryptResult(plaintext, header, materials.encryption_context)
+        # Materials from a custom manager may carry any mapping; the caller gets an immutable one.
+        return DecryptResult(plaintext, header, freeze_context(materials.encryption_context))
 
     def _decrypt(
         self, ciphertext: bytes | bytearray | memoryview, context: Mapping[str, str] | None
@@ -363,6 +364,7 @@ class Envelope:
     def decryption_request(self, header: MessageHeader, reproduced: Mapping[str, str]) -> DecryptionRequest:
         """The materials request for a parsed header, after the commitment policy and context checks."""
         check_suite_policy(header.suite, self._policy, encrypting=False)
+        reproduced = freeze_context(reproduced)
         check_reproduced_context(header, reproduced)
         return DecryptionRequest(
             suite=header.suite,

@@ -27,12 +27,11 @@ from typing import BinaryIO
 from .errors import ConfigurationError, MalformedInputError, NoUsableKeyError, PolicyError
 from .keyrings.multi import as_wrapping_keyring
 from .materials.cmm import PUBLIC_KEY_CONTEXT_KEY, DefaultMaterials, as_materials_manager, check_suite_policy
-from .materials.materials import DecryptionMaterials, DecryptionRequest, EncryptionMaterials, freeze_context
+from .materials.materials import DecryptionMaterials, DecryptionRequest, EncryptionMaterials
 from .materials.protocols import Keyring, MaterialsManager
 from .message import body as body_mod
 from .message import body_copy, footer
 from .message.codec import Reader, u16
-from .message.context import serialize_context
 from .message.crypto import check_reproduced_context, open_header
 from .message.header import DecryptLimits, MessageHeader, parse_header, serialize_edks
 from .message.stream import _Input, _read_header
@@ -41,6 +40,7 @@ from .primitives.aead import AesGcm
 from .primitives.ecdsa import Signer, Verifier
 from .primitives.kdf import constant_time_equal
 from .suites import CommitmentPolicy, Suite
+from .values import freeze_context, serialize_context
 
 __all__ = ["rewrap", "rewrap_stream"]
 

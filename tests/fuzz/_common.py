@@ -28,12 +28,12 @@ from kmsenvelope.materials.cmm import DefaultMaterials, RequiredContextMaterials
 from kmsenvelope.materials.materials import EncryptedDataKey, EncryptionRequest
 from kmsenvelope.materials.protocols import Keyring
 from kmsenvelope.message import body as body_mod
-from kmsenvelope.message.context import serialize_context
 from kmsenvelope.message.crypto import split_context
 from kmsenvelope.message.header import DecryptLimits
 from kmsenvelope.message.keys import derive_message_keys
 from kmsenvelope.primitives.aead import AesGcm
 from kmsenvelope.primitives.ecdsa import Signer
+from kmsenvelope.values import serialize_context
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VECTORS = REPO_ROOT / "tests" / "vectors"

@@ -18,7 +18,6 @@ from ..materials.materials import (
     DecryptionRequest,
     EncryptionMaterials,
     EncryptionRequest,
-    freeze_context,
 )
 from ..message import body as body_mod
 from ..message import footer
@@ -27,6 +26,7 @@ from ..message.crypto import open_header, seal_header
 from ..message.header import DecryptLimits, MessageHeader
 from ..primitives.buffers import new_bytes
 from ..suites import CommitmentPolicy, Suite
+from ..values import freeze_context
 from . import streams
 from .materials import AnySource, as_async_materials_manager
 from .protocols import AsyncMaterialsManager

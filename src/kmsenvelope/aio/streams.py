@@ -19,7 +19,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import MalformedInputError, PolicyError
-from ..materials.materials import freeze_context
 from ..message import body as body_mod
 from ..message import footer
 from ..message.codec import TruncatedInputError
@@ -28,6 +27,7 @@ from ..message.header import DecryptLimits, MessageHeader, parse_header
 from ..message.stream import SPOOL_MEMORY_LIMIT, grow_to, growth_steps, seal_frame, wipe
 from ..primitives.aead import AesGcm
 from ..primitives.ecdsa import Verifier
+from ..values import freeze_context
 
 if TYPE_CHECKING:
     from .envelope import AsyncEnvelope

@@ -18,7 +18,7 @@ from types import MappingProxyType
 from typing import Protocol, runtime_checkable
 
 from ..errors import ConfigurationError, KeyStoreError
-from ..materials.materials import freeze_context
+from ..values import freeze_context
 
 __all__ = [
     "BRANCH_KEY_LENGTH",

@@ -345,7 +345,7 @@ class ItemEncryptor:
 
     def _base_context(
         self, version: int, record: Mapping[str, Terminal]
-    ) -> tuple[dict[str, str], frozenset[str]]:
+    ) -> tuple[Mapping[str, str], frozenset[str]]:
         if version == 1:
             # Base64 of type id + value (encode_terminal), kept as bytes for the serialized context.
             values = []
@@ -353,7 +353,7 @@ class ItemEncryptor:
                 type_id, value = record[key]
                 values.append(binascii.b2a_base64(type_id + value, newline=False))
             return self._v1_template.build_ascii(values), self._v1_required
-        # Version 2: the record's context attributes are added to this dict later.
+        # Version 2: the record's context attributes are added to a copy of this later.
         return dict(self._fixed_context), self._v2_required
 
     def __repr__(self) -> str:

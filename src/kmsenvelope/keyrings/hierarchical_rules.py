@@ -14,10 +14,8 @@ suites this is the keyring-wrapped part of an intermediate-wrapped EDK (see :mod
 
 from __future__ import annotations
 
-import functools
 import os
 import threading
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -334,11 +332,15 @@ class HierarchicalRules:
 _OpenInner = Callable[[bytes], "Steps[bytes]"]
 
 
-@functools.lru_cache(maxsize=1024)
 def _version_string(raw: bytes) -> str:
-    """The UUID text of a branch key version; cached because building a UUID costs microseconds on
-    every decrypt and a keyring sees few distinct versions. Keys and values are public, immutable."""
-    return str(uuid.UUID(bytes=raw))
+    """The UUID text of a branch key version (what ``str(uuid.UUID(bytes=raw))`` gives).
+
+    Written out rather than cached: the bytes come from an EDK that has not been authenticated yet.
+    """
+    if len(raw) != _VERSION_LENGTH:
+        raise MalformedInputError("hierarchical EDK names a branch key version of the wrong length")
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _checked(materials: BranchKeyMaterials, branch_key_id: str, version: str | None) -> BranchKeyMaterials:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import struct
 from collections.abc import Mapping, Sequence
 
 from cryptography.hazmat.primitives import hashes, serialization
@@ -22,6 +21,7 @@ from ..aws.arn import is_alias, mrk_match, parse_arn, validate_identifier
 from ..aws.clients import KmsClientSupplier
 from ..errors import AuthenticationError, ConfigurationError, EdkFailure, NoUsableKeyError, PolicyError
 from ..materials.materials import DecryptionMaterials, EncryptedDataKey, EncryptionMaterials
+from ..values import serialize_context
 from . import wrapping
 from .kms_common import (
     RSA_PROVIDER_ID,
@@ -42,21 +42,11 @@ _DIGEST_LENGTH = 48
 
 
 def encryption_context_digest(context: Mapping[str, str]) -> bytes:
-    """SHA-384 of the context serialized like the message header's AAD key-value pairs.
+    """SHA-384 of the canonical context serialization (:func:`kmsenvelope.values.serialize_context`).
 
     An empty context serializes to no bytes at all (not a zero count), as in the MPL.
     """
-    if not context:
-        return hashlib.sha384(b"").digest()
-    pairs = sorted((k.encode("utf-8"), v.encode("utf-8")) for k, v in context.items())
-    if len(pairs) >= 1 << 16:
-        raise PolicyError("encryption context has too many entries")
-    out = [struct.pack(">H", len(pairs))]
-    for key, value in pairs:
-        if len(key) >= 1 << 16 or len(value) >= 1 << 16:
-            raise PolicyError("encryption context entry is too long")
-        out.append(struct.pack(">H", len(key)) + key + struct.pack(">H", len(value)) + value)
-    return hashlib.sha384(b"".join(out)).digest()
+    return hashlib.sha384(serialize_context(context)).digest()
 
 
 class KmsRsaKeyring:

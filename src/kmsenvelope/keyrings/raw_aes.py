@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 
 from ..errors import AuthenticationError, ConfigurationError, MalformedInputError
 from ..materials.materials import DecryptionMaterials, EncryptedDataKey, EncryptionMaterials
-from ..message.context import serialize_context
 from ..primitives.aead import IV_LENGTH, TAG_LENGTH, AesGcm
+from ..values import serialize_context
 from . import wrapping
 from ._util import decrypt_first
 

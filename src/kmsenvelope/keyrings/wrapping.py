@@ -19,14 +19,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..aws.requests import Steps, now, run_local
 from ..errors import AuthenticationError, MalformedInputError, PolicyError
-from ..materials.materials import (
-    AnySuite,
-    DecryptionMaterials,
-    EncryptedDataKey,
-    EncryptionMaterials,
-    _FrozenDict,
-)
+from ..materials.materials import AnySuite, DecryptionMaterials, EncryptionMaterials
 from ..primitives.kdf import hkdf_many
+from ..values import EncryptedDataKey, serialize_context
 
 __all__ = [
     "GenerateAndWrap",
@@ -120,31 +115,10 @@ _GCM_TAG_LENGTH = 16
 def encryption_context_aad(context: Mapping[str, str]) -> bytes:
     """The MPL's canonical encryption context bytes (``structures.md#serialization``), used as AAD.
 
-    uint16 pair count, then each pair sorted by UTF-8 key bytes as uint16 length + bytes for key and
-    value; the empty context is the empty string. Unlike the ESDK message header, the total length is
-    not limited to 64 KiB.
+    This is :func:`kmsenvelope.values.serialize_context`: the empty context is the empty string and,
+    unlike in the ESDK message header, the total length is not limited to 64 KiB.
     """
-    if not context:
-        return b""
-    cached = getattr(context, "serialized", None)
-    if cached is not None:
-        return cached  # type: ignore[no-any-return]
-    try:
-        pairs = sorted((k.encode("utf-8"), v.encode("utf-8")) for k, v in context.items())
-    except UnicodeEncodeError:
-        raise MalformedInputError("encryption context must be valid Unicode") from None
-    if len(pairs) > 0xFFFF:
-        raise MalformedInputError("encryption context has too many pairs")
-    parts = [len(pairs).to_bytes(2, "big")]
-    for key, value in pairs:
-        if len(key) > 0xFFFF or len(value) > 0xFFFF:
-            raise MalformedInputError("encryption context key or value longer than 65535 bytes")
-        parts += (len(key).to_bytes(2, "big"), key, len(value).to_bytes(2, "big"), value)
-    out = b"".join(parts)
-    # Same bytes as the ESDK serialization the slot caches, which stops at 64 KiB.
-    if type(context) is _FrozenDict and len(out) <= 0xFFFF:
-        context.serialized = out
-    return out
+    return serialize_context(context)
 
 
 def _intermediate_keys(suite: AnySuite, intermediate_key: bytes) -> tuple[bytes, bytes]:

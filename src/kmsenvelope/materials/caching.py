@@ -15,8 +15,8 @@ import uuid
 from collections.abc import Callable, Mapping
 
 from ..errors import ConfigurationError
-from ..message.context import serialize_context
 from ..suites import Suite
+from ..values import serialize_context
 from .cache import LocalMaterialsCache
 from .cmm import as_materials_manager
 from .materials import (

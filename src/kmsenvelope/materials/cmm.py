@@ -18,6 +18,7 @@ from ..errors import (
 )
 from ..primitives import ecdsa
 from ..suites import CommitmentPolicy, DbeSuite, Suite
+from ..values import freeze_context
 from .materials import (
     AnySuite,
     DecryptionMaterials,
@@ -26,7 +27,6 @@ from .materials import (
     EncryptionMaterials,
     EncryptionRequest,
     check_data_key,
-    freeze_context,
 )
 from .protocols import Keyring, MaterialsManager, RecordKeyring
 
@@ -249,16 +249,15 @@ def start_encryption(
         raise PolicyError(f"encryption context key {PUBLIC_KEY_CONTEXT_KEY!r} is reserved")
     signing_key = None
     if suite.signing:
-        context = dict(context)
         curve = suite.info.signature_curve
         if curve is None:
             raise PolicyError(f"signing suite {suite.name} names no signature curve")
         signing_key = ecdsa.generate_signing_key(curve)
         public = ecdsa.compress_public_key(signing_key.public_key())
-        context[PUBLIC_KEY_CONTEXT_KEY] = base64.b64encode(public).decode("ascii")
+        context = context | {PUBLIC_KEY_CONTEXT_KEY: base64.b64encode(public).decode("ascii")}
     return EncryptionMaterials(
         suite=suite,
-        encryption_context=freeze_context(context),
+        encryption_context=context,
         signing_key=signing_key,
         required_context_keys=frozenset(required_context_keys),
     )
@@ -321,15 +320,23 @@ def _merge_context(
 ) -> tuple[Mapping[str, str], frozenset[str]]:
     """The full context and its required keys: reproduced pairs the header does not store become
     required (authenticated, never stored); pairs in both must agree."""
+    if not reproduced:
+        return stored, frozenset()
     if not stored:
         return reproduced, frozenset(reproduced)
+    # Set difference of the items views runs in C; usually every reproduced pair is stored as given.
+    different = reproduced.items() - stored.items()
+    if not different:
+        return stored, frozenset()
+    stored_keys = stored.keys()
     extra: dict[str, str] = {}
-    for key, value in reproduced.items():
-        if key not in stored:
-            extra[key] = value
-        elif stored[key] != value:
+    for key, value in different:
+        if key in stored_keys:
             raise ContextMismatchError(f"encryption context value for {key!r} does not match")
-    return ({**stored, **extra} if extra else stored), frozenset(extra)
+        extra[key] = value
+    merged = dict(stored.items())
+    merged.update(extra)
+    return merged, frozenset(extra)
 
 
 def _require_keys(required: frozenset[str], context: Mapping[str, str], operation: str) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from ..errors import ConfigurationError, MalformedInputError
-from .materials import _FrozenDict, encode_context_field
+from ..values import EncryptionContext, assemble_context, encode_context_field
 
 __all__ = ["ContextTemplate"]
 
@@ -59,7 +59,7 @@ class ContextTemplate:
     def keys(self) -> tuple[str, ...]:
         return (*self._fixed, *self._variable_keys)
 
-    def build(self, values: Sequence[str]) -> _FrozenDict:
+    def build(self, values: Sequence[str]) -> EncryptionContext:
         """The frozen context: ``fixed`` plus ``zip(variable_keys, values)``, serialized as
         :func:`~kmsenvelope.keyrings.wrapping.encryption_context_aad` would serialize it."""
         encoded = []
@@ -72,7 +72,7 @@ class ContextTemplate:
                 raise MalformedInputError("encryption context must be valid Unicode") from None
         return self._assemble(values, encoded)
 
-    def build_ascii(self, values: Sequence[bytes]) -> _FrozenDict:
+    def build_ascii(self, values: Sequence[bytes]) -> EncryptionContext:
         """:meth:`build` for values given as ASCII bytes (such as base64), which need no re-encoding."""
         try:
             text = [value.decode("ascii") for value in values]
@@ -80,7 +80,7 @@ class ContextTemplate:
             raise MalformedInputError("build_ascii takes ASCII bytes values") from None
         return self._assemble(text, values)
 
-    def _assemble(self, values: Sequence[str], encoded: Sequence[bytes]) -> _FrozenDict:
+    def _assemble(self, values: Sequence[str], encoded: Sequence[bytes]) -> EncryptionContext:
         if len(values) != len(self._variable_keys):
             raise MalformedInputError("a context needs one value per variable template key")
         parts: list[bytes] = []
@@ -96,12 +96,7 @@ class ContextTemplate:
         pairs = self._fixed.copy()
         for key, value in zip(self._variable_keys, values, strict=True):
             pairs[key] = value
-        context = _FrozenDict(pairs)
-        serialized = b"".join(parts)
-        # The slot holds the ESDK header serialization too, which stops at 64 KiB.
-        if len(serialized) <= _MAX_FIELD:
-            context.serialized = serialized
-        return context
+        return assemble_context(pairs, b"".join(parts))
 
     def __repr__(self) -> str:
         return f"ContextTemplate(keys={list(self.keys)!r})"

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from ..errors import MalformedInputError, PolicyError
 from ..suites import CommitmentPolicy, DbeSuite, Suite
+from ..values import EMPTY_CONTEXT, EncryptedDataKey, EncryptionContext, freeze_context
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey, EllipticCurvePublicKey
@@ -25,7 +26,6 @@ __all__ = [
     "EncryptedDataKey",
     "EncryptionMaterials",
     "EncryptionRequest",
-    "freeze_context",
 ]
 
 AnySuite: TypeAlias = Suite | DbeSuite
@@ -33,79 +33,17 @@ AnySuite: TypeAlias = Suite | DbeSuite
 RESERVED_CONTEXT_PREFIX = "aws-crypto-"
 
 
-def freeze_context(context: Mapping[str, str] | None) -> Mapping[str, str]:
-    """A validated, read-only copy of an encryption context."""
-    if type(context) is _FrozenDict:
-        return context
-    if not context:
-        return _EMPTY
-    try:
-        cache_key: tuple[tuple[str, str], ...] | None = tuple(context.items())
-        cached = _FROZEN.get(cache_key)  # type: ignore[arg-type]
-    except TypeError:  # unhashable values: rejected below
-        cache_key, cached = None, None
-    if cached is not None:
-        return cached
-    out: dict[str, str] = {}
-    for key, value in context.items():
-        if not isinstance(key, str) or not isinstance(value, str):
-            raise MalformedInputError("encryption context keys and values must be str")
-        out[key] = value
-    frozen = _FrozenDict(out)
-    if cache_key is not None:
-        remember(_FROZEN, cache_key, frozen)
-    return frozen
-
-
-def encode_context_field(text: str) -> bytes:
-    """One key or value of a serialized encryption context: uint16 length, then UTF-8 bytes."""
-    if type(text) is not str:
-        raise MalformedInputError("encryption context keys and values must be str")
-    try:
-        raw = text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise MalformedInputError("encryption context must be valid Unicode") from None
-    if len(raw) > 0xFFFF:
-        raise MalformedInputError("encryption context key or value longer than 65535 bytes")
-    return len(raw).to_bytes(2, "big") + raw
-
-
 def remember(cache: dict[Any, Any], key: object, value: object) -> None:
-    """Add to a small content-keyed cache of immutable values, emptying it when full."""
-    if len(cache) >= _CONTEXT_CACHE_SIZE:
+    """Add to a small cache of immutable values, emptying it when full.
+
+    Not for encryption contexts: those are never cached across callers (see :mod:`kmsenvelope.values`).
+    """
+    if len(cache) >= _CACHE_SIZE:
         cache.clear()
     cache[key] = value
 
 
-class _FrozenDict(dict[str, str]):
-    """A dict that refuses mutation; hashable by content so materials can be cache keys.
-
-    ``serialized`` caches the ESDK serialization, which keyrings and headers need repeatedly.
-    """
-
-    serialized: bytes | None = None
-
-    def _refuse(self, *args: object, **kwargs: object) -> None:
-        raise TypeError("encryption context is read-only")
-
-    __setitem__ = _refuse
-    __delitem__ = _refuse
-    clear = _refuse
-    pop = _refuse  # type: ignore[assignment]
-    popitem = _refuse  # type: ignore[assignment]
-    setdefault = _refuse  # type: ignore[assignment]
-    update = _refuse
-
-    def __hash__(self) -> int:  # type: ignore[override]
-        return hash(tuple(sorted(self.items())))
-
-
-_EMPTY: Mapping[str, str] = _FrozenDict()
-
-# Contexts repeat across messages (one tenant, one table); validating, freezing and serializing them
-# once per distinct content saves microseconds per message. Values are immutable and hold no secrets.
-_CONTEXT_CACHE_SIZE = 512
-_FROZEN: dict[tuple[tuple[str, str], ...], _FrozenDict] = {}
+_CACHE_SIZE = 512
 
 
 # These values are built several times per message. Their __init__ is written out to set the instance
@@ -114,32 +52,10 @@ _FROZEN: dict[tuple[tuple[str, str], ...], _FrozenDict] = {}
 
 
 @dataclass(frozen=True, init=False)
-class EncryptedDataKey:
-    """One wrapped copy of the data key, as serialized in a message header."""
-
-    provider_id: str
-    provider_info: bytes
-    ciphertext: bytes
-
-    def __init__(self, provider_id: str, provider_info: bytes, ciphertext: bytes) -> None:
-        _set(self, {"provider_id": provider_id, "provider_info": provider_info, "ciphertext": ciphertext})
-
-    def describe(self) -> str:
-        """A short, secret-free description for error messages: provider and printable key info."""
-        info = self.provider_info
-        try:
-            text = info.decode("utf-8")
-            printable = text.isprintable()
-        except UnicodeDecodeError:
-            printable = False
-        return f"{self.provider_id} {text if printable else info[:16].hex()}"
-
-
-@dataclass(frozen=True, init=False)
 class EncryptionRequest:
     """What an encryptor asks a materials manager for."""
 
-    encryption_context: Mapping[str, str]
+    encryption_context: EncryptionContext
     commitment_policy: CommitmentPolicy
     suite: AnySuite | None = None
     max_plaintext_length: int | None = None
@@ -156,7 +72,7 @@ class EncryptionRequest:
         _set(
             self,
             {
-                "encryption_context": encryption_context,
+                "encryption_context": _frozen(encryption_context),
                 "commitment_policy": commitment_policy,
                 "suite": suite,
                 "max_plaintext_length": max_plaintext_length,
@@ -171,9 +87,9 @@ class DecryptionRequest:
 
     suite: AnySuite
     encrypted_data_keys: tuple[EncryptedDataKey, ...]
-    encryption_context: Mapping[str, str]
+    encryption_context: EncryptionContext
     commitment_policy: CommitmentPolicy
-    reproduced_context: Mapping[str, str] = field(default_factory=dict)
+    reproduced_context: EncryptionContext = EMPTY_CONTEXT
 
     def __init__(
         self,
@@ -181,16 +97,16 @@ class DecryptionRequest:
         encrypted_data_keys: tuple[EncryptedDataKey, ...],
         encryption_context: Mapping[str, str],
         commitment_policy: CommitmentPolicy,
-        reproduced_context: Mapping[str, str] | None = None,
+        reproduced_context: Mapping[str, str] | None = EMPTY_CONTEXT,
     ) -> None:
         _set(
             self,
             {
                 "suite": suite,
                 "encrypted_data_keys": encrypted_data_keys,
-                "encryption_context": encryption_context,
+                "encryption_context": _frozen(encryption_context),
                 "commitment_policy": commitment_policy,
-                "reproduced_context": {} if reproduced_context is None else reproduced_context,
+                "reproduced_context": _frozen(reproduced_context),
             },
         )
 
@@ -200,7 +116,7 @@ class EncryptionMaterials:
     """Everything needed to encrypt one message."""
 
     suite: AnySuite
-    encryption_context: Mapping[str, str]
+    encryption_context: EncryptionContext
     encrypted_data_keys: tuple[EncryptedDataKey, ...] = ()
     plaintext_data_key: bytes | None = field(default=None, repr=False)
     signing_key: EllipticCurvePrivateKey | None = field(default=None, repr=False)
@@ -221,7 +137,7 @@ class EncryptionMaterials:
             self,
             {
                 "suite": suite,
-                "encryption_context": encryption_context,
+                "encryption_context": _frozen(encryption_context),
                 "encrypted_data_keys": encrypted_data_keys,
                 "plaintext_data_key": plaintext_data_key,
                 "signing_key": signing_key,
@@ -285,7 +201,7 @@ class DecryptionMaterials:
     """Everything needed to decrypt one message."""
 
     suite: AnySuite
-    encryption_context: Mapping[str, str]
+    encryption_context: EncryptionContext
     plaintext_data_key: bytes | None = field(default=None, repr=False)
     verification_key: EllipticCurvePublicKey | None = field(default=None, repr=False)
     required_context_keys: frozenset[str] = frozenset()
@@ -304,7 +220,7 @@ class DecryptionMaterials:
             self,
             {
                 "suite": suite,
-                "encryption_context": encryption_context,
+                "encryption_context": _frozen(encryption_context),
                 "plaintext_data_key": plaintext_data_key,
                 "verification_key": verification_key,
                 "required_context_keys": required_context_keys,
@@ -337,6 +253,13 @@ class DecryptionMaterials:
 
 def _set(value: object, fields: dict[str, Any]) -> None:
     object.__setattr__(value, "__dict__", fields)
+
+
+def _frozen(context: Mapping[str, str] | None) -> EncryptionContext:
+    # Materials are built several times per message, almost always from an EncryptionContext.
+    if context.__class__ is EncryptionContext:
+        return context
+    return freeze_context(context)
 
 
 def check_data_key(suite: AnySuite, key: bytes) -> None:

@@ -15,10 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ..errors import ConfigurationError, MalformedInputError, PolicyError
-from ..materials.materials import EncryptedDataKey
 from ..suites import Suite
+from ..values import EncryptedDataKey, EncryptionContext, freeze_context, parse_context, serialize_context
 from .codec import TruncatedInputError, u16, u32
-from .context import parse_context, serialize_context
 
 __all__ = [
     "CONTENT_FRAMED",
@@ -34,6 +33,7 @@ CONTENT_FRAMED = 2
 MAX_FRAME_LENGTH = 2**31 - 1
 _V1_TYPE = 0x80
 _COMMITMENT_LENGTH = 32
+_MAX_U16 = 0xFFFF
 
 
 @dataclass(frozen=True)
@@ -66,14 +66,18 @@ class DecryptLimits:
             raise ConfigurationError("max_message_size must be at least 1")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class MessageHeader:
-    """A parsed message header. ``body`` is the exact serialized header body that was authenticated."""
+    """A parsed message header. ``body`` is the exact serialized header body that was authenticated.
+
+    ``encryption_context`` holds the stored pairs; it serializes canonically even when the header
+    stored them out of order (``body`` keeps the bytes as stored).
+    """
 
     version: int
     suite: Suite
     message_id: bytes
-    encryption_context: Mapping[str, str]
+    encryption_context: EncryptionContext
     encrypted_data_keys: tuple[EncryptedDataKey, ...]
     content_type: int
     frame_length: int
@@ -81,6 +85,39 @@ class MessageHeader:
     header_iv: bytes = field(default=b"", repr=False)
     header_tag: bytes = field(default=b"", repr=False)
     body: bytes = field(default=b"", repr=False)
+
+    def __init__(
+        self,
+        version: int,
+        suite: Suite,
+        message_id: bytes,
+        encryption_context: Mapping[str, str],
+        encrypted_data_keys: tuple[EncryptedDataKey, ...],
+        content_type: int,
+        frame_length: int,
+        commitment: bytes = b"",
+        header_iv: bytes = b"",
+        header_tag: bytes = b"",
+        body: bytes = b"",
+    ) -> None:
+        # One step instead of eleven frozen-field assignments: a header is parsed for every message.
+        object.__setattr__(
+            self,
+            "__dict__",
+            {
+                "version": version,
+                "suite": suite,
+                "message_id": message_id,
+                "encryption_context": freeze_context(encryption_context),
+                "encrypted_data_keys": encrypted_data_keys,
+                "content_type": content_type,
+                "frame_length": frame_length,
+                "commitment": commitment,
+                "header_iv": header_iv,
+                "header_tag": header_tag,
+                "body": body,
+            },
+        )
 
     @property
     def framed(self) -> bool:
@@ -145,8 +182,13 @@ def serialize_header_body(
     frame_length: int,
     commitment: bytes,
 ) -> bytes:
-    """The header body for a framed message of the suite's message format version."""
+    """The header body for a framed message of the suite's message format version.
+
+    The context is always written canonically (sorted by UTF-8 key bytes), whatever mapping is given.
+    """
     context = serialize_context(stored_context)
+    if len(context) > _MAX_U16:
+        raise MalformedInputError("serialized encryption context longer than 65535 bytes")
     aad = u16(len(context)) + context
     content = bytes([CONTENT_FRAMED])
     if suite.message_version == 2:
@@ -289,21 +331,22 @@ def _parse_edks(
             f"message has {count} encrypted data keys, more than the limit {limits.max_encrypted_data_keys}"
         )
     edks = []
+    max_size = limits.max_header_size
     for _ in range(count):
         fields = []
         for what in ("EDK provider id", "EDK provider info", "EDK ciphertext"):
             if pos + 2 > end:
                 raise TruncatedInputError(f"truncated input: {what} length")
-            length = int.from_bytes(buf[pos : pos + 2], "big")
+            length = (buf[pos] << 8) | buf[pos + 1]
             pos += 2 + length
             # The limit is checked before truncation, so every input type gets the same error.
-            _check_header_size(pos, limits)
+            if pos > max_size:
+                _check_header_size(pos, limits)
             if pos > end:
                 raise TruncatedInputError(f"truncated input: {what}")
             fields.append(buf[pos - length : pos])
-        _check_header_size(pos, limits)
         try:
-            provider_id = fields[0].decode("utf-8")
+            provider_id = fields[0].decode()
         except UnicodeDecodeError:
             raise MalformedInputError("EDK provider id is not valid UTF-8") from None
         edks.append(EncryptedDataKey(provider_id, fields[1], fields[2]))

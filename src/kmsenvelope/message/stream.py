@@ -19,9 +19,9 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, BinaryIO
 
 from ..errors import MalformedInputError, PolicyError
-from ..materials.materials import freeze_context
 from ..primitives.aead import AesGcm
 from ..primitives.ecdsa import Signer, Verifier
+from ..values import freeze_context
 from . import body as body_mod
 from . import footer
 from .codec import TruncatedInputError

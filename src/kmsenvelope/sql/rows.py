@@ -33,12 +33,13 @@ from sqlalchemy.types import LargeBinary, TypeDecorator
 
 from ..errors import ConfigurationError, MalformedInputError, PolicyError
 from ..materials.cmm import as_materials_manager
-from ..materials.materials import RESERVED_CONTEXT_PREFIX, freeze_context
+from ..materials.materials import RESERVED_CONTEXT_PREFIX
 from ..materials.protocols import Keyring, MaterialsManager
 from ..structured.decrypt import decrypt_record
 from ..structured.encrypt import encrypt_record
 from ..structured.model import BINARY_TYPE, FOOTER_FIELD, HEADER_FIELD, Action, Terminal
 from ..suites import DbeSuite
+from ..values import freeze_context
 from . import codec
 from .types import TABLE_KEY
 

@@ -30,7 +30,8 @@ from ..errors import (
     MalformedInputError,
     PolicyError,
 )
-from ..materials.materials import RESERVED_CONTEXT_PREFIX, freeze_context
+from ..materials.materials import RESERVED_CONTEXT_PREFIX
+from ..values import freeze_context
 from . import codec
 
 if TYPE_CHECKING:

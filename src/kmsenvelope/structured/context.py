@@ -11,7 +11,7 @@ import binascii
 from collections.abc import Mapping
 
 from ..errors import MalformedInputError
-from ..keyrings.wrapping import encryption_context_aad
+from ..values import serialize_context as canonical_context
 from .model import Terminal
 
 __all__ = [
@@ -53,11 +53,11 @@ def serialize_context(context: Mapping[str, str]) -> bytes:
     """Header encoding of an encryption context: uint16 count (0 allowed), pairs sorted by UTF-8 key.
 
     Only the empty context differs from the keyrings' canonical AAD (two zero bytes instead of none),
-    so the AAD already computed for the keyring is reused.
+    so the serialization an :class:`~kmsenvelope.values.EncryptionContext` carries is reused.
     """
     if not context:
         return b"\x00\x00"
-    return encryption_context_aad(context)
+    return canonical_context(context)
 
 
 def encode_terminal(terminal: Terminal) -> str:

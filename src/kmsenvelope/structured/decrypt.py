@@ -113,7 +113,7 @@ def decrypt_record(
     header_value: bytes,
     footer_value: bytes,
     manager: MaterialsManager,
-    context: dict[str, str],
+    context: Mapping[str, str],
     required_keys: Iterable[str],
     layout: DecryptLayout | None = None,
 ) -> DecryptedRecord:
@@ -148,7 +148,7 @@ def decrypt_record(
         extra = v2_context({name: signed[name] for name in context_names})
         if not extra.keys().isdisjoint(context):
             raise PolicyError("version 2 record context collides with the caller's encryption context")
-        context.update(extra)
+        context = {**context, **extra}
         required |= extra.keys()
 
     suite = header.suite

@@ -121,7 +121,7 @@ def encrypt_record(
     actions: Mapping[str, Action],
     manager: MaterialsManager,
     suite: DbeSuite,
-    context: dict[str, str],
+    context: Mapping[str, str],
     required_keys: Iterable[str],
     layout: EncryptLayout | None = None,
 ) -> EncryptedRecord:
@@ -146,7 +146,7 @@ def seal_record(
     record: Mapping[str, Terminal],
     manager: MaterialsManager,
     suite: DbeSuite,
-    context: dict[str, str],
+    context: Mapping[str, str],
     required_keys: Iterable[str],
     layout: EncryptLayout,
 ) -> SealedRecord:
@@ -166,7 +166,7 @@ def seal_record(
         extra = v2_context({name: record[name] for name in layout.context_names})
         if not extra.keys().isdisjoint(context):
             raise PolicyError("version 2 record context collides with the caller's encryption context")
-        context.update(extra)
+        context = {**context, **extra}
         required |= extra.keys()
 
     direct = (
@@ -214,7 +214,7 @@ def _materials(
     record: Mapping[str, Terminal],
     manager: MaterialsManager,
     suite: DbeSuite,
-    context: dict[str, str],
+    context: Mapping[str, str],
     required: frozenset[str],
     layout: EncryptLayout,
 ) -> EncryptionMaterials:

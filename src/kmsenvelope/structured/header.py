@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..errors import AuthenticationError, MalformedInputError
-from ..materials.materials import EncryptedDataKey
 from ..primitives.kdf import hkdf_many, hmac_digest
 from ..suites import DbeSuite
+from ..values import EMPTY_CONTEXT, EncryptedDataKey, EncryptionContext, assemble_context, freeze_context
 from .context import serialize_context
 from .model import LEGEND_ACTIONS
 
@@ -50,7 +50,7 @@ class Header:
     suite: DbeSuite
     message_id: bytes
     legend: bytes
-    stored_context: Mapping[str, str]
+    stored_context: EncryptionContext
     encrypted_data_keys: tuple[EncryptedDataKey, ...]
     raw: bytes = field(repr=False)
 
@@ -73,7 +73,7 @@ class Header:
                 "suite": suite,
                 "message_id": message_id,
                 "legend": legend,
-                "stored_context": stored_context,
+                "stored_context": freeze_context(stored_context),
                 "encrypted_data_keys": encrypted_data_keys,
                 "raw": raw,
             },
@@ -180,6 +180,7 @@ def parse_header(data: bytes) -> Header:
 
     if end - pos < 2:
         raise MalformedInputError("record header truncated in encryption context count")
+    context_start = pos
     count = (data[pos] << 8) | data[pos + 1]
     pos += 2
     context: dict[str, str] = {}
@@ -201,6 +202,9 @@ def parse_header(data: bytes) -> Header:
             raise MalformedInputError("record header encryption context keys are not strictly ascending")
         previous = key
         context[_utf8(key, "encryption context")] = _utf8(value, "encryption context")
+
+    # Strictly ascending keys: the bytes read are the canonical serialization (empty: none at all).
+    stored_context = assemble_context(context, data[context_start:pos]) if count else EMPTY_CONTEXT
 
     if end - pos < 1:
         raise MalformedInputError("record header truncated in encrypted data key count")
@@ -224,7 +228,7 @@ def parse_header(data: bytes) -> Header:
         edks.append(EncryptedDataKey(_utf8(provider_id, "provider id"), provider_info, ciphertext))
     if pos != end:
         raise MalformedInputError("unexpected bytes before the record header commitment")
-    return Header(version, suite, message_id, legend, context, tuple(edks), data)
+    return Header(version, suite, message_id, legend, stored_context, tuple(edks), data)
 
 
 def _utf8(raw: bytes, what: str) -> str:

@@ -21,10 +21,11 @@ from collections.abc import Iterable, Mapping
 from ..errors import MalformedInputError, NoUsableKeyError, PolicyError
 from ..keyrings.multi import as_wrapping_keyring
 from ..materials.cmm import PUBLIC_KEY_CONTEXT_KEY
-from ..materials.materials import EncryptedDataKey, EncryptionMaterials, freeze_context
+from ..materials.materials import EncryptionMaterials
 from ..materials.protocols import Keyring, MaterialsManager
 from ..primitives import ecdsa
 from ..primitives.kdf import constant_time_equal, hmac_digest
+from ..values import EncryptedDataKey, freeze_context
 from .context import serialize_context, v2_context
 from .decrypt import _legend_plan, _materials
 from .footer import TAG_LENGTH, canonical_hash, make_footer, verify_footer
@@ -41,7 +42,7 @@ def rewrap_record(
     header_value: bytes,
     footer_value: bytes,
     manager: MaterialsManager,
-    context: dict[str, str],
+    context: Mapping[str, str],
     required_keys: Iterable[str],
     new: Keyring,
     *,
@@ -85,7 +86,7 @@ def rewrap_record(
         extra = v2_context({name: signed[name] for name in context_names})
         if not extra.keys().isdisjoint(context):
             raise PolicyError("version 2 record context collides with the caller's encryption context")
-        context.update(extra)
+        context = {**context, **extra}
         required |= extra.keys()
 
     # Verify the old record exactly as decrypt does, without decrypting any attribute.
