@@ -270,7 +270,7 @@ def test_branch_key_versions_are_read_without_a_cache() -> None:
     """The version a hierarchical EDK names is unauthenticated input: formatted, never cached."""
     import uuid
 
-    from kmsenvelope.keyrings.hierarchical import _version_string
+    from kmsenvelope.keyrings.hierarchical_rules import _version_string
 
     assert not hasattr(_version_string, "cache_info")
     for _ in range(50):
