@@ -17,7 +17,12 @@ def error_code(exc: pytest.ExceptionInfo[ClientError]) -> str:
 
 
 def test_patches_are_named_and_installed(local_aws: LocalAws) -> None:
-    assert [p.name for p in moto_patches.PATCHES] == ["MRK_CIPHERTEXT", "RSA_DECRYPT", "KEY_STATE"]
+    assert [p.name for p in moto_patches.PATCHES] == [
+        "MRK_CIPHERTEXT",
+        "RSA_DECRYPT",
+        "KEY_STATE",
+        "S3_COPY_SOURCE_IF_MATCH",
+    ]
     assert all(p.aws_behaviour for p in moto_patches.PATCHES)
     assert moto_patches.active()
 
@@ -132,3 +137,44 @@ def test_suspended_is_reverted_even_on_error(local_aws: LocalAws) -> None:
         assert not moto_patches.active()
         raise RuntimeError("boom")
     assert moto_patches.active()
+
+
+# -- 4. S3_COPY_SOURCE_IF_MATCH -------------------------------------------------------------------
+
+
+def test_upload_part_copy_checks_the_source_etag(local_aws: LocalAws) -> None:
+    s3 = local_aws.client("s3", "us-east-1")
+    bucket = f"patch-{os.urandom(6).hex()}"
+    s3.create_bucket(Bucket=bucket)
+    etag = s3.put_object(Bucket=bucket, Key="src", Body=b"0123456789" * 100)["ETag"]
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="dst")["UploadId"]
+
+    def copy(if_match: str) -> dict[str, object]:
+        return s3.upload_part_copy(  # type: ignore[no-any-return]
+            Bucket=bucket,
+            Key="dst",
+            UploadId=upload,
+            PartNumber=1,
+            CopySource={"Bucket": bucket, "Key": "src"},
+            CopySourceRange="bytes=10-19",
+            CopySourceIfMatch=if_match,
+        )
+
+    assert copy(etag)["CopyPartResult"]
+    with pytest.raises(ClientError) as refused:
+        copy('"0123456789abcdef0123456789abcdef"')
+    assert error_code(refused) == "PreconditionFailed"
+    with moto_patches.suspended():
+        assert copy('"0123456789abcdef0123456789abcdef"')["CopyPartResult"]  # moto alone ignores it
+    s3.abort_multipart_upload(Bucket=bucket, Key="dst", UploadId=upload)
+
+
+def test_recorder_counts_body_bytes_both_ways(local_aws: LocalAws) -> None:
+    s3 = local_aws.client("s3", "us-east-1")
+    bucket = f"bytes-{os.urandom(6).hex()}"
+    s3.create_bucket(Bucket=bucket)
+    local_aws.reset()
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x" * 1000)
+    s3.get_object(Bucket=bucket, Key="k", Range="bytes=0-99")["Body"].read()
+    put, get = local_aws.requests(service="s3")
+    assert (put.request_bytes, get.request_bytes, get.response_bytes) == (1000, 0, 100)

@@ -39,6 +39,8 @@ _EXPORTS: dict[str, str] = {
     "HierarchicalKeyring": ".keyrings.hierarchical",
     "StaticBranchKeyStore": ".aws.key_store",
     "stats": ".aws.accounting",
+    "rewrap": ".rewrapping",
+    "rewrap_stream": ".rewrapping",
 }
 
 __all__ = sorted([*_EXPORTS, "errors"])
@@ -64,6 +66,8 @@ if TYPE_CHECKING:
     from .materials.protocols import Keyring as Keyring
     from .materials.protocols import MaterialsManager as MaterialsManager
     from .message.header import MessageHeader as MessageHeader
+    from .rewrapping import rewrap as rewrap
+    from .rewrapping import rewrap_stream as rewrap_stream
     from .suites import CommitmentPolicy as CommitmentPolicy
     from .suites import Suite as Suite
 

@@ -16,6 +16,8 @@ from .clients import ClientSupplier, KmsClientSupplier
 
 if TYPE_CHECKING:
     from .branch_key_store import KeyStore as KeyStore
+    from .s3_rewrap import S3RewrapResult as S3RewrapResult
+    from .s3_rewrap import rewrap_object as rewrap_object
 
 __all__ = [
     "ClientSupplier",
@@ -25,11 +27,13 @@ __all__ = [
     "KmsCall",
     "KmsClientSupplier",
     "KmsStats",
+    "S3RewrapResult",
     "accounting",
     "arn",
     "is_mrk",
     "mrk_match",
     "parse_arn",
+    "rewrap_object",
     "stats",
 ]
 
@@ -39,4 +43,8 @@ def __getattr__(name: str) -> Any:
         from .branch_key_store import KeyStore
 
         return KeyStore
+    if name in ("rewrap_object", "S3RewrapResult"):  # imports the envelope layer: only when asked
+        from . import s3_rewrap
+
+        return getattr(s3_rewrap, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

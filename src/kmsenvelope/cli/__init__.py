@@ -65,8 +65,9 @@ def _register() -> None:
     from .bench_cmd import bench
     from .commands import decrypt, encrypt, keygen
     from .inspect import inspect
+    from .rewrap_cmd import rewrap
 
-    for command in (keygen, encrypt, decrypt, inspect, bench):
+    for command in (keygen, encrypt, decrypt, inspect, bench, rewrap):
         command.epilog = EXIT_CODE_EPILOG
         cli.add_command(command)
 

@@ -187,6 +187,29 @@ class ItemEncryptor:
             out = self._search.strip(out)
         return out, result
 
+    def rewrap_item(
+        self, item: Item, new: Keyring, *, keep_old: bool = False, resign: bool = False
+    ) -> dict[str, Any]:
+        """``item`` with its data key wrapped by ``new``: new EDKs in ``aws_dbe_head``, new recipient
+        tags (and signature, with ``resign=True``) in ``aws_dbe_foot``, every other attribute as it was.
+
+        The item is verified first with this encryptor's keyring, as :meth:`decrypt_item` verifies it;
+        nothing is decrypted. Signed suites need ``resign=True``. See ``docs/rewrap.md``.
+        """
+        from ..structured.rewrap import rewrap_record
+
+        names, layout = self._decrypt_plan(item)
+        header, footer = _binary(item, HEADER_FIELD), _binary(item, FOOTER_FIELD)
+        if not header or header[0] not in (1, 2):
+            raise MalformedInputError("unsupported item header version")
+        record = {name: serialize(item[name]) for name in names}
+        context, required = self._base_context(header[0], record)
+        new_header, new_footer = rewrap_record(
+            self._table, record, header, footer, self._manager, context, required, new,
+            keep_old=keep_old, resign=resign, layout=layout,
+        )  # fmt: skip
+        return {**item, HEADER_FIELD: {"B": new_header}, FOOTER_FIELD: {"B": new_footer}}
+
     def encrypt_python_item(self, item: Mapping[str, Any]) -> dict[str, Any]:
         """:meth:`encrypt_item` for boto3 resource-style values (``Decimal``, ``set``, ``Binary``...)."""
         return self._from_client(self.encrypt_item(self._to_client(item)))

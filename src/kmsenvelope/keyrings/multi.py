@@ -12,7 +12,7 @@ from ..errors import ConfigurationError, EdkFailure, KmsEnvelopeError, NoUsableK
 from ..materials.materials import DecryptionMaterials, EncryptedDataKey, EncryptionMaterials
 from ..materials.protocols import Keyring
 
-__all__ = ["MultiKeyring"]
+__all__ = ["MultiKeyring", "as_wrapping_keyring"]
 
 
 class MultiKeyring:
@@ -72,3 +72,15 @@ class MultiKeyring:
 
     def __repr__(self) -> str:
         return f"MultiKeyring(generator={self._generator!r}, children={list(self._children)!r})"
+
+
+def as_wrapping_keyring(keyring: Keyring) -> Keyring:
+    """``keyring`` with every multi-keyring generator demoted to a child, for wrapping an existing data key.
+
+    A generator must refuse materials that already hold a data key (multi-keyring spec, OnEncrypt); a
+    rewrap has one, and wants every keyring it was given to wrap it.
+    """
+    if isinstance(keyring, MultiKeyring) and keyring.generator is not None:
+        members = (keyring.generator, *keyring.children)
+        return MultiKeyring(None, [as_wrapping_keyring(member) for member in members])
+    return keyring

@@ -8,6 +8,7 @@ which is how AWS throttling and network trouble look to botocore's retry logic.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import re
@@ -45,6 +46,10 @@ class RecordedRequest:
     """The injected fault this request received, if any."""
     access_key_id: str = ""
     """The access key id the request was signed with (never the secret)."""
+    request_bytes: int = 0
+    """Length of the request body (what the client uploaded)."""
+    response_bytes: int = 0
+    """Length of the response body (what the client downloaded); 0 for injected faults."""
 
     @property
     def key_id(self) -> str | None:
@@ -134,20 +139,28 @@ class Interceptor:
             fault = next((f for f in state.faults if f.matches(service, operation, region)), None)
             if fault is not None:
                 fault.remaining -= 1
-            state.requests.append(
-                RecordedRequest(
-                    service=service,
-                    operation=operation,
-                    region=region,
-                    params=MappingProxyType(params),
-                    timestamp=time.time(),
-                    fault=fault.error if fault is not None else None,
-                    access_key_id=access_key_id,
-                )
+            record = RecordedRequest(
+                service=service,
+                operation=operation,
+                region=region,
+                params=MappingProxyType(params),
+                timestamp=time.time(),
+                fault=fault.error if fault is not None else None,
+                access_key_id=access_key_id,
+                request_bytes=len(body),
             )
+            state.requests.append(record)
 
         if fault is None:
-            return self._app(environ, start_response)
+            # moto builds whole responses anyway; holding them lets the record carry their size.
+            chunks = list(self._app(environ, start_response))
+            sized = dataclasses.replace(record, response_bytes=sum(len(chunk) for chunk in chunks))
+            with self._lock:
+                for index in range(len(state.requests) - 1, -1, -1):
+                    if state.requests[index] is record:
+                        state.requests[index] = sized
+                        break
+            return chunks
         if fault.error == TIMEOUT:
             # Hold the connection until the client has given up; reset() releases it early.
             state.release.wait(fault.stall_seconds)
@@ -181,7 +194,9 @@ def _operation(environ: Mapping[str, Any], body: bytes) -> tuple[str, dict[str, 
             decoded = {}
         params = dict(decoded) if isinstance(decoded, dict) else {}
     else:
-        form = parse_qs(body.decode("utf-8", "replace")) if body else {}
+        # Only query-protocol requests are forms; parsing an S3 object body as one takes seconds per MiB.
+        is_form = str(environ.get("CONTENT_TYPE", "")).startswith("application/x-www-form-urlencoded")
+        form = parse_qs(body.decode("utf-8", "replace")) if body and is_form else {}
         params = {k: v[0] if len(v) == 1 else v for k, v in form.items()}
         operation = str(params.get("Action", "")) or str(environ.get("PATH_INFO", ""))
     for name in _REDACTED:

@@ -1,4 +1,4 @@
-"""Narrow patches that make moto's KMS (moto 5.x) behave like AWS KMS where kmsenvelope depends on it.
+"""Narrow patches that make moto (5.x) behave like AWS KMS and S3 where kmsenvelope depends on it.
 
 Each patch names the AWS behaviour it restores; ``docs/testing.md`` lists them and each has a test in
 ``tests/test_testing_moto_patches.py``. They are applied while a :func:`~kmsenvelope.testing.local_aws`
@@ -13,6 +13,9 @@ server runs and reverted when the last one stops.
 3. ``KEY_STATE`` -- moto encrypts and decrypts with disabled keys. AWS refuses a disabled key with
    ``DisabledException`` and a key pending deletion (or otherwise unusable) with
    ``KMSInvalidStateException``.
+4. ``S3_COPY_SOURCE_IF_MATCH`` -- moto's S3 ``UploadPartCopy`` ignores ``x-amz-copy-source-if-match``.
+   AWS answers 412 ``PreconditionFailed`` when the source object's ETag is not the one given, so a
+   copy never mixes bytes of two versions of an object.
 """
 
 from __future__ import annotations
@@ -182,6 +185,34 @@ def _install_rsa_decrypt() -> Callable[[], None]:
     return _setattr(KmsResponse, "decrypt", decrypt)
 
 
+# -- 4. S3 UploadPartCopy preconditions ------------------------------------------------------------
+
+
+def _install_copy_source_if_match() -> Callable[[], None]:
+    from urllib.parse import parse_qs, unquote, urlparse
+
+    from moto.s3.exceptions import PreconditionFailed
+    from moto.s3.responses import S3Response
+
+    original = S3Response.upload_part_copy
+
+    def upload_part_copy(self: Any) -> Any:
+        expected = self.headers.get("x-amz-copy-source-if-match")
+        source = self.headers.get("x-amz-copy-source")
+        if expected and source:
+            if isinstance(source, bytes):
+                source = source.decode("utf-8")
+            parsed = urlparse(source)
+            bucket, key_name = unquote(parsed.path).lstrip("/").split("/", 1)
+            version = parse_qs(parsed.query).get("versionId", [None])[0]
+            key = self.backend.get_object(bucket, key_name, version_id=version)
+            if key is not None and expected.strip() != "*" and expected.strip('" ') != key.etag.strip('"'):
+                raise PreconditionFailed("x-amz-copy-source-If-Match")
+        return original(self)
+
+    return _setattr(S3Response, "upload_part_copy", upload_part_copy)
+
+
 PATCHES: tuple[MotoPatch, ...] = (
     MotoPatch(
         "MRK_CIPHERTEXT",
@@ -197,6 +228,12 @@ PATCHES: tuple[MotoPatch, ...] = (
         "KEY_STATE",
         "disabled keys fail with DisabledException, keys pending deletion with KMSInvalidStateException",
         _install_key_state,
+    ),
+    MotoPatch(
+        "S3_COPY_SOURCE_IF_MATCH",
+        "S3 UploadPartCopy fails with 412 PreconditionFailed unless the source's ETag is the one in "
+        "x-amz-copy-source-if-match",
+        _install_copy_source_if_match,
     ),
 )
 
