@@ -81,7 +81,8 @@ class FileCheckpoint:
         self._append({"job": job, "reset": True})
 
     def _append(self, entry: Mapping[str, Any]) -> None:
-        data = (json.dumps(entry, sort_keys=True) + "\n").encode("utf-8")
+        # Each entry starts a new line, so one torn by a crash never swallows the next.
+        data = ("\n" + json.dumps(entry, sort_keys=True)).encode("utf-8")
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             os.write(fd, data)  # one O_APPEND write: lines of concurrent writers never interleave
