@@ -104,6 +104,9 @@ def test_import_kmsenvelope_bulk_is_light() -> None:
     import subprocess
     import sys
 
-    code = "import kmsenvelope.bulk, sys; print(any(m.split('.')[0] in ('dask', 'distributed', 'boto3', 'botocore') for m in sys.modules))"
+    code = (
+        "import kmsenvelope, kmsenvelope.bulk, sys; "
+        "print(any(m.split('.')[0] in ('dask', 'distributed', 'boto3', 'botocore') for m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
