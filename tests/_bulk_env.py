@@ -150,3 +150,19 @@ class CrashAfter:
         if self.limit is not None and len(self.writes) >= self.limit:
             raise Crash(f"killed after {self.limit} writes")
         self.writes.append((params["Key"]["pk"]["S"], params["Key"]["sk"]["S"]))
+
+
+def start_dask() -> Any:
+    """A Dask LocalCluster of 2 worker processes (1 thread each) and its client; close both after.
+
+    Workers build AWS clients from their own credential chain: the environment, set here for them.
+    """
+    import distributed
+
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    cluster = distributed.LocalCluster(
+        n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None, silence_logs=40
+    )
+    return cluster, distributed.Client(cluster)

@@ -99,6 +99,10 @@ class _FrozenDict(dict[str, str]):
     def __hash__(self) -> int:  # type: ignore[override]
         return hash(tuple(sorted(self.items())))
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # pickle's default for dict subclasses fills the copy with __setitem__, which is refused here.
+        return (_FrozenDict, (dict(self),))
+
 
 _EMPTY: Mapping[str, str] = _FrozenDict()
 
