@@ -402,3 +402,62 @@ def test_the_exported_names_stay_functions_after_every_import() -> None:
     from kmsenvelope import aws
 
     assert aws.rewrap_object.__name__ == "rewrap_object"
+
+
+class _Discard(io.RawIOBase):
+    """A sink that keeps nothing but a byte count and a running hash of what it was given."""
+
+    def __init__(self) -> None:
+        import hashlib
+
+        self.count = 0
+        self.digest = hashlib.sha256()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.count += len(data)
+        self.digest.update(data)
+        return len(data)
+
+
+@pytest.mark.parametrize(
+    "suite", [Suite.AES_256_GCM_HKDF_SHA512_COMMIT_KEY, Suite.AES_256_GCM_HKDF_SHA512_COMMIT_KEY_ECDSA_P384]
+)
+def test_stream_memory_stays_bounded_by_the_copy_buffer(suite: Suite) -> None:
+    import hashlib
+    import tracemalloc
+
+    old, new = RawAesKeyring("ns", "old", OLD_AES), RawAesKeyring("ns", "new", NEW_AES)
+    message = Envelope(old, suite=suite, frame_length=4 * 1024 * 1024).encrypt(os.urandom(24 * 1024 * 1024))
+    src, sink = io.BytesIO(message), _Discard()
+    tracemalloc.start()
+    try:
+        header = kmsenvelope.rewrap_stream(
+            cast(BinaryIO, src), cast(BinaryIO, sink), old, new, resign=suite.signing
+        )
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 3 * 1024 * 1024, peak  # 4 MiB frames, a 1 MiB copy buffer, a 24 MiB message
+    old_header = Envelope(old).parse_header(message)
+    new_header = header.body + header.header_iv + header.header_tag
+    if suite.signing:
+        # Header, the same body, and a footer of 2 + at most 104 bytes in place of the old one.
+        old_footer = len(message) - _signed_body_end(message)
+        extra = sink.count - len(new_header) - (len(message) - old_header.size - old_footer)
+        assert 2 < extra <= 2 + 104
+    else:
+        assert sink.count == len(new_header) + len(message) - old_header.size
+        assert sink.digest.hexdigest() == hashlib.sha256(new_header + message[old_header.size :]).hexdigest()
+
+
+def _signed_body_end(message: bytes) -> int:
+    from kmsenvelope.message.body import scan_framed
+    from kmsenvelope.message.codec import Reader
+
+    header = Envelope(RawAesKeyring("x", "y", bytes(32))).parse_header(message)
+    reader = Reader(message, header.size)
+    scan_framed(reader, header.frame_length)
+    return reader.pos

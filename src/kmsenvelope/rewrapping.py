@@ -23,7 +23,7 @@ from typing import BinaryIO
 
 from .errors import ConfigurationError, MalformedInputError, NoUsableKeyError, PolicyError
 from .keyrings.multi import as_wrapping_keyring
-from .materials.cmm import PUBLIC_KEY_CONTEXT_KEY, as_materials_manager, check_suite_policy
+from .materials.cmm import PUBLIC_KEY_CONTEXT_KEY, DefaultMaterials, as_materials_manager, check_suite_policy
 from .materials.materials import DecryptionMaterials, DecryptionRequest, EncryptionMaterials, freeze_context
 from .materials.protocols import Keyring, MaterialsManager
 from .message import body as body_mod
@@ -37,7 +37,7 @@ from .primitives import ecdsa
 from .primitives.aead import AesGcm
 from .primitives.ecdsa import Signer, Verifier
 from .primitives.kdf import constant_time_equal
-from .suites import CommitmentPolicy
+from .suites import CommitmentPolicy, Suite
 
 __all__ = ["rewrap", "rewrap_stream"]
 
@@ -216,16 +216,7 @@ def rewrap_header(
     if not callable(getattr(new, "on_encrypt", None)):
         raise ConfigurationError("new must be a keyring (it wraps the message's existing data key)")
     suite = header.suite
-    if suite.signing and not resign:
-        raise PolicyError(
-            f"{suite.name} messages are signed and the signature covers the header: rewrapping must "
-            "re-sign with a fresh key pair; pass resign=True (the rewrapper then signs as a writer)"
-        )
-    if suite.signing and keep_old:
-        raise PolicyError(
-            "keep_old cannot be combined with resign: re-signing replaces aws-crypto-public-key, to "
-            "which the old encrypted data keys are bound through the context"
-        )
+    check_signing_options(suite, keep_old=keep_old, resign=resign)
     materials, aead = _open(header, old, context, commitment_policy)
     data_key = materials.plaintext_data_key
     assert data_key is not None  # open() has checked it against the header tag
@@ -287,6 +278,20 @@ def rewrap_header(
     return RewrappedHeader(body + auth, header.size, signer, verifier)
 
 
+def check_signing_options(suite: Suite, *, keep_old: bool, resign: bool) -> None:
+    """Refuse what a signed suite forbids: no re-signing, or re-signing while keeping the old EDKs."""
+    if suite.signing and not resign:
+        raise PolicyError(
+            f"{suite.name} messages are signed and the signature covers the header: rewrapping must "
+            "re-sign with a fresh key pair; pass resign=True (the rewrapper then signs as a writer)"
+        )
+    if suite.signing and keep_old:
+        raise PolicyError(
+            "keep_old cannot be combined with resign: re-signing replaces aws-crypto-public-key, to "
+            "which the old encrypted data keys are bound through the context"
+        )
+
+
 def _open(
     header: MessageHeader,
     old: Keyring | MaterialsManager,
@@ -302,8 +307,10 @@ def _open(
         raise ConfigurationError("commitment_policy must be a CommitmentPolicy")
     if callable(getattr(old, "decrypt_materials", None)):
         manager: MaterialsManager = old  # type: ignore[assignment]
+    elif callable(getattr(old, "on_decrypt", None)):
+        manager = DefaultMaterials(old)  # type: ignore[arg-type]
     else:
-        manager = as_materials_manager(old)
+        manager = as_materials_manager(old)  # raises the usual ConfigurationError
     reproduced = freeze_context(context)
     check_suite_policy(header.suite, policy, encrypting=False)
     check_reproduced_context(header, reproduced)

@@ -21,7 +21,7 @@ from ..errors import ConfigurationError, PolicyError
 from ..materials.protocols import Keyring, MaterialsManager
 from ..message.codec import TruncatedInputError
 from ..message.header import DecryptLimits, MessageHeader, parse_header
-from ..rewrapping import rewrap, rewrap_header, rewrap_stream
+from ..rewrapping import check_signing_options, rewrap, rewrap_header, rewrap_stream
 from ..suites import CommitmentPolicy
 
 __all__ = ["S3RewrapResult", "rewrap_object"]
@@ -114,6 +114,7 @@ def rewrap_object(
         )
 
     head = source.read_header(limits)
+    check_signing_options(head.suite, keep_old=keep_old, resign=resign)  # before any upload starts
     if head.suite.signing:
         return _stream_through(source, target, old, new, options, part_size)
     plan = rewrap_header(head, old, new, **options)
