@@ -85,6 +85,12 @@ def test_local_cluster_resumes_with_a_dynamodb_checkpoint(local_aws: LocalAws, d
     check_migrated(table, local_aws)
 
 
+def test_s3_prefix_on_the_local_cluster(local_aws: LocalAws, dask_client: Any) -> None:
+    from .test_bulk_s3 import rewrap_prefix
+
+    rewrap_prefix(local_aws, 30, engine=dask_client)
+
+
 def test_process_pool(local_aws: LocalAws, worker_environment: None) -> None:
     table = mixed_table(local_aws, 60)
     report = migrate_table(

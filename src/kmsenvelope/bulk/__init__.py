@@ -29,6 +29,9 @@ _EXPORTS: dict[str, str] = {
     "migrate_table": ".dynamodb_job",
     "SegmentTask": ".dynamodb_task",
     "migrate_segment": ".dynamodb_task",
+    "rewrap_objects": ".s3",
+    "PageTask": ".s3",
+    "rewrap_page": ".s3",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -44,6 +47,9 @@ if TYPE_CHECKING:
     from .report import Failure as Failure
     from .report import JobReport as JobReport
     from .report import TaskTally as TaskTally
+    from .s3 import PageTask as PageTask
+    from .s3 import rewrap_objects as rewrap_objects
+    from .s3 import rewrap_page as rewrap_page
 
 
 def __getattr__(name: str) -> Any:
