@@ -192,7 +192,7 @@ def rewrap_objects(
             store,
             share_rate(max_items_per_second, min(len(pages), running)),
             dry_run,
-        )  # fmt: skip
+        )
         for index, keys in enumerate(pages)
     ]
     if engine is not None and tasks:
