@@ -65,9 +65,10 @@ def _register() -> None:
     from .bench_cmd import bench
     from .commands import decrypt, encrypt, keygen
     from .inspect import inspect
+    from .migrate_cmd import migrate
     from .rewrap_cmd import rewrap
 
-    for command in (keygen, encrypt, decrypt, inspect, bench, rewrap):
+    for command in (keygen, encrypt, decrypt, inspect, bench, rewrap, migrate):
         command.epilog = EXIT_CODE_EPILOG
         cli.add_command(command)
 
