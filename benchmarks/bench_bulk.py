@@ -30,9 +30,9 @@ from typing import Any
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 
-from kmsenvelope import RawAesKeyring  # noqa: E402
-from kmsenvelope.bulk import migrate_table  # noqa: E402
-from kmsenvelope.dynamodb import SIGNING_SUITE, Action, ItemEncryptor, PlaintextPolicy, TableConfig  # noqa: E402
+from kmsenvelope import RawAesKeyring
+from kmsenvelope.bulk import migrate_table
+from kmsenvelope.dynamodb import SIGNING_SUITE, Action, ItemEncryptor, PlaintextPolicy, TableConfig
 
 ACTIONS = {"pk": Action.SIGN_ONLY, "email": Action.ENCRYPT_AND_SIGN, "card": Action.ENCRYPT_AND_SIGN,
            "dept": Action.SIGN_ONLY, "counter": Action.DO_NOTHING}  # fmt: skip
