@@ -31,7 +31,8 @@ class ClientRecipe:
     def __call__(self) -> Any:
         import boto3.session
 
-        return boto3.session.Session().client(
+        session: Any = boto3.session.Session()
+        return session.client(
             self.service, region_name=self.region, endpoint_url=self.endpoint_url, config=self.config
         )
 

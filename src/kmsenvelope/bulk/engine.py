@@ -48,7 +48,7 @@ def parallelism(engine: object) -> int:
     if engine == "processes":
         return os.cpu_count() or 1
     threads = engine.nthreads()  # type: ignore[attr-defined]
-    return max(1, sum(threads.values()))
+    return max(1, int(sum(threads.values())))
 
 
 def run_tasks(

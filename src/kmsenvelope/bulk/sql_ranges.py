@@ -78,7 +78,7 @@ def key_ranges(engine: Engine, table: Table, parts: int, where: Any = None) -> l
     with engine.connect() as conn:
         count_query = select(func.count()).select_from(table)
         total = conn.execute(count_query.where(where) if where is not None else count_query).scalar_one()
-        cuts = []
+        cuts: list[Any] = []
         for index in range(1, parts):
             query = select(column).order_by(column).offset(total * index // parts).limit(1)
             value = conn.execute(query.where(where) if where is not None else query).scalar()

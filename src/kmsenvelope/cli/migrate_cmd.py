@@ -119,7 +119,7 @@ def dynamodb(
             import distributed
         except ImportError:
             raise CliError("--dask needs Dask: pip install 'kmsenvelope[bulk]'", ExitCode.USAGE) from None
-        dask_client = engine = distributed.Client(dask_address)
+        dask_client = engine = distributed.Client(dask_address)  # type: ignore[no-untyped-call]
     try:
         report = migrate_table(
             client, table, source=source, target=target, segments=segments, engine=engine,
@@ -129,7 +129,7 @@ def dynamodb(
         raise CliError(str(exc), ExitCode.KEY_CONFIG) from None
     finally:
         if dask_client is not None:
-            dask_client.close()
+            dask_client.close()  # type: ignore[no-untyped-call]
     if as_json:
         click.echo(report.to_json(indent=2))
     else:
