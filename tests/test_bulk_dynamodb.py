@@ -67,8 +67,13 @@ def test_dry_run_classifies_and_writes_nothing(local_aws: LocalAws) -> None:
 
 def test_verify_reads_back_every_write(local_aws: LocalAws) -> None:
     table = mixed_table(local_aws, 30)
-    report = migrate_table(table.raw, table.name, source=table.sources, target=table.target, verify=True)
+    done: list = []
+    report = migrate_table(
+        table.raw, table.name, source=table.sources, target=table.target, verify=True, segments=3,
+        on_task_done=done.append,
+    )  # fmt: skip
     assert report.verified == 30 and report.items_failed == 0
+    assert len(done) == 3 and sum(tally.read for tally in done) == 30  # progress, one call per segment
 
 
 def test_killed_job_resumes_from_its_checkpoint(local_aws: LocalAws, tmp_path) -> None:

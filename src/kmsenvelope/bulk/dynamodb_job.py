@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..aws.accounting import stats as kms_stats
@@ -35,6 +35,7 @@ def migrate_table(
     dry_run: bool = False,
     verify: bool = False,
     page_size: int = 100,
+    on_task_done: Callable[[TaskTally], None] | None = None,
 ) -> JobReport:
     """Move every item of ``table_name`` from ``source`` to ``target`` (both ``TableConfig``), in place.
 
@@ -64,7 +65,8 @@ def migrate_table(
     ``max_items_per_second``: for the whole job, shared evenly by the tasks running at once.
     ``dry_run``: read and classify only; nothing is written or checkpointed, and the report estimates
     the KMS calls and their cost. ``verify``: read each written item back and decrypt it under
-    ``target``. Item failures are listed in the report and do not stop the job; throttling is retried
+    ``target``. ``on_task_done`` is called in this process with each finished segment's tally (e.g. for a
+    progress bar). Item failures are listed in the report and do not stop the job; throttling is retried
     with backoff. An exception from the job itself (e.g. a lost connection) propagates after the
     running tasks stopped; progress so far is in the checkpoint.
     """
@@ -139,7 +141,7 @@ def migrate_table(
         )
         for segment in range(segments)
     ]
-    tallies = run_tasks(engine, migrate_segment, tasks)
+    tallies = run_tasks(engine, migrate_segment, tasks, on_done=on_task_done)
     return JobReport.combine(
         job, tallies, elapsed=time.perf_counter() - started, engine=describe(engine), dry_run=dry_run,
         driver=driver,

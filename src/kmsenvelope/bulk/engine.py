@@ -52,13 +52,24 @@ def parallelism(engine: object) -> int:
 
 
 def run_tasks(
-    engine: object, function: Callable[[A], R], arguments: Sequence[A], *, retries: int = 2
+    engine: object,
+    function: Callable[[A], R],
+    arguments: Sequence[A],
+    *,
+    retries: int = 2,
+    on_done: Callable[[R], None] | None = None,
 ) -> list[R]:
     """``[function(a) for a in arguments]`` on ``engine``; the first task error is raised after the
-    other running tasks finished (their progress is checkpointed), and queued ones are cancelled."""
+    other running tasks finished (their progress is checkpointed), and queued ones are cancelled.
+    ``on_done`` is called here with each result, in task order, as results arrive."""
     check_engine(engine)
     if engine is None:
-        return [function(argument) for argument in arguments]
+        results = []
+        for argument in arguments:
+            results.append(function(argument))
+            if on_done is not None:
+                on_done(results[-1])
+        return results
     if engine == "processes":
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
@@ -67,12 +78,14 @@ def run_tasks(
         # spawn: a forked child would inherit the caller's threads and locks (boto3, moto, Dask).
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = [pool.submit(function, argument) for argument in arguments]
-            return _gather(futures, cancel=lambda f: f.cancel())
+            return _gather(futures, lambda f: f.cancel(), on_done)
     futures = engine.map(function, arguments, pure=False, retries=retries)  # type: ignore[attr-defined]
-    return _gather(list(futures), cancel=lambda f: f.cancel())
+    return _gather(list(futures), lambda f: f.cancel(), on_done)
 
 
-def _gather(futures: list[Any], cancel: Callable[[Any], Any]) -> list[Any]:
+def _gather(
+    futures: list[Any], cancel: Callable[[Any], Any], on_done: Callable[[Any], None] | None
+) -> list[Any]:
     results: list[Any] = []
     error: BaseException | None = None
     for future in futures:
@@ -80,6 +93,8 @@ def _gather(futures: list[Any], cancel: Callable[[Any], Any]) -> list[Any]:
             cancel(future)
         try:
             results.append(future.result())
+            if on_done is not None and error is None:
+                on_done(results[-1])
         except BaseException as exc:
             if error is None:
                 error = exc

@@ -120,14 +120,18 @@ def dynamodb(
         except ImportError:
             raise CliError("--dask needs Dask: pip install 'kmsenvelope[bulk]'", ExitCode.USAGE) from None
         dask_client = engine = distributed.Client(dask_address)  # type: ignore[no-untyped-call]
+    bar = _Progress() if sys.stderr.isatty() else None
     try:
         report = migrate_table(
             client, table, source=source, target=target, segments=segments, engine=engine,
             checkpoint=checkpoint, max_items_per_second=max_items_per_second, dry_run=dry_run, verify=verify,
+            on_task_done=bar.advance if bar is not None else None,
         )  # fmt: skip
     except ConfigurationError as exc:
         raise CliError(str(exc), ExitCode.KEY_CONFIG) from None
     finally:
+        if bar is not None:
+            bar.close()
         if dask_client is not None:
             dask_client.close()  # type: ignore[no-untyped-call]
     if as_json:
@@ -136,6 +140,26 @@ def dynamodb(
         _summary(report)
     if report.items_failed:
         raise CliError(f"{report.items_failed} items failed (see the report)", ExitCode.INVALID_INPUT)
+
+
+class _Progress:
+    """Segments done and items read so far, on stderr (only when it is a terminal)."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import Progress
+
+        self._progress = Progress(console=Console(stderr=True), transient=True)
+        self._task = self._progress.add_task("segments done", total=None)
+        self._items = 0
+        self._progress.start()
+
+    def advance(self, tally: Any) -> None:
+        self._items += tally.read
+        self._progress.update(self._task, advance=1, description=f"segments done ({self._items} items read)")
+
+    def close(self) -> None:
+        self._progress.stop()
 
 
 def _summary(report: Any) -> None:
