@@ -18,13 +18,13 @@ COUNT = 600
 def _migrate_mixed(aws: LocalAws, count: int) -> None:
     table = mixed_table(aws, count)
     report = migrate_table(table.raw, table.name, source=table.sources, target=table.target, segments=4)
-    third = count // 3
+    plaintext, legacy, new = (len(range(start, count, 3)) for start in range(3))  # see mixed_table
     assert report.items_failed == 0, report.failures[:3]
     assert report.items_read == count
     assert report.items_written == count
-    assert report.items_rewrapped == third  # new-format items: only the key changes
-    assert report.items_reencrypted == count - third
-    assert dict(report.formats) == {"legacy": third, "new": third, "plaintext": count - 2 * third}
+    assert report.items_rewrapped == new  # new-format items: only the key changes
+    assert report.items_reencrypted == plaintext + legacy
+    assert dict(report.formats) == {"legacy": legacy, "new": new, "plaintext": plaintext}
     assert report.kms_calls == 0  # raw keys
     check_migrated(table, aws)
     again = migrate_table(table.raw, table.name, source=table.sources, target=table.target, segments=2)
