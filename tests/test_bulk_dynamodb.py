@@ -186,3 +186,41 @@ def test_throttling_is_retried_and_counted(local_aws: LocalAws) -> None:
     assert report.throttling_events >= 6 + 3
     assert report.retries == 6 + 6 + 3  # each throttled request was retried, by botocore or by the job
     check_migrated(table, local_aws)
+
+
+def test_a_writer_thread_alongside_the_job(local_aws: LocalAws) -> None:
+    import threading
+
+    from kmsenvelope.dynamodb import ItemEncryptor
+
+    table = mixed_table(local_aws, 300)
+    both = MultiKeyring(table.new_keyring, [table.old_keyring])
+    app = EncryptedClient(table.raw, {table.name: config(table.name, keyring=both)})
+    expected = dict(table.expected)
+    chosen = sorted(expected)[::-1][:200]  # the scan order is by hash: these are anywhere in it
+    started = threading.Event()
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            started.wait(60)
+            for key in chosen:
+                updated = {**expected[key], "email": {"S": f"thread-{key[0]}@example.com"}}
+                app.put_item(TableName=table.name, Item=updated)
+                expected[key] = updated
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    report = migrate_table(
+        lambda: ProxyClient(table.raw, lambda params: started.set()), table.name,
+        source=table.sources, target=table.target,
+    )  # fmt: skip
+    thread.join()
+    assert not errors and report.items_failed == 0
+    # Whatever the interleaving: every update of the writer survives, and every item reads under the new key.
+    target = ItemEncryptor(table.target)
+    for item in scan_all(table.raw, table.name):
+        plain = target.decrypt_item(item)
+        assert plain == expected[(plain["pk"]["S"], plain["sk"]["S"])]
