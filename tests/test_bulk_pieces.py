@@ -24,6 +24,22 @@ def test_a_pickled_raw_keyring_carries_its_key() -> None:
     assert Envelope(copy).decrypt(message, {"a": "b"}) == b"secret"
 
 
+def test_a_pickled_raw_rsa_keyring_carries_its_key() -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from kmsenvelope import RawRsaKeyring
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    keyring = RawRsaKeyring("ns", "rsa", private_key=pem, padding="OAEP-SHA1")
+    message = Envelope(keyring).encrypt(b"secret")
+    copy = pickle.loads(pickle.dumps(keyring))
+    assert Envelope(copy).decrypt(message) == b"secret" and repr(copy) == repr(keyring)
+
+
 def test_a_pickled_kms_keyring_carries_no_credentials() -> None:
     session = boto3.session.Session(
         aws_access_key_id="AKIAPROBEPROBEPROBE",
