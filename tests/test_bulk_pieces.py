@@ -126,3 +126,22 @@ def test_import_kmsenvelope_bulk_is_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_rewrap_only_when_the_configs_differ_in_their_keyring_alone() -> None:
+    from kmsenvelope.bulk.targets import ConfigRecipe
+    from kmsenvelope.dynamodb import DEFAULT_SUITE, SIGNING_SUITE
+
+    from ._dynamodb_env import config
+
+    old, new = RawAesKeyring("t", "old", os.urandom(32)), RawAesKeyring("t", "new", os.urandom(32))
+    source = ConfigRecipe.of(config("orders", keyring=old))
+    assert source.same_except_keyring(ConfigRecipe.of(config("orders", keyring=new, suite=DEFAULT_SUITE)))
+    assert not source.same_except_keyring(ConfigRecipe.of(config("orders", keyring=new, suite=SIGNING_SUITE)))
+    assert not source.same_except_keyring(
+        ConfigRecipe.of(config("orders", keyring=new, allowed_unsigned=["counter", "note", "x"]))
+    )
+    assert not source.same_except_keyring(ConfigRecipe.of(config("other", keyring=new)))
+    rebuilt = pickle.loads(pickle.dumps(source)).build()
+    assert dict(rebuilt.actions) == dict(config("orders", keyring=old).actions)
+    assert rebuilt.allowed_unsigned == ("counter", "note")

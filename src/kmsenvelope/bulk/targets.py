@@ -64,7 +64,7 @@ class ConfigRecipe:
             "keyring": config.keyring,
             "allowed_unsigned": tuple(config.allowed_unsigned),
             "allowed_unsigned_prefix": config.allowed_unsigned_prefix,
-            "suite": config.suite,
+            "suite": config.effective_suite,
             "beacons": tuple(config.beacons),
             "plaintext_policy": config.plaintext_policy,
         }  # fmt: skip
