@@ -161,6 +161,7 @@ def test_concurrent_updates_survive(local_aws: LocalAws) -> None:
     )
     assert not pending
     assert report.conflicts == 200 and report.items_failed == 0
+    assert sum(report.formats.values()) == report.items_read == count
     assert report.items_written == count - 200  # the application's writes already use the new key
     # The application's items carry the new key (and none other than it and the old one).
     encryptor = EncryptedClient(table.raw, {table.name: config(table.name, keyring=both)})

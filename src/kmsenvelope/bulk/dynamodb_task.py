@@ -154,6 +154,7 @@ class _Migrator:
     def process(self, stored: Item) -> None:
         tally = self.tally
         tally.read += 1
+        tally.saw(self.detect(stored))  # as read by the scan (a re-read after a conflict is not counted)
         key = self.key_text(stored)
         throttled = 0
         conflicts = 0
@@ -189,7 +190,6 @@ class _Migrator:
     def once(self, stored: Item) -> None:
         task, tally = self.task, self.tally
         kind = self.detect(stored)
-        tally.saw(kind)
         rewrap = False
         if kind == NEW:
             header = self.header(stored)
