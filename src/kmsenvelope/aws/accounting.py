@@ -56,6 +56,8 @@ class KmsStats:
     """Call counts keyed by ``(operation, region, outcome)``."""
     recent: tuple[KmsCall, ...]
     """The most recent calls, oldest first (at most ``RECENT_CAPACITY``)."""
+    attempts: int = 0
+    """HTTP attempts behind ``calls`` (botocore's retries included): ``attempts - calls`` were retries."""
 
     @property
     def by_operation(self) -> Mapping[str, int]:
@@ -102,18 +104,21 @@ class _Ledger:
         self._lock = threading.Lock()
         self._totals: Counter[tuple[str, str, str]] = Counter()
         self._latency_ms = 0.0
+        self._attempts = 0
         self._recent: deque[KmsCall] = deque(maxlen=RECENT_CAPACITY)
 
     def add(self, call: KmsCall) -> None:
         with self._lock:
             self._totals[(call.operation, call.region, call.outcome)] += 1
             self._latency_ms += call.latency_ms
+            self._attempts += call.attempts
             self._recent.append(call)
 
     def snapshot(self) -> KmsStats:
         with self._lock:
             totals = dict(self._totals)
             latency = self._latency_ms
+            attempts = self._attempts
             recent = tuple(self._recent)
         calls = sum(totals.values())
         errors = sum(n for (_, _, outcome), n in totals.items() if outcome != OK)
@@ -123,12 +128,14 @@ class _Ledger:
             total_latency_ms=latency,
             totals=MappingProxyType(totals),
             recent=recent,
+            attempts=attempts,
         )
 
     def clear(self) -> None:
         with self._lock:
             self._totals.clear()
             self._latency_ms = 0.0
+            self._attempts = 0
             self._recent.clear()
 
 

@@ -89,6 +89,12 @@ class ClientSupplier:
     def _config(self) -> Config:
         return client_config(self._user_config)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled (e.g. inside a keyring sent to a Dask worker) it carries only the endpoint and the
+        # botocore config: never the session, whose credentials stay here. The copy builds clients
+        # from the receiving process's own default session and credential chain.
+        return (ClientSupplier, (None, self._user_config, self._endpoint_url))
+
     def __repr__(self) -> str:
         return f"ClientSupplier(endpoint_url={self._endpoint_url!r}, regions={sorted(self._clients)!r})"
 

@@ -93,9 +93,10 @@ def _register() -> None:
     from .inspect import inspect
     from .keygen_cmd import keygen
     from .local_aws_cmd import local_aws
+    from .migrate_cmd import migrate
     from .rewrap_cmd import rewrap
 
-    for command in (keygen, encrypt, decrypt, inspect, bench, rewrap, local_aws):
+    for command in (keygen, encrypt, decrypt, inspect, bench, rewrap, migrate, local_aws):
         command.epilog = EXIT_CODE_EPILOG
         cli.add_command(command)
 

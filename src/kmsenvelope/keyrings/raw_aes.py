@@ -44,6 +44,7 @@ class RawAesKeyring:
         if not isinstance(key, (bytes, bytearray)) or len(key) not in (16, 24, 32):
             raise ConfigurationError("raw AES wrapping key must be 16, 24 or 32 bytes")
         self._aead = AesGcm(bytes(key))
+        self._key = bytes(key)  # only for pickling: the AES-GCM object cannot be
         self._info_prefix = self._name + _TAG_BITS + _IV_LEN
         self._info_length = len(self._info_prefix) + IV_LENGTH
 
@@ -90,6 +91,10 @@ class RawAesKeyring:
         return decrypt_first(
             f"RawAesKeyring({self._namespace!r}, {self.name!r})", materials, edks, self._matches, attempt
         )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # A pickled raw keyring carries its wrapping key: send it only over encrypted channels.
+        return (RawAesKeyring, (self._namespace, self.name, self._key))
 
     def __repr__(self) -> str:
         return f"RawAesKeyring(namespace={self._namespace!r}, name={self.name!r})"

@@ -57,6 +57,8 @@ class RawRsaKeyring:
         self._padding = make_padding(padding)
         self._private: RSAPrivateKey | None = None
         self._public: RSAPublicKey | None = None
+        # Only for pickling (the cryptography key objects cannot be): the PEM given, private key included.
+        self._pems = (private_key, public_key)
         if private_key is None and public_key is None:
             raise ConfigurationError("RawRsaKeyring needs a private key, a public key, or both")
         if private_key is not None:
@@ -112,8 +114,18 @@ class RawRsaKeyring:
             label, materials, edks, matches, lambda edk: wrapping.unwrap_edk(materials, edk, self._unwrap)
         )
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # A pickled raw keyring carries its private key: send it only over encrypted channels.
+        private_key, public_key = self._pems
+        arguments = {"private_key": private_key, "public_key": public_key, "padding": self._padding_name}
+        return (_rebuild, (self._namespace, self._name.decode("utf-8"), arguments))
+
     def __repr__(self) -> str:
         return (
             f"RawRsaKeyring(namespace={self._namespace!r}, name={self._name.decode()!r}, "
             f"padding={self._padding_name!r}, can_decrypt={self._private is not None})"
         )
+
+
+def _rebuild(namespace: str, name: str, arguments: dict[str, object]) -> RawRsaKeyring:
+    return RawRsaKeyring(namespace, name, **arguments)  # type: ignore[arg-type]

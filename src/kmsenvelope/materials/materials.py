@@ -33,19 +33,6 @@ AnySuite: TypeAlias = Suite | DbeSuite
 RESERVED_CONTEXT_PREFIX = "aws-crypto-"
 
 
-def remember(cache: dict[Any, Any], key: object, value: object) -> None:
-    """Add to a small cache of immutable values, emptying it when full.
-
-    Not for encryption contexts: those are never cached across callers (see :mod:`kmsenvelope.values`).
-    """
-    if len(cache) >= _CACHE_SIZE:
-        cache.clear()
-    cache[key] = value
-
-
-_CACHE_SIZE = 512
-
-
 # These values are built several times per message. Their __init__ is written out to set the instance
 # dict in one step; the dataclass one sets each frozen field through object.__setattr__, which costs
 # about twice as much. Field order and defaults below must match the field declarations.

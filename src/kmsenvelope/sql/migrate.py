@@ -26,6 +26,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import LargeBinary
 
+from ..bulk.targets import edk_fingerprint
 from ..envelope import Envelope
 from ..errors import ConfigurationError, KmsEnvelopeError
 from ..materials.cmm import as_materials_manager
@@ -40,9 +41,6 @@ from .types import TABLE_KEY, EncryptedType
 
 __all__ = ["ReencryptStats", "edk_fingerprint", "reencrypt"]
 
-_RAW_AES_INFO_TAIL = b"\x00\x00\x00\x80\x00\x00\x00\x0c"  # tag bits 128, IV length 12
-_HIERARCHY = "aws-kms-hierarchy"
-
 
 @dataclass
 class ReencryptStats:
@@ -54,17 +52,6 @@ class ReencryptStats:
     skipped: int = 0
     batches: int = 0
     last_key: tuple[Any, ...] | None = field(default=None)
-
-
-def edk_fingerprint(edk: EncryptedDataKey, intermediate: bool = False) -> tuple[Any, ...]:
-    """What identifies the wrapping key of an EDK, without the parts that change per message."""
-    info = edk.provider_info
-    if len(info) > 20 and info[-20:-12] == _RAW_AES_INFO_TAIL:
-        return (edk.provider_id, info[:-12])  # raw AES: key name, minus the random IV
-    if edk.provider_id == _HIERARCHY:
-        start = (48 if intermediate else 0) + 28  # [wrapped data key] || salt || IV || version
-        return (edk.provider_id, info, edk.ciphertext[start : start + 16])
-    return (edk.provider_id, info)  # KMS: key ARN; raw RSA: key name
 
 
 def _fingerprints(edks: Iterable[EncryptedDataKey], intermediate: bool) -> frozenset[tuple[Any, ...]]:
@@ -126,8 +113,13 @@ class _Rows:
         self.columns = [*group.encrypted_columns(), group.header, group.footer]
         # A throwaway record encrypted under the new source shows which EDKs finished rows carry.
         probe = encrypt_record(
-            group.table.name, {"probe": Terminal(b"\x00\x01", b"")}, {"probe": Action.SIGN_ONLY}, new,
-            group.suite, group._context(), {TABLE_KEY},
+            group.table.name,
+            {"probe": Terminal(b"\x00\x01", b"")},
+            {"probe": Action.SIGN_ONLY},
+            new,
+            group.suite,
+            group._context(),
+            {TABLE_KEY},
         )
         self.target = _fingerprints(probe.header.encrypted_data_keys, True)
 
@@ -176,8 +168,9 @@ def _after(pk: Sequence[Any], last: tuple[Any, ...]) -> ColumnElement[bool]:
 
 
 def reencrypt(
-    engine: Engine,
+    bind: Engine,
     table_or_model: Any,
+    /,
     *,
     new_source: Keyring | MaterialsManager | Envelope,
     batch_size: int = 500,
@@ -187,6 +180,9 @@ def reencrypt(
     decrypt_with: Keyring | MaterialsManager | Envelope | None = None,
     on_batch: Callable[[ReencryptStats], None] | None = None,
     progress: bool | None = None,
+    engine: object = None,
+    ranges: int = 0,
+    database: Any = None,
 ) -> ReencryptStats:
     """Re-encrypt every encrypted value of a table under ``new_source``; returns what was done.
 
@@ -199,7 +195,19 @@ def reencrypt(
     * ``decrypt_with``: reader for old values (default: each column's own envelope / materials).
     * ``where``: restrict to matching rows. ``on_batch``: called after each committed batch.
     * ``progress``: a rich progress bar (``cli`` extra); by default when stderr is a terminal.
+    * ``engine`` (keyword only; the first, positional-only argument is the SQLAlchemy engine): where
+      the work runs: ``None`` (here, one pass in key order), ``"processes"`` (every local core) or a
+      ``dask.distributed.Client``. The primary-key space is split into ``ranges`` ranges (0: four per
+      concurrent task) run as parallel tasks (:mod:`kmsenvelope.bulk.sql_ranges`); tasks connect with
+      ``database`` (a URL or a zero-argument callable returning an engine; default: the engine's URL,
+      password included). ``on_batch`` then runs inside each task.
     """
+    if engine is not None:
+        return _reencrypt_in_ranges(
+            bind, table_or_model, engine, ranges, database,
+            dict(new_source=new_source, batch_size=batch_size, where=where, columns=columns,
+                 plaintext_columns=plaintext_columns, decrypt_with=decrypt_with, on_batch=on_batch),
+        )  # fmt: skip
     table = getattr(table_or_model, "__table__", table_or_model)
     if not isinstance(table, Table):
         raise ConfigurationError("reencrypt needs a Table or a mapped class")
@@ -242,10 +250,10 @@ def reencrypt(
         selected.extend(row_handler.columns)
 
     stats = ReencryptStats()
-    bar = _progress_bar(engine, table, where, progress)
+    bar = _progress_bar(bind, table, where, progress)
     try:
         while True:
-            with engine.begin() as conn:
+            with bind.begin() as conn:
                 stmt = select(*selected).order_by(*pk).limit(batch_size)
                 if where is not None:
                     stmt = stmt.where(where)
@@ -281,8 +289,10 @@ def reencrypt(
                     else:
                         stats.skipped += 1
                 for keys, params_list in updates.items():
-                    statement = update(table).where(*[c == bindparam(f"k_{c.key}") for c in pk]).values(
-                        {table.c[k]: bindparam(f"v_{k}", type_=LargeBinary) for k in keys}
+                    statement = (
+                        update(table)
+                        .where(*[c == bindparam(f"k_{c.key}") for c in pk])
+                        .values({table.c[k]: bindparam(f"v_{k}", type_=LargeBinary) for k in keys})
                     )
                     conn.execute(statement, params_list)
                 stats.last_key = tuple(batch[-1]._mapping[c.key] for c in pk)
@@ -295,6 +305,34 @@ def reencrypt(
         if bar is not None:
             bar.close()
     return stats
+
+
+def _reencrypt_in_ranges(
+    engine: Engine, table_or_model: Any, compute: object, ranges: int, database: Any, options: dict[str, Any]
+) -> ReencryptStats:
+    from ..bulk.engine import parallelism
+    from ..bulk.sql_ranges import run_ranges
+
+    table = getattr(table_or_model, "__table__", table_or_model)
+    if not isinstance(table, Table) or not table.primary_key.columns:
+        raise ConfigurationError("reencrypt needs a Table or a mapped class with a primary key")
+    if not isinstance(ranges, int) or ranges < 0:
+        raise ConfigurationError("ranges must be a non-negative int")
+    parts = ranges or 4 * parallelism(compute)
+    target = database if database is not None else engine.url.render_as_string(hide_password=False)
+
+    def combine(results: list[ReencryptStats]) -> ReencryptStats:
+        total = ReencryptStats()
+        for part in results:
+            total.scanned += part.scanned
+            total.rows += part.rows
+            total.values += part.values
+            total.skipped += part.skipped
+            total.batches += part.batches
+        return total
+
+    result: ReencryptStats = run_ranges(compute, engine, target, table, parts, options, combine)
+    return result
 
 
 class _Bar:
@@ -326,4 +364,3 @@ def _progress_bar(engine: Engine, table: Table, where: Any, progress: bool | Non
         count = select(func.count()).select_from(table)
         total = conn.execute(count.where(where) if where is not None else count).scalar_one()
     return _Bar(int(total), table.name)
-
