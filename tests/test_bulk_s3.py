@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from kmsenvelope import Envelope, KmsKeyring
+from kmsenvelope import Envelope, KmsKeyring, RawAesKeyring
 from kmsenvelope.bulk import rewrap_objects
 from kmsenvelope.testing import LocalAws
 
@@ -51,6 +51,7 @@ def rewrap_prefix(aws: LocalAws, count: int, engine: Any = None) -> None:
         dest_client=dest,
         page_size=25,
         engine=engine,
+        allow_header_nonce_reuse=True,  # the test deletes nothing, but it is not an attacker
     )
     assert report.items_failed == 0, report.failures[:3]
     assert (report.items_read, report.items_rewrapped, report.items_skipped) == (count + 5, count, 5)
@@ -65,7 +66,7 @@ def rewrap_prefix(aws: LocalAws, count: int, engine: Any = None) -> None:
         assert [edk.provider_info.decode() for edk in header.encrypted_data_keys] == [new_arn]
         assert only_new.decrypt(message, {"n": str(int(key[5:9]))}) == body
     # In place, a second pass finds the target key on everything it rewrapped.
-    again = rewrap_objects(dest, dest_bucket, "data/", old=old, new=new)
+    again = rewrap_objects(dest, dest_bucket, "data/", old=old, new=new, allow_header_nonce_reuse=True)
     assert (again.items_skipped, again.items_written) == (count, 0)
 
 
@@ -97,7 +98,22 @@ def test_dry_run_and_resume_from_a_checkpoint(local_aws: LocalAws, tmp_path: Any
     job = f"rewrap_objects/{bucket}/p/->{bucket}"
     checkpoint.save(job, 0, {"done": False, "last_key": "p/02"})  # a run that stopped after p/02
     checkpoint.save(job, 1, {"done": True, "last_key": "p/09"})
-    report = rewrap_objects(s3, bucket, "p/", old=old, new=new, page_size=5, checkpoint=checkpoint)
+    report = rewrap_objects(
+        s3, bucket, "p/", old=old, new=new, page_size=5, checkpoint=checkpoint, allow_header_nonce_reuse=True
+    )
     assert report.items_read == 2 + 2  # p/03, p/04 of page 0 and p/10, p/11 of page 2
     states = checkpoint.load(job)
     assert all(state["done"] for state in states.values()) and len(states) == 3
+
+
+def test_version_2_messages_are_refused_without_the_opt_in(local_aws: LocalAws) -> None:
+    """Committing-suite messages need allow_header_nonce_reuse (docs/rewrap.md): each is a failure."""
+    old = RawAesKeyring("bulk", "old", bytes(32))
+    new = RawAesKeyring("bulk", "new", bytes(range(32)))
+    s3, bucket = _bucket(local_aws, "us-east-1")
+    message = Envelope(old).encrypt(b"v2 message")
+    s3.put_object(Bucket=bucket, Key="v/1", Body=message)
+    report = rewrap_objects(s3, bucket, "v/", old=old, new=new)
+    assert (report.items_failed, report.items_written) == (1, 0)
+    assert "allow_header_nonce_reuse" in report.failures[0].reason
+    assert s3.get_object(Bucket=bucket, Key="v/1")["Body"].read() == message

@@ -142,14 +142,17 @@ def rewrap_objects(
     resign: bool = False,
     keep_old: bool = False,
     commitment_policy: CommitmentPolicy = CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT,
+    allow_header_nonce_reuse: bool = False,
 ) -> JobReport:
     """Rewrap every ESDK message under ``s3://bucket/prefix`` from ``old`` (a keyring or materials
     manager that decrypts them) to ``new`` (a keyring), in place or into ``dest_bucket`` (same keys)
     through ``dest_client`` (another region or account). Objects that are not messages are counted
     and left alone; messages the target already wraps are skipped. ``engine``, ``checkpoint`` and
     ``max_items_per_second`` as for :func:`~kmsenvelope.bulk.migrate_table`; one task per listing page
-    of ``page_size`` keys. ``context``, ``resign``, ``keep_old`` and ``commitment_policy`` go to
-    :func:`kmsenvelope.aws.rewrap_object`. ``dry_run`` reads headers and classifies only.
+    of ``page_size`` keys. ``context``, ``resign``, ``keep_old``, ``commitment_policy`` and
+    ``allow_header_nonce_reuse`` go to :func:`kmsenvelope.aws.rewrap_object`: without the last,
+    committing-suite (version 2) messages are refused and reported as failed (see docs/rewrap.md).
+    ``dry_run`` reads headers and classifies only.
     """
     if not isinstance(bucket, str) or not bucket or not isinstance(prefix, str):
         raise ConfigurationError("bucket must be a non-empty string and prefix a string")
@@ -171,6 +174,7 @@ def rewrap_objects(
         ("resign", resign),
         ("keep_old", keep_old),
         ("commitment_policy", commitment_policy),
+        ("allow_header_nonce_reuse", allow_header_nonce_reuse),
     )
     before = kms_stats()
     target_keys = with_backoff(driver, lambda: _target_keys(new))
