@@ -9,6 +9,8 @@ leave nothing in the cache.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import dataclasses
 import io
 import os
 import threading
@@ -21,10 +23,10 @@ import pytest
 
 from kmsenvelope import CachingMaterials, Envelope, KmsKeyring, RawAesKeyring, errors
 from kmsenvelope.aio import AsyncCachingMaterials, AsyncEnvelope
+from kmsenvelope.aio._bridge import LOOP, bridge_source
 from kmsenvelope.aws import accounting
 from kmsenvelope.aws.key_store import StaticBranchKeyStore
-from kmsenvelope.dynamodb import ItemEncryptor, TableConfig
-from kmsenvelope.dynamodb.config import Action
+from kmsenvelope.dynamodb import Action, ItemEncryptor, TableConfig
 from kmsenvelope.keyrings.hierarchical import HierarchicalKeyring
 from kmsenvelope.materials.cache import LocalMaterialsCache, estimate_size
 from kmsenvelope.materials.materials import DecryptionMaterials, EncryptedDataKey, EncryptionMaterials
@@ -45,14 +47,14 @@ class CountingKeyring:
         self._lock = threading.Lock()
 
     def on_encrypt(self, materials: EncryptionMaterials) -> EncryptionMaterials:
-        return self.inner.on_encrypt(materials)  # type: ignore[no-any-return]
+        return self.inner.on_encrypt(materials)
 
     def on_decrypt(
         self, materials: DecryptionMaterials, edks: Sequence[EncryptedDataKey]
     ) -> DecryptionMaterials:
         with self._lock:
             self.decrypts += 1
-        return self.inner.on_decrypt(materials, edks)  # type: ignore[no-any-return]
+        return self.inner.on_decrypt(materials, edks)
 
 
 class AsyncCountingKeyring:
@@ -327,6 +329,35 @@ def test_forged_items_leave_the_cache_empty_and_a_valid_item_is_cached() -> None
     assert encryptor.decrypt_item(item)["card"] == {"S": "4111"}
     assert encryptor.decrypt_item(item)["card"] == {"S": "4111"}
     assert keyring.decrypts == 301 and len(caching.cache) == 1
+
+
+def test_async_forged_items_leave_the_cache_empty() -> None:
+    """Items decrypted in worker threads over AsyncCachingMaterials, as the async DynamoDB client does."""
+    keyring = CountingKeyring(HierarchicalKeyring(STORE, branch_key_id="bk"))
+    caching = AsyncCachingMaterials(keyring, max_age=300)
+    config = TableConfig("t", "pk", actions=ACTIONS, keyring=CountingKeyring(keyring.inner))
+    item = ItemEncryptor(config).encrypt_item({"pk": {"S": "c#1"}, "card": {"S": "4111"}})
+    encryptor = ItemEncryptor(dataclasses.replace(config, keyring=bridge_source(caching)))
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        LOOP.set(loop)
+
+        def in_worker(candidate: dict[str, Any]) -> Any:
+            return loop.run_in_executor(
+                None, contextvars.copy_context().run, encryptor.decrypt_item, candidate
+            )
+
+        for n in range(100):
+            forged = _item_with_junk_edk(item, n) if n % 2 else _item_with_flipped_commitment(item)
+            with pytest.raises(errors.AuthenticationError):
+                await in_worker(forged)
+        assert keyring.decrypts == 100 and len(caching.cache) == 0
+        for _ in range(3):
+            assert (await in_worker(item))["card"] == {"S": "4111"}
+        assert keyring.decrypts == 101 and len(caching.cache) == 1
+
+    asyncio.run(run())
 
 
 # -- byte bounds -----------------------------------------------------------------------------------
