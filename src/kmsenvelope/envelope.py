@@ -5,7 +5,7 @@ An ``Envelope`` is immutable after construction and safe to share between thread
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -22,7 +22,7 @@ from .materials.protocols import Keyring, MaterialsManager
 from .message import body as body_mod
 from .message import footer
 from .message.codec import Reader
-from .message.crypto import check_reproduced_context, open_header, seal_header
+from .message.crypto import HeaderCheck, check_reproduced_context, seal_header
 from .message.header import MAX_FRAME_LENGTH, DecryptLimits, MessageHeader, parse_header
 from .primitives.aead import AesGcm
 from .primitives.buffers import new_bytes
@@ -358,11 +358,21 @@ class Envelope:
         self, header: MessageHeader, reproduced: Mapping[str, str]
     ) -> tuple[DecryptionMaterials, AesGcm]:
         """Get decryption materials for a parsed header and verify it. Used by the streaming reader."""
-        materials = self._cmm.decrypt_materials(self.decryption_request(header, reproduced))
-        return materials, open_header(header, materials)
+        check = HeaderCheck(header)
+        materials = self._cmm.decrypt_materials(self.decryption_request(header, reproduced, check))
+        return materials, check.open(materials)
 
-    def decryption_request(self, header: MessageHeader, reproduced: Mapping[str, str]) -> DecryptionRequest:
-        """The materials request for a parsed header, after the commitment policy and context checks."""
+    def decryption_request(
+        self,
+        header: MessageHeader,
+        reproduced: Mapping[str, str],
+        authenticate: Callable[[DecryptionMaterials], None] | None = None,
+    ) -> DecryptionRequest:
+        """The materials request for a parsed header, after the commitment policy and context checks.
+
+        ``authenticate`` (a :class:`~kmsenvelope.message.crypto.HeaderCheck` of the header) lets a
+        caching manager cache the materials once they have opened the header; without it, none does.
+        """
         check_suite_policy(header.suite, self._policy, encrypting=False)
         reproduced = freeze_context(reproduced)
         check_reproduced_context(header, reproduced)
@@ -372,6 +382,7 @@ class Envelope:
             encryption_context=header.encryption_context,
             commitment_policy=self._policy,
             reproduced_context=reproduced,
+            authenticate=authenticate,
         )
 
     def parse_header(self, data: bytes | bytearray | memoryview) -> MessageHeader:

@@ -32,7 +32,7 @@ from .materials.protocols import Keyring, MaterialsManager
 from .message import body as body_mod
 from .message import body_copy, footer
 from .message.codec import Reader, u16
-from .message.crypto import check_reproduced_context, open_header
+from .message.crypto import HeaderCheck, check_reproduced_context
 from .message.header import DecryptLimits, MessageHeader, parse_header, serialize_edks
 from .message.stream import _Input, _read_header
 from .primitives import ecdsa
@@ -352,11 +352,12 @@ def _open(
     reproduced = freeze_context(context)
     check_suite_policy(header.suite, policy, encrypting=False)
     check_reproduced_context(header, reproduced)
+    check = HeaderCheck(header)
     request = DecryptionRequest(
-        header.suite, header.encrypted_data_keys, header.encryption_context, policy, reproduced
+        header.suite, header.encrypted_data_keys, header.encryption_context, policy, reproduced, check
     )
     materials = manager.decrypt_materials(request)
-    return materials, open_header(header, materials)
+    return materials, check.open(materials)
 
 
 def _fresh_header_iv() -> bytes:

@@ -22,8 +22,9 @@ from ..materials.materials import (
 from ..message import body as body_mod
 from ..message import footer
 from ..message.codec import Reader
-from ..message.crypto import open_header, seal_header
+from ..message.crypto import HeaderCheck, seal_header
 from ..message.header import DecryptLimits, MessageHeader
+from ..primitives.aead import AesGcm
 from ..primitives.buffers import new_bytes
 from ..suites import CommitmentPolicy, Suite
 from ..values import freeze_context
@@ -116,7 +117,19 @@ class AsyncEnvelope:
         self, header: MessageHeader, reproduced: Mapping[str, str]
     ) -> DecryptionMaterials:
         """Materials for a parsed header, after the commitment policy and reproduced context checks."""
-        return await self._cmm.decrypt_materials(self._envelope.decryption_request(header, reproduced))
+        return (await self.open(header, reproduced))[0]
+
+    async def open(
+        self, header: MessageHeader, reproduced: Mapping[str, str]
+    ) -> tuple[DecryptionMaterials, AesGcm]:
+        """Materials for a parsed header and its verified body key (``Envelope.open``, awaited).
+
+        A caching manager caches the materials only once they have opened this header.
+        """
+        check = HeaderCheck(header)
+        request = self._envelope.decryption_request(header, reproduced, check)
+        materials = await self._cmm.decrypt_materials(request)
+        return materials, check.open(materials)
 
     # -- encrypt -------------------------------------------------------------------------------
 
@@ -211,8 +224,7 @@ class AsyncEnvelope:
     ) -> tuple[bytes, MessageHeader, DecryptionMaterials]:
         envelope = self._envelope
         data, header = envelope.parse_message(ciphertext)
-        materials = await self.decryption_materials(header, freeze_context(context))
-        aead = open_header(header, materials)
+        materials, aead = await self.open(header, freeze_context(context))
         reader = Reader(data, header.size)
         if len(data) <= INLINE_LIMIT or not header.framed:
             return envelope.decrypt_opened(data, header, materials, aead, reader), header, materials

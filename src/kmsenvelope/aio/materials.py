@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable
 
 from ..errors import ConfigurationError
-from ..materials.cache import LocalMaterialsCache
+from ..materials.cache import DEFAULT_CACHE_BYTES, LocalMaterialsCache
 from ..materials.caching import _U64_MAX, _identity_kdf, _sha512, decrypt_cache_id, encrypt_cache_id
 from ..materials.cmm import (
     DEFAULT_LEGACY_SUITE,
@@ -134,6 +134,7 @@ class AsyncCachingMaterials:
         max_messages: int = 2**32,
         max_bytes: int = 2**63 - 1,
         capacity: int = 1000,
+        capacity_bytes: int = DEFAULT_CACHE_BYTES,
         partition: str | None = None,
         cache: LocalMaterialsCache[EncryptionMaterials | DecryptionMaterials] | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -153,7 +154,9 @@ class AsyncCachingMaterials:
         self._partition = partition or str(uuid.uuid4())
         self._partition_hash = _sha512(self._partition.encode("utf-8"))
         self._cache: LocalMaterialsCache[EncryptionMaterials | DecryptionMaterials] = (
-            cache if cache is not None else LocalMaterialsCache(capacity, clock=clock)
+            cache
+            if cache is not None
+            else LocalMaterialsCache(capacity, capacity_bytes=capacity_bytes, clock=clock)
         )
         self._encrypt_flights: SingleFlight[EncryptionMaterials] = SingleFlight()
         self._decrypt_flights: SingleFlight[DecryptionMaterials] = SingleFlight()
@@ -204,20 +207,29 @@ class AsyncCachingMaterials:
             # callers used it up first, the next turn fetches again.
 
     async def decrypt_materials(self, request: DecryptionRequest) -> DecryptionMaterials:
-        """Cached materials for the same suite, EDKs and contexts, else fresh ones (then cached)."""
+        """Cached materials for the same suite, EDKs and contexts, else fresh ones.
+
+        Fresh materials are cached only once ``request.authenticate`` has accepted them (never without
+        it). Concurrent misses share one call to the source, but each caller authenticates its own
+        header: a forged header fails alone, and cannot fail or poison its neighbours.
+        """
         if _identity_kdf(request.suite):
             return await self._source.decrypt_materials(request)
         key = decrypt_cache_id(self._partition_hash, request)
         cached = self._cache.get(key)
         if isinstance(cached, DecryptionMaterials):
             return cached
+        shared = request.unauthenticated()
 
         async def fetch() -> DecryptionMaterials:
-            materials = await self._source.decrypt_materials(request)
-            self._cache.put(key, materials, self._max_age)
-            return materials
+            return await self._source.decrypt_materials(shared)
 
-        return await self._decrypt_flights.run(key, fetch)
+        materials = await self._decrypt_flights.run(key, fetch)
+        authenticate = request.authenticate
+        if authenticate is not None:
+            authenticate(materials)
+            self._cache.put(key, materials, self._max_age)
+        return materials
 
     def __repr__(self) -> str:
         return (

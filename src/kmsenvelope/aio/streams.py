@@ -22,7 +22,7 @@ from ..errors import MalformedInputError, PolicyError
 from ..message import body as body_mod
 from ..message import footer
 from ..message.codec import TruncatedInputError
-from ..message.crypto import open_header, seal_header
+from ..message.crypto import seal_header
 from ..message.header import DecryptLimits, MessageHeader, parse_header
 from ..message.stream import SPOOL_MEMORY_LIMIT, grow_to, growth_steps, seal_frame, wipe
 from ..primitives.aead import AesGcm
@@ -278,8 +278,7 @@ async def _decrypt(
         if header.size > limits.max_message_size:
             raise PolicyError("message exceeds the configured max_message_size")
         budget = limits.max_message_size - header.size
-    materials = await envelope.decryption_materials(header, freeze_context(context))
-    aead = open_header(header, materials)
+    materials, aead = await envelope.open(header, freeze_context(context))
     source = _Input(src, raw[header.size :], budget)
     verifier = None
     if header.suite.signing:

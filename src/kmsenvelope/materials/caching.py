@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from ..errors import ConfigurationError
 from ..suites import Suite
 from ..values import serialize_context
-from .cache import LocalMaterialsCache
+from .cache import DEFAULT_CACHE_BYTES, LocalMaterialsCache
 from .cmm import as_materials_manager
 from .materials import (
     AnySuite,
@@ -83,10 +83,13 @@ class CachingMaterials:
       fresh materials.
     * ``max_bytes``: plaintext bytes one cached data key may encrypt.
     * ``capacity``: entries kept (least recently used evicted first).
+    * ``capacity_bytes``: estimated bytes the entries hold at most (64 MiB by default), evicted the same way.
     * ``partition``: entries are shared only between caching managers with the same partition and cache.
 
     Streaming encryption (unknown plaintext length) and identity-KDF suites bypass the cache, as the
-    spec requires. Thread-safe; failures are never cached.
+    spec requires. Thread-safe; failures are never cached. Decrypt materials are cached only after they
+    have authenticated the message header they were fetched for (``DecryptionRequest.authenticate``),
+    so a forged or tampered header costs one call to the source and leaves nothing behind.
     """
 
     def __init__(
@@ -97,6 +100,7 @@ class CachingMaterials:
         max_messages: int = 2**32,
         max_bytes: int = 2**63 - 1,
         capacity: int = 1000,
+        capacity_bytes: int = DEFAULT_CACHE_BYTES,
         partition: str | None = None,
         cache: LocalMaterialsCache[EncryptionMaterials | DecryptionMaterials] | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -116,7 +120,9 @@ class CachingMaterials:
         self._partition = partition or str(uuid.uuid4())
         self._partition_hash = _sha512(self._partition.encode("utf-8"))
         self._cache: LocalMaterialsCache[EncryptionMaterials | DecryptionMaterials] = (
-            cache if cache is not None else LocalMaterialsCache(capacity, clock=clock)
+            cache
+            if cache is not None
+            else LocalMaterialsCache(capacity, capacity_bytes=capacity_bytes, clock=clock)
         )
 
     @property
@@ -153,7 +159,8 @@ class CachingMaterials:
         return materials
 
     def decrypt_materials(self, request: DecryptionRequest) -> DecryptionMaterials:
-        """Cached materials for the same suite, EDKs and contexts, else fresh ones (then cached)."""
+        """Cached materials for the same suite, EDKs and contexts, else fresh ones (then cached once
+        ``request.authenticate`` has accepted them)."""
         if _identity_kdf(request.suite):
             return self._source.decrypt_materials(request)
         key = decrypt_cache_id(self._partition_hash, request)
@@ -161,7 +168,12 @@ class CachingMaterials:
         if isinstance(cached, DecryptionMaterials):
             return cached
         materials = self._source.decrypt_materials(request)
-        self._cache.put(key, materials, self._max_age)
+        authenticate = request.authenticate
+        if authenticate is not None:
+            # Everything the cache id covers came from an unauthenticated header: keep the entry only
+            # once these materials have opened it (without a check, never).
+            authenticate(materials)
+            self._cache.put(key, materials, self._max_age)
         return materials
 
     def __repr__(self) -> str:

@@ -7,7 +7,7 @@ Secrets are excluded from ``repr``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -70,13 +70,23 @@ class EncryptionRequest:
 
 @dataclass(frozen=True, init=False)
 class DecryptionRequest:
-    """What a decryptor asks a materials manager for."""
+    """What a decryptor asks a materials manager for.
+
+    ``authenticate``, when the decryptor gives one, raises unless the materials open *this* message:
+    key commitment and header tag (ESDK), or commitment and recipient tag (DB-ESDK records). A caching
+    manager calls it before caching fresh materials, and caches nothing when it is None: everything in
+    a request comes from an unauthenticated header. Other managers may ignore it; the decryptor checks
+    the header against whatever materials it gets back in any case.
+    """
 
     suite: AnySuite
     encrypted_data_keys: tuple[EncryptedDataKey, ...]
     encryption_context: EncryptionContext
     commitment_policy: CommitmentPolicy
     reproduced_context: EncryptionContext = EMPTY_CONTEXT
+    authenticate: Callable[[DecryptionMaterials], None] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     def __init__(
         self,
@@ -85,6 +95,7 @@ class DecryptionRequest:
         encryption_context: Mapping[str, str],
         commitment_policy: CommitmentPolicy,
         reproduced_context: Mapping[str, str] | None = EMPTY_CONTEXT,
+        authenticate: Callable[[DecryptionMaterials], None] | None = None,
     ) -> None:
         _set(
             self,
@@ -94,7 +105,20 @@ class DecryptionRequest:
                 "encryption_context": _frozen(encryption_context),
                 "commitment_policy": commitment_policy,
                 "reproduced_context": _frozen(reproduced_context),
+                "authenticate": authenticate,
             },
+        )
+
+    def unauthenticated(self) -> DecryptionRequest:
+        """This request without its ``authenticate`` check (what a shared fetch passes on)."""
+        if self.authenticate is None:
+            return self
+        return DecryptionRequest(
+            self.suite,
+            self.encrypted_data_keys,
+            self.encryption_context,
+            self.commitment_policy,
+            self.reproduced_context,
         )
 
 

@@ -19,7 +19,7 @@ from ..values import serialize_context
 from .header import MessageHeader, serialize_header_body
 from .keys import derive_message_keys
 
-__all__ = ["SealedHeader", "check_reproduced_context", "open_header", "seal_header"]
+__all__ = ["HeaderCheck", "SealedHeader", "check_reproduced_context", "open_header", "seal_header"]
 
 _ZERO_IV = bytes(12)
 
@@ -107,3 +107,29 @@ def open_header(header: MessageHeader, materials: DecryptionMaterials) -> AesGcm
                 ) from None
         raise AuthenticationError("header authentication failed (wrong key or encryption context)") from None
     return aead
+
+
+class HeaderCheck:
+    """The ``authenticate`` check of a decrypt request for one parsed header (see ``DecryptionRequest``).
+
+    Called by a caching materials manager before it caches fresh materials: raises unless they open the
+    header. Remembers the body key of the materials it accepted, so :meth:`open` does not derive it
+    twice on a cache miss.
+    """
+
+    __slots__ = ("_accepted", "_aead", "header")
+
+    def __init__(self, header: MessageHeader) -> None:
+        self.header = header
+        self._accepted: DecryptionMaterials | None = None
+        self._aead: AesGcm | None = None
+
+    def __call__(self, materials: DecryptionMaterials) -> None:
+        aead = open_header(self.header, materials)
+        self._accepted, self._aead = materials, aead
+
+    def open(self, materials: DecryptionMaterials) -> AesGcm:
+        """The body key, after checking the header against ``materials`` (unless already done)."""
+        if materials is self._accepted and self._aead is not None:
+            return self._aead
+        return open_header(self.header, materials)

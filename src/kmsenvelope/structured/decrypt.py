@@ -164,7 +164,8 @@ def decrypt_record(
         final_context, _, data_key, signing_key = direct
         verification_key = None
     else:
-        materials = _materials(manager, header, context, required)
+        check = RecordCheck(header, context, required, hashed_layout, signed, footer_value)
+        materials = _materials(manager, header, context, required, check)
         if materials.plaintext_data_key is None or materials.symmetric_signing_key is None:
             raise PolicyError(
                 "the materials manager returned no plaintext data key or no symmetric signing key"
@@ -185,9 +186,17 @@ def decrypt_record(
 
 
 def _materials(
-    manager: MaterialsManager, header: Header, context: Mapping[str, str], required: frozenset[str]
+    manager: MaterialsManager,
+    header: Header,
+    context: Mapping[str, str],
+    required: frozenset[str],
+    authenticate: RecordCheck | None = None,
 ) -> DecryptionMaterials:
-    """Materials from any manager, checked (the general path)."""
+    """Materials from any manager, checked (the general path).
+
+    ``authenticate`` goes into the request so that a caching manager caches the materials only once
+    they have authenticated this record; the caller still verifies the record itself.
+    """
     if type(manager) is DefaultMaterials:
         # The same call without the request object, which DefaultMaterials does not need.
         materials = manager.decryption_materials(
@@ -196,11 +205,52 @@ def _materials(
     else:
         materials = manager.decrypt_materials(
             DecryptionRequest(
-                header.suite, header.encrypted_data_keys, header.stored_context, _POLICY, context
+                header.suite,
+                header.encrypted_data_keys,
+                header.stored_context,
+                _POLICY,
+                context,
+                authenticate,
             )
         )
     _check_materials(materials, header, context, required)
     return materials
+
+
+class RecordCheck:
+    """The ``authenticate`` check of a record's decrypt request: commitment, recipient tag, signature.
+
+    Raises unless the materials open this record, exactly as decrypt verifies it before decrypting.
+    """
+
+    __slots__ = ("_context", "_footer", "_header", "_layout", "_required", "_signed")
+
+    def __init__(
+        self,
+        header: Header,
+        context: Mapping[str, str],
+        required: frozenset[str],
+        hashed_layout: tuple[tuple[bytes, str, bool], ...],
+        signed: Mapping[str, Terminal],
+        footer_value: bytes,
+    ) -> None:
+        self._header, self._context, self._required = header, context, required
+        self._layout, self._signed, self._footer = hashed_layout, signed, footer_value
+
+    def __call__(self, materials: DecryptionMaterials) -> None:
+        header = self._header
+        _check_materials(materials, header, self._context, self._required)
+        data_key, signing_key = materials.plaintext_data_key, materials.symmetric_signing_key
+        if data_key is None or signing_key is None:  # _check_materials refused this already
+            raise PolicyError("the materials manager returned no data key or no symmetric signing key")
+        RecordKeys(header.suite, data_key, header.message_id).verify(header)
+        record_hash = canonical_hash(
+            header.raw, serialize_context(materials.encryption_context), self._layout, self._signed
+        )
+        verification_key = materials.verification_key if header.suite.signing else None
+        verify_footer(
+            self._footer, record_hash, len(header.encrypted_data_keys), signing_key, verification_key
+        )
 
 
 _POLICY = CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT

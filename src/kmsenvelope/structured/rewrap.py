@@ -27,7 +27,7 @@ from ..primitives import ecdsa
 from ..primitives.kdf import constant_time_equal, hmac_digest
 from ..values import EncryptedDataKey, freeze_context
 from .context import serialize_context, v2_context
-from .decrypt import _legend_plan, _materials
+from .decrypt import RecordCheck, _legend_plan, _materials
 from .footer import TAG_LENGTH, canonical_hash, make_footer, verify_footer
 from .header import RecordKeys, parse_header, serialize_header, serialize_partial_header
 from .layout import DecryptLayout, decrypt_layout
@@ -90,7 +90,8 @@ def rewrap_record(
         required |= extra.keys()
 
     # Verify the old record exactly as decrypt does, without decrypting any attribute.
-    materials = _materials(manager, header, context, required)
+    check = RecordCheck(header, context, required, hashed_layout, signed, footer_value)
+    materials = _materials(manager, header, context, required, check)
     data_key, old_tag_key = materials.plaintext_data_key, materials.symmetric_signing_key
     if data_key is None or old_tag_key is None:
         raise PolicyError("the materials manager returned no data key or signing key")
