@@ -15,26 +15,42 @@ package imports neither Dask nor boto3.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-_EXPORTS: dict[str, str] = {
-    "JobReport": ".report",
-    "Failure": ".report",
-    "TaskTally": ".report",
+from .._lazy import lazy_exports
+
+# To export a name, add one line to each of __all__, _EXPORTS and the TYPE_CHECKING block (see _lazy.py).
+__all__ = [
+    "Checkpoint",
+    "ClientRecipe",
+    "DynamoDbCheckpoint",
+    "Failure",
+    "FileCheckpoint",
+    "JobReport",
+    "PageTask",
+    "SegmentTask",
+    "TaskTally",
+    "migrate_segment",
+    "migrate_table",
+    "rewrap_objects",
+    "rewrap_page",
+]
+
+_EXPORTS = {
     "Checkpoint": ".checkpoint",
-    "FileCheckpoint": ".checkpoint",
-    "DynamoDbCheckpoint": ".checkpoint",
     "ClientRecipe": ".clients",
-    "migrate_table": ".dynamodb_job",
-    "SegmentTask": ".dynamodb_task",
-    "migrate_segment": ".dynamodb_task",
-    "rewrap_objects": ".s3",
+    "DynamoDbCheckpoint": ".checkpoint",
+    "Failure": ".report",
+    "FileCheckpoint": ".checkpoint",
+    "JobReport": ".report",
     "PageTask": ".s3",
+    "SegmentTask": ".dynamodb_task",
+    "TaskTally": ".report",
+    "migrate_segment": ".dynamodb_task",
+    "migrate_table": ".dynamodb_job",
+    "rewrap_objects": ".s3",
     "rewrap_page": ".s3",
 }
-
-__all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
     from .checkpoint import Checkpoint as Checkpoint
@@ -51,15 +67,5 @@ if TYPE_CHECKING:
     from .s3 import rewrap_objects as rewrap_objects
     from .s3 import rewrap_page as rewrap_page
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'kmsenvelope.bulk' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+else:
+    __getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..aws.accounting import stats as kms_stats
-from ..errors import KmsEnvelopeError
+from ..errors import ConfigurationError, KmsEnvelopeError
 from ..structured.model import FOOTER_FIELD, HEADER_FIELD, Action
 from .checkpoint import Checkpoint, decode_key, encode_key
 from .clients import ClientSource
@@ -147,7 +147,8 @@ class _Migrator:
 
     def source_index(self, kind: str) -> int:
         if kind == LEGACY:
-            assert self.legacy_index is not None
+            if self.legacy_index is None:
+                raise ConfigurationError("a legacy item was found, but no source config has a legacy config")
             return self.legacy_index
         return self.plaintext_index if kind == PLAINTEXT else 0
 
@@ -249,7 +250,8 @@ class _Migrator:
             return frozenset(n for n in stored if not source.allowed_unsigned_name(n))
         if kind == LEGACY:
             legacy = source.legacy
-            assert legacy is not None
+            if legacy is None:
+                raise ConfigurationError("a legacy item was found, but its source has no legacy config")
             return frozenset(n for n in stored if legacy.actions.get(n) is not Action.DO_NOTHING)
         return frozenset()
 
