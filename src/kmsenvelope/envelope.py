@@ -27,7 +27,7 @@ from .message.header import MAX_FRAME_LENGTH, DecryptLimits, MessageHeader, pars
 from .primitives.aead import AesGcm
 from .primitives.buffers import new_bytes
 from .suites import CommitmentPolicy, Suite
-from .values import EncryptionContext, freeze_context
+from .values import EncryptionContext, freeze_context, seal_dataclass
 
 __all__ = ["DEFAULT_FRAME_LENGTH", "DecryptResult", "Envelope"]
 
@@ -36,7 +36,7 @@ DEFAULT_FRAME_LENGTH = 64 * 1024
 _IN_PLACE_THRESHOLD = 8 * 1024
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True, init=False)
 class DecryptResult:
     """Plaintext with the parsed header it came from."""
 
@@ -44,6 +44,14 @@ class DecryptResult:
     header: MessageHeader
     encryption_context: EncryptionContext
     """The full context the message is bound to: stored pairs plus required pairs supplied on decrypt."""
+
+    def __new__(
+        cls, plaintext: bytes, header: MessageHeader, encryption_context: Mapping[str, str]
+    ) -> DecryptResult:
+        return _build_result(cls, bytes(plaintext), header, freeze_context(encryption_context))
+
+
+_build_result = seal_dataclass(DecryptResult)
 
 
 class Envelope:

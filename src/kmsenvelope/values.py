@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from types import MappingProxyType
-from typing import Any, final
+from typing import Any, TypeVar, final
 
 from .errors import MalformedInputError
 
@@ -36,7 +36,9 @@ __all__ = [
     "assemble_context",
     "encode_context_field",
     "freeze_context",
+    "frozen_field",
     "parse_context",
+    "seal_dataclass",
     "serialize_context",
 ]
 
@@ -206,6 +208,75 @@ def _seal_slots(cls: type, *names: str) -> tuple[tuple[Any, Any], ...]:
         accessors.append((slot.__get__, slot.__set__))
         type.__setattr__(cls, name, property(slot.__get__, doc=f"The {name.strip('_')} (read-only)."))
     return tuple(accessors)
+
+
+_V = TypeVar("_V")
+
+
+def seal_dataclass(cls: type[_V]) -> Callable[..., _V]:
+    """Seal a ``@dataclass(frozen=True, slots=True, init=False)`` value class; return its builder.
+
+    Every field's slot descriptor is replaced by a read-only property, so once built an instance has
+    no ``__dict__`` and no API changes it: not assignment, not ``object.__setattr__``, not
+    ``__setstate__``, not ``vars()``. The returned ``build(cls, *values)`` (values in field order) is
+    the only way to fill the slots; the class's ``__new__`` calls it after normalizing its arguments,
+    and must take the fields positionally in the same order (pickling and ``copy`` rebuild through it,
+    ``dataclasses.replace`` through its keywords). Instances are immutable, so copies are the object.
+    """
+    names = tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
+    if "__dict__" in cls.__dict__ or tuple(cls.__dict__.get("__slots__", ())) != names:
+        raise TypeError(f"{cls.__name__} must be a slotted dataclass whose slots are exactly its fields")
+    if "__new__" not in cls.__dict__:
+        raise TypeError(f"{cls.__name__} must build its instances in __new__")
+    setters = [setter for _, setter in _seal_slots(cls, *names)]
+    # dataclass(slots=True) pickles frozen values through __setstate__, which writes with
+    # object.__setattr__; __reduce__ rebuilds through __new__ instead.
+    for name in ("__getstate__", "__setstate__"):
+        if name in cls.__dict__:
+            type.__delattr__(cls, name)
+    getters = [getattr(cls, name).fget for name in names]
+
+    def __reduce__(self: Any) -> tuple[type, tuple[Any, ...]]:
+        # A read-only view does not pickle; __new__ takes (and copies) the mapping it shows.
+        return (
+            self.__class__,
+            tuple(dict(v) if v.__class__ is MappingProxyType else v for v in (get(self) for get in getters)),
+        )
+
+    def __copy__(self: Any) -> Any:
+        return self
+
+    def __deepcopy__(self: Any, memo: object) -> Any:
+        return self
+
+    for method in (__reduce__, __copy__, __deepcopy__):
+        method.__qualname__ = f"{cls.__qualname__}.{method.__name__}"
+        type.__setattr__(cls, method.__name__, method)
+    # One straight-line function per class: these values are built several times per message, and a
+    # loop over the setters costs about twice as much.
+    params = ", ".join(f"v{i}" for i in range(len(names)))
+    body = "".join(f"    s{i}(obj, v{i})\n" for i in range(len(names)))
+    namespace: dict[str, Any] = {"new": object.__new__, **{f"s{i}": s for i, s in enumerate(setters)}}
+    exec(f"def build(cls, {params}):\n    obj = new(cls)\n{body}    return obj\n", namespace)  # noqa: S102
+    build: Callable[..., _V] = namespace["build"]
+    build.__qualname__ = f"{cls.__qualname__}.build"
+    return build
+
+
+def frozen_field(value: Any) -> Any:
+    """``value`` in an immutable form for a sealed value's field: a ``bytearray`` or ``memoryview``
+    becomes ``bytes``, a ``list`` a ``tuple``, a ``set`` a ``frozenset``; anything else is returned as is.
+
+    A sealed value may be shared between callers, so it must not keep a container its builder can
+    still change.
+    """
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, list):
+        return tuple(value)
+    if isinstance(value, set):
+        return frozenset(value)
+    return value
 
 
 _context_slots = _seal_slots(EncryptionContext, "_pairs", "_serialized")

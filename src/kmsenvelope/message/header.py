@@ -16,7 +16,15 @@ from dataclasses import dataclass, field
 
 from ..errors import ConfigurationError, MalformedInputError, PolicyError
 from ..suites import Suite
-from ..values import EncryptedDataKey, EncryptionContext, freeze_context, parse_context, serialize_context
+from ..values import (
+    EncryptedDataKey,
+    EncryptionContext,
+    freeze_context,
+    frozen_field,
+    parse_context,
+    seal_dataclass,
+    serialize_context,
+)
 from .codec import TruncatedInputError, u16, u32
 
 __all__ = [
@@ -66,7 +74,7 @@ class DecryptLimits:
             raise ConfigurationError("max_message_size must be at least 1")
 
 
-@dataclass(frozen=True, init=False)
+@dataclass(frozen=True, slots=True, init=False)
 class MessageHeader:
     """A parsed message header. ``body`` is the exact serialized header body that was authenticated.
 
@@ -86,8 +94,8 @@ class MessageHeader:
     header_tag: bytes = field(default=b"", repr=False)
     body: bytes = field(default=b"", repr=False)
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         version: int,
         suite: Suite,
         message_id: bytes,
@@ -99,24 +107,21 @@ class MessageHeader:
         header_iv: bytes = b"",
         header_tag: bytes = b"",
         body: bytes = b"",
-    ) -> None:
-        # One step instead of eleven frozen-field assignments: a header is parsed for every message.
-        object.__setattr__(
-            self,
-            "__dict__",
-            {
-                "version": version,
-                "suite": suite,
-                "message_id": message_id,
-                "encryption_context": freeze_context(encryption_context),
-                "encrypted_data_keys": encrypted_data_keys,
-                "content_type": content_type,
-                "frame_length": frame_length,
-                "commitment": commitment,
-                "header_iv": header_iv,
-                "header_tag": header_tag,
-                "body": body,
-            },
+    ) -> MessageHeader:
+        # Sealed (see values.seal_dataclass): a header is handed to callers and may be kept by them.
+        return _build_header(
+            cls,
+            version,
+            suite,
+            frozen_field(message_id),
+            freeze_context(encryption_context),
+            frozen_field(encrypted_data_keys),
+            content_type,
+            frame_length,
+            frozen_field(commitment),
+            frozen_field(header_iv),
+            frozen_field(header_tag),
+            frozen_field(body),
         )
 
     @property
@@ -148,6 +153,9 @@ class MessageHeader:
             "frame_length": self.frame_length,
             "header_size": self.size,
         }
+
+
+_build_header = seal_dataclass(MessageHeader)
 
 
 def _printable(info: bytes) -> str:
