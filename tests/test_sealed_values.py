@@ -64,29 +64,46 @@ ATTEMPTS: dict[str, Callable[[Any, str], object]] = {
     "vars": lambda value, name: vars(value).__setitem__(name, None),
     "__dict__": lambda value, name: value.__dict__.__setitem__(name, None),
     "setattr": lambda value, name: setattr(value, name, None),
-    "object.__setattr__": lambda value, name: object.__setattr__(value, name, None),
     "delattr": lambda value, name: delattr(value, name),
-    "object.__delattr__": lambda value, name: object.__delattr__(value, name),
     "new attribute": lambda value, name: object.__setattr__(value, "extra", None),
+    "__class__": lambda value, name: setattr(value, "__class__", object),
+}
+# Writing a slot through object's own C-level setter is the documented boundary of seal_dataclass
+# (docs/security.md); the context and the EDK, whose descriptors are sealed too, refuse it as well.
+C_LEVEL: dict[str, Callable[[Any, str], object]] = {
+    "object.__setattr__": lambda value, name: object.__setattr__(value, name, None),
+    "object.__delattr__": lambda value, name: object.__delattr__(value, name),
 }
 
 
 @pytest.mark.parametrize("attempt", sorted(ATTEMPTS))
 @pytest.mark.parametrize("kind", sorted(VALUES))
 def test_no_api_changes_a_sealed_value(kind: str, attempt: str) -> None:
-    value = VALUES[kind]
+    value = _values()[kind]
     names = [f.name for f in dataclasses.fields(value)]
     before = {name: getattr(value, name) for name in names}
     for name in names:
         with pytest.raises((AttributeError, TypeError)):
             ATTEMPTS[attempt](value, name)
     assert {name: getattr(value, name) for name in names} == before
-    assert not hasattr(value, "__dict__")
+    assert not hasattr(value, "__dict__") and type(value).__name__ == kind
+
+
+@pytest.mark.parametrize("attempt", sorted(C_LEVEL))
+def test_the_edk_and_the_context_refuse_object_setattr_too(attempt: str) -> None:
+    context = EncryptionContext({"a": "b"})
+    for name in ("provider_id", "provider_info", "ciphertext"):
+        with pytest.raises(AttributeError):
+            C_LEVEL[attempt](EDK, name)
+    for name in ("_pairs", "_serialized"):
+        with pytest.raises(AttributeError):
+            C_LEVEL[attempt](context, name)
+    assert EDK == EncryptedDataKey("raw", b"info", b"ciphertext") and context == {"a": "b"}
 
 
 @pytest.mark.parametrize("kind", sorted(set(VALUES) - {"EncryptedDataKey"}))
 def test_calling_init_or_setstate_again_changes_nothing(kind: str) -> None:
-    value = VALUES[kind]
+    value = _values()[kind]
     names = [f.name for f in dataclasses.fields(value)]
     before = {name: getattr(value, name) for name in names}
     value.__init__(*[None] * len(names))

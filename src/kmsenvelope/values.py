@@ -216,25 +216,29 @@ _V = TypeVar("_V")
 def seal_dataclass(cls: type[_V]) -> Callable[..., _V]:
     """Seal a ``@dataclass(frozen=True, slots=True, init=False)`` value class; return its builder.
 
-    Every field's slot descriptor is replaced by a read-only property, so once built an instance has
-    no ``__dict__`` and no API changes it: not assignment, not ``object.__setattr__``, not
-    ``__setstate__``, not ``vars()``. The returned ``build(cls, *values)`` (values in field order) is
-    the only way to fill the slots; the class's ``__new__`` calls it after normalizing its arguments,
-    and must take the fields positionally in the same order (pickling and ``copy`` rebuild through it,
-    ``dataclasses.replace`` through its keywords). Instances are immutable, so copies are the object.
+    Instances have no ``__dict__`` (``vars()`` fails), refuse assignment and deletion (the frozen
+    dataclass ``__setattr__``), and have no ``__setstate__``; calling ``__init__`` again is
+    ``object.__init__`` and changes nothing. The returned ``build(cls, *values)`` (values in field order)
+    fills the slots once; the class's ``__new__`` calls it after normalizing its arguments, and must
+    take the fields positionally in the same order (pickling rebuilds through it, ``dataclasses.replace``
+    through its keywords). Instances are immutable, so copies are the object itself.
+
+    The slots keep their ordinary descriptors, so reading a field costs what reading any attribute
+    does; ``object.__setattr__`` can therefore still write a slot, as it can any slotted object. That is
+    the boundary (docs/security.md): :class:`EncryptionContext` and :class:`EncryptedDataKey` go further.
     """
     names = tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
     if "__dict__" in cls.__dict__ or tuple(cls.__dict__.get("__slots__", ())) != names:
         raise TypeError(f"{cls.__name__} must be a slotted dataclass whose slots are exactly its fields")
     if "__new__" not in cls.__dict__:
         raise TypeError(f"{cls.__name__} must build its instances in __new__")
-    setters = [setter for _, setter in _seal_slots(cls, *names)]
-    # dataclass(slots=True) pickles frozen values through __setstate__, which writes with
+    setters = [cls.__dict__[name].__set__ for name in names]
+    getters = [cls.__dict__[name].__get__ for name in names]
+    # dataclass(slots=True) pickles frozen values through __setstate__, which writes any field with
     # object.__setattr__; __reduce__ rebuilds through __new__ instead.
     for name in ("__getstate__", "__setstate__"):
         if name in cls.__dict__:
             type.__delattr__(cls, name)
-    getters = [getattr(cls, name).fget for name in names]
 
     def __reduce__(self: Any) -> tuple[type, tuple[Any, ...]]:
         # A read-only view does not pickle; __new__ takes (and copies) the mapping it shows.
@@ -252,12 +256,21 @@ def seal_dataclass(cls: type[_V]) -> Callable[..., _V]:
     for method in (__reduce__, __copy__, __deepcopy__):
         method.__qualname__ = f"{cls.__qualname__}.{method.__name__}"
         type.__setattr__(cls, method.__name__, method)
-    # One straight-line function per class: these values are built several times per message, and a
-    # loop over the setters costs about twice as much.
+    # The fast fill: an unsealed twin with the same slot layout takes plain attribute stores (a few
+    # instructions each, against a descriptor call per field), then the finished object becomes an
+    # instance of the sealed class. The twin is never handed out. Subclasses fill through the setters.
+    twin = type(f"_Unsealed{cls.__name__}", (), {"__slots__": names, "__module__": cls.__module__})
     params = ", ".join(f"v{i}" for i in range(len(names)))
-    body = "".join(f"    s{i}(obj, v{i})\n" for i in range(len(names)))
-    namespace: dict[str, Any] = {"new": object.__new__, **{f"s{i}": s for i, s in enumerate(setters)}}
-    exec(f"def build(cls, {params}):\n    obj = new(cls)\n{body}    return obj\n", namespace)  # noqa: S102
+    stores = "".join(f"        obj.{name} = v{i}\n" for i, name in enumerate(names))
+    calls = "".join(f"    s{i}(obj, v{i})\n" for i in range(len(names)))
+    source = (
+        f"def build(cls, {params}):\n"
+        f"    if cls is sealed:\n        obj = new(twin)\n{stores}        obj.__class__ = sealed\n        return obj\n"
+        f"    obj = new(cls)\n{calls}    return obj\n"
+    )
+    namespace: dict[str, Any] = {"new": object.__new__, "twin": twin, "sealed": cls}
+    namespace.update((f"s{i}", setter) for i, setter in enumerate(setters))
+    exec(source, namespace)  # noqa: S102 -- generated from dataclass field names only
     build: Callable[..., _V] = namespace["build"]
     build.__qualname__ = f"{cls.__qualname__}.build"
     return build
