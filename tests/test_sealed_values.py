@@ -17,14 +17,12 @@ import pytest
 
 from kmsenvelope import CachingMaterials, Envelope, RawAesKeyring
 from kmsenvelope.aws.key_store import BeaconKeyMaterials, BranchKeyMaterials
-from kmsenvelope.envelope import DecryptResult
 from kmsenvelope.materials.materials import (
     DecryptionMaterials,
     DecryptionRequest,
     EncryptionMaterials,
     EncryptionRequest,
 )
-from kmsenvelope.message.header import MessageHeader
 from kmsenvelope.structured.header import Header
 from kmsenvelope.structured.model import Action, ParsedHeader
 from kmsenvelope.suites import CommitmentPolicy, DbeSuite, Suite
@@ -98,7 +96,7 @@ def test_the_edk_and_the_context_refuse_object_setattr_too(attempt: str) -> None
     for name in ("_pairs", "_serialized"):
         with pytest.raises(AttributeError):
             C_LEVEL[attempt](context, name)
-    assert EDK == EncryptedDataKey("raw", b"info", b"ciphertext") and context == {"a": "b"}
+    assert EncryptedDataKey("raw", b"info", b"ciphertext") == EDK and context == {"a": "b"}
 
 
 @pytest.mark.parametrize("kind", sorted(set(VALUES) - {"EncryptedDataKey"}))

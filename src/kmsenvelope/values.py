@@ -265,7 +265,8 @@ def seal_dataclass(cls: type[_V]) -> Callable[..., _V]:
     calls = "".join(f"    s{i}(obj, v{i})\n" for i in range(len(names)))
     source = (
         f"def build(cls, {params}):\n"
-        f"    if cls is sealed:\n        obj = new(twin)\n{stores}        obj.__class__ = sealed\n        return obj\n"
+        f"    if cls is sealed:\n        obj = new(twin)\n{stores}"
+        "        obj.__class__ = sealed\n        return obj\n"
         f"    obj = new(cls)\n{calls}    return obj\n"
     )
     namespace: dict[str, Any] = {"new": object.__new__, "twin": twin, "sealed": cls}
