@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from .errors import ConfigurationError, MalformedInputError, PolicyError
-from .materials.cmm import as_materials_manager, check_suite_policy
+from .materials.cmm import DefaultMaterials, as_materials_manager, check_suite_policy
 from .materials.materials import (
     RESERVED_CONTEXT_PREFIX,
     DecryptionMaterials,
@@ -211,25 +211,35 @@ class Envelope:
         self, context: Mapping[str, str] | None, plaintext_length: int | None
     ) -> EncryptionMaterials:
         """Materials for one message; checks the context and EDK limit. Used by the streaming writer."""
-        request = self.encryption_request(context, plaintext_length)
-        return self.check_encryption_materials(self._cmm.get_encryption_materials(request))
+        cmm = self._cmm
+        if cmm.__class__ is DefaultMaterials:
+            # What DefaultMaterials.get_encryption_materials does with the request, without building
+            # it (the default manager reads no other field of it).
+            materials = cmm.encryption_materials(self._checked_context(context), self._policy, self._suite)
+        else:
+            materials = cmm.get_encryption_materials(self.encryption_request(context, plaintext_length))
+        return self.check_encryption_materials(materials)
 
     def encryption_request(
         self, context: Mapping[str, str] | None, plaintext_length: int | None
     ) -> EncryptionRequest:
         """The materials request for one message, after checking the caller's context."""
+        return EncryptionRequest(
+            encryption_context=self._checked_context(context),
+            commitment_policy=self._policy,
+            suite=self._suite,
+            max_plaintext_length=plaintext_length,
+        )
+
+    @staticmethod
+    def _checked_context(context: Mapping[str, str] | None) -> EncryptionContext:
         frozen = freeze_context(context)
         for key in frozen:
             if key.startswith(RESERVED_CONTEXT_PREFIX):
                 raise PolicyError(
                     f"encryption context keys starting with {RESERVED_CONTEXT_PREFIX!r} are reserved"
                 )
-        return EncryptionRequest(
-            encryption_context=frozen,
-            commitment_policy=self._policy,
-            suite=self._suite,
-            max_plaintext_length=plaintext_length,
-        )
+        return frozen
 
     def check_encryption_materials(self, materials: EncryptionMaterials) -> EncryptionMaterials:
         """Refuse materials whose suite this envelope's policy forbids, or with too many EDKs."""
@@ -366,21 +376,33 @@ class Envelope:
         self, header: MessageHeader, reproduced: Mapping[str, str]
     ) -> tuple[DecryptionMaterials, AesGcm]:
         """Get decryption materials for a parsed header and verify it. Used by the streaming reader."""
-        materials = self._cmm.decrypt_materials(self.decryption_request(header, reproduced))
+        cmm = self._cmm
+        if cmm.__class__ is DefaultMaterials:
+            # What DefaultMaterials.decrypt_materials does with the request, without building it.
+            policy = self._policy
+            reproduced = self._checked_reproduced(header, reproduced)
+            materials = cmm.decryption_materials(
+                header.suite, header.encrypted_data_keys, header.encryption_context, policy, reproduced
+            )
+        else:
+            materials = cmm.decrypt_materials(self.decryption_request(header, reproduced))
         return materials, open_header(header, materials)
 
     def decryption_request(self, header: MessageHeader, reproduced: Mapping[str, str]) -> DecryptionRequest:
         """The materials request for a parsed header, after the commitment policy and context checks."""
-        check_suite_policy(header.suite, self._policy, encrypting=False)
-        reproduced = freeze_context(reproduced)
-        check_reproduced_context(header, reproduced)
         return DecryptionRequest(
             suite=header.suite,
             encrypted_data_keys=header.encrypted_data_keys,
             encryption_context=header.encryption_context,
             commitment_policy=self._policy,
-            reproduced_context=reproduced,
+            reproduced_context=self._checked_reproduced(header, reproduced),
         )
+
+    def _checked_reproduced(self, header: MessageHeader, reproduced: Mapping[str, str]) -> EncryptionContext:
+        check_suite_policy(header.suite, self._policy, encrypting=False)
+        frozen = freeze_context(reproduced)
+        check_reproduced_context(header, frozen)
+        return frozen
 
     def parse_header(self, data: bytes | bytearray | memoryview) -> MessageHeader:
         """Parse (without verifying or decrypting) the header at the start of ``data``."""

@@ -47,6 +47,7 @@ class RawAesKeyring:
         self._key = bytes(key)  # only for pickling: the AES-GCM object cannot be
         self._info_prefix = self._name + _TAG_BITS + _IV_LEN
         self._info_length = len(self._info_prefix) + IV_LENGTH
+        self._described = f"RawAesKeyring({self._namespace!r}, {name!r})"
 
     @property
     def namespace(self) -> str:
@@ -88,9 +89,7 @@ class RawAesKeyring:
             except AuthenticationError:
                 raise AuthenticationError("wrong wrapping key or encryption context") from None
 
-        return decrypt_first(
-            f"RawAesKeyring({self._namespace!r}, {self.name!r})", materials, edks, self._matches, attempt
-        )
+        return decrypt_first(self._described, materials, edks, self._matches, attempt)
 
     def __reduce__(self) -> tuple[object, ...]:
         # A pickled raw keyring carries its wrapping key: send it only over encrypted channels.

@@ -26,6 +26,8 @@ from .materials import (
     EncryptedDataKey,
     EncryptionMaterials,
     EncryptionRequest,
+    _build_decryption_materials,
+    _build_encryption_materials,
     check_data_key,
 )
 from .protocols import Keyring, MaterialsManager, RecordKeyring
@@ -255,11 +257,16 @@ def start_encryption(
         signing_key = ecdsa.generate_signing_key(curve)
         public = ecdsa.compress_public_key(signing_key.public_key())
         context = context | {PUBLIC_KEY_CONTEXT_KEY: base64.b64encode(public).decode("ascii")}
-    return EncryptionMaterials(
-        suite=suite,
-        encryption_context=context,
-        signing_key=signing_key,
-        required_context_keys=frozenset(required_context_keys),
+    keys = required_context_keys
+    return _build_encryption_materials(
+        EncryptionMaterials,
+        suite,
+        context,
+        (),
+        None,
+        signing_key,
+        keys if keys.__class__ is frozenset else frozenset(keys),  # type: ignore[arg-type]
+        (),
     )
 
 
@@ -300,11 +307,8 @@ def start_decryption(
         verification_key = ecdsa.load_compressed_public_key(curve, raw)
     elif encoded is not None:
         raise MalformedInputError("unsigned message carries a verification key")
-    return DecryptionMaterials(
-        suite=suite,
-        encryption_context=freeze_context(context),
-        verification_key=verification_key,
-        required_context_keys=required,
+    return _build_decryption_materials(
+        DecryptionMaterials, suite, freeze_context(context), None, verification_key, required, None
     )
 
 

@@ -148,7 +148,9 @@ class EncryptionMaterials:
         sym = self.symmetric_signing_keys + (
             (symmetric_signing_key,) if symmetric_signing_key is not None else ()
         )
-        return EncryptionMaterials(
+        # Every field but the new ones comes from this (normalized) value: no need to normalize again.
+        return _build_encryption_materials(
+            EncryptionMaterials,
             self.suite,
             self.encryption_context,
             edks,
@@ -167,7 +169,8 @@ class EncryptionMaterials:
         sym = self.symmetric_signing_keys + (
             (symmetric_signing_key,) if symmetric_signing_key is not None else ()
         )
-        return EncryptionMaterials(
+        return _build_encryption_materials(
+            EncryptionMaterials,
             self.suite,
             self.encryption_context,
             (*self.encrypted_data_keys, edk),
@@ -221,13 +224,14 @@ class DecryptionMaterials:
         if self.plaintext_data_key is not None:
             raise PolicyError("decryption materials already hold a data key")
         check_data_key(self.suite, plaintext_data_key)
-        return DecryptionMaterials(
+        return _build_decryption_materials(
+            DecryptionMaterials,
             self.suite,
             self.encryption_context,
             bytes(plaintext_data_key),
             self.verification_key,
             self.required_context_keys,
-            symmetric_signing_key,
+            _bytes_or_none(symmetric_signing_key),
         )
 
     def __repr__(self) -> str:

@@ -25,7 +25,7 @@ from ..values import (
     seal_dataclass,
     serialize_context,
 )
-from .codec import TruncatedInputError, u16, u32
+from .codec import TruncatedInputError
 
 __all__ = [
     "CONTENT_FRAMED",
@@ -169,17 +169,33 @@ def _printable(info: bytes) -> str:
 
 
 def serialize_edks(edks: tuple[EncryptedDataKey, ...]) -> bytes:
-    if not 1 <= len(edks) <= 0xFFFF:
+    count = len(edks)
+    if not 1 <= count <= 0xFFFF:
         raise PolicyError("a message needs between 1 and 65535 encrypted data keys")
-    parts = [u16(len(edks))]
+    parts = [count.to_bytes(2, "big")]
     for edk in edks:
         pid = edk.provider_id.encode("utf-8")
-        for value in (pid, edk.provider_info, edk.ciphertext):
-            if len(value) > 0xFFFF:
-                raise MalformedInputError("encrypted data key field longer than 65535 bytes")
-        parts += (u16(len(pid)), pid, u16(len(edk.provider_info)), edk.provider_info)
-        parts += (u16(len(edk.ciphertext)), edk.ciphertext)
+        info = edk.provider_info
+        ciphertext = edk.ciphertext
+        if len(pid) > _MAX_U16 or len(info) > _MAX_U16 or len(ciphertext) > _MAX_U16:
+            raise MalformedInputError("encrypted data key field longer than 65535 bytes")
+        parts += (len(pid).to_bytes(2, "big"), pid, len(info).to_bytes(2, "big"), info)
+        parts += (len(ciphertext).to_bytes(2, "big"), ciphertext)
     return b"".join(parts)
+
+
+# What precedes the message id in a header of each suite, and what follows the EDKs up to the frame
+# length (content type framed; v1: reserved bytes and IV length): constants, not rebuilt per message.
+_PREFIX = {
+    suite: (b"\x02" if suite.message_version == 2 else b"\x01\x80") + suite.id_bytes for suite in Suite
+}
+_COMMITTING = frozenset(suite for suite in Suite if suite.message_version == 2)
+_FRAMED_MIDDLE = {
+    suite: bytes([CONTENT_FRAMED])
+    if suite.message_version == 2
+    else bytes([CONTENT_FRAMED]) + b"\x00\x00\x00\x00" + bytes([suite.info.iv_length])
+    for suite in Suite
+}
 
 
 def serialize_header_body(
@@ -195,34 +211,22 @@ def serialize_header_body(
     The context is always written canonically (sorted by UTF-8 key bytes), whatever mapping is given.
     """
     context = serialize_context(stored_context)
-    if len(context) > _MAX_U16:
+    size = len(context)
+    if size > _MAX_U16:
         raise MalformedInputError("serialized encryption context longer than 65535 bytes")
-    aad = u16(len(context)) + context
-    content = bytes([CONTENT_FRAMED])
-    if suite.message_version == 2:
-        return b"".join(
-            (
-                b"\x02",
-                suite.id_bytes,
-                message_id,
-                aad,
-                serialize_edks(edks),
-                content,
-                u32(frame_length),
-                commitment,
-            )
-        )
+    # Both versions end frame length || commitment; v1 suites have none.
+    if commitment and suite not in _COMMITTING:
+        raise MalformedInputError("a version 1 header carries no key commitment")
     return b"".join(
         (
-            b"\x01\x80",
-            suite.id_bytes,
+            _PREFIX[suite],
             message_id,
-            aad,
+            size.to_bytes(2, "big"),
+            context,
             serialize_edks(edks),
-            content,
-            b"\x00\x00\x00\x00",
-            bytes([suite.info.iv_length]),
-            u32(frame_length),
+            _FRAMED_MIDDLE[suite],
+            frame_length.to_bytes(4, "big"),
+            commitment,
         )
     )
 
@@ -305,7 +309,10 @@ def _parse_header(buf: bytes, limits: DecryptLimits) -> MessageHeader:
     _check_header_size(auth_end, limits)
     if auth_end > end:
         raise TruncatedInputError("truncated input: header authentication")
-    return MessageHeader(
+    # Every field is already immutable (bytes slices, an EncryptionContext, a tuple of EDKs): built
+    # without MessageHeader.__new__'s normalizing.
+    return _build_header(
+        MessageHeader,
         version,
         suite,
         message_id,
@@ -340,22 +347,38 @@ def _parse_edks(
         )
     edks = []
     max_size = limits.max_header_size
+    # The three length-prefixed fields of each EDK, unrolled (this runs per message). Each length is
+    # checked against the header limit before truncation, so every input type gets the same error.
     for _ in range(count):
-        fields = []
-        for what in ("EDK provider id", "EDK provider info", "EDK ciphertext"):
-            if pos + 2 > end:
-                raise TruncatedInputError(f"truncated input: {what} length")
-            length = (buf[pos] << 8) | buf[pos + 1]
-            pos += 2 + length
-            # The limit is checked before truncation, so every input type gets the same error.
-            if pos > max_size:
-                _check_header_size(pos, limits)
-            if pos > end:
-                raise TruncatedInputError(f"truncated input: {what}")
-            fields.append(buf[pos - length : pos])
+        start = pos + 2
+        if start > end:
+            raise TruncatedInputError("truncated input: EDK provider id length")
+        pos = start + ((buf[pos] << 8) | buf[pos + 1])
+        if pos > max_size:
+            _check_header_size(pos, limits)
+        if pos > end:
+            raise TruncatedInputError("truncated input: EDK provider id")
+        raw_id = buf[start:pos]
+        start = pos + 2
+        if start > end:
+            raise TruncatedInputError("truncated input: EDK provider info length")
+        pos = start + ((buf[pos] << 8) | buf[pos + 1])
+        if pos > max_size:
+            _check_header_size(pos, limits)
+        if pos > end:
+            raise TruncatedInputError("truncated input: EDK provider info")
+        info = buf[start:pos]
+        start = pos + 2
+        if start > end:
+            raise TruncatedInputError("truncated input: EDK ciphertext length")
+        pos = start + ((buf[pos] << 8) | buf[pos + 1])
+        if pos > max_size:
+            _check_header_size(pos, limits)
+        if pos > end:
+            raise TruncatedInputError("truncated input: EDK ciphertext")
         try:
-            provider_id = fields[0].decode()
+            provider_id = raw_id.decode()
         except UnicodeDecodeError:
             raise MalformedInputError("EDK provider id is not valid UTF-8") from None
-        edks.append(EncryptedDataKey(provider_id, fields[1], fields[2]))
+        edks.append(EncryptedDataKey(provider_id, info, buf[start:pos]))
     return tuple(edks), pos
