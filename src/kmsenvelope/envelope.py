@@ -23,7 +23,7 @@ from .message import body as body_mod
 from .message import footer
 from .message.codec import Reader
 from .message.crypto import check_reproduced_context, open_header, seal_header
-from .message.header import MAX_FRAME_LENGTH, DecryptLimits, MessageHeader, parse_header
+from .message.header import CONTENT_FRAMED, MAX_FRAME_LENGTH, DecryptLimits, MessageHeader, parse_header
 from .primitives.aead import AesGcm
 from .primitives.buffers import new_bytes
 from .suites import CommitmentPolicy, Suite
@@ -292,7 +292,7 @@ class Envelope:
     ) -> bytes:
         """The plaintext of a message whose header was opened (``reader`` at the body)."""
         try:
-            if header.framed:
+            if header.content_type == CONTENT_FRAMED:
                 # Every frame is found in ``data`` before anything is allocated: the plaintext buffer is
                 # never larger than the input.
                 frames, total = body_mod.scan_framed(reader, header.frame_length)
@@ -367,10 +367,11 @@ class Envelope:
         self, header: MessageHeader, materials: DecryptionMaterials, data: memoryview, reader: Reader
     ) -> None:
         """Verify the footer (if signed) and that nothing trails the message."""
-        if header.suite.signing:
+        if header.suite.info.signature_curve is not None:
             footer.verify(materials, data[: reader.pos], reader)
-        if reader.remaining:
-            raise MalformedInputError(f"{reader.remaining} unexpected bytes after the end of the message")
+        remaining = reader.remaining
+        if remaining:
+            raise MalformedInputError(f"{remaining} unexpected bytes after the end of the message")
 
     def open(
         self, header: MessageHeader, reproduced: Mapping[str, str]
