@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 
-from ..errors import AuthenticationError, ConfigurationError, MalformedInputError
+from ..errors import AuthenticationError, ConfigurationError, KmsEnvelopeError, MalformedInputError
 from ..materials.materials import DecryptionMaterials, EncryptedDataKey, EncryptionMaterials
 from ..primitives.aead import IV_LENGTH, TAG_LENGTH, AesGcm
 from ..values import serialize_context
@@ -81,6 +81,19 @@ class RawAesKeyring:
     def on_decrypt(
         self, materials: DecryptionMaterials, edks: Sequence[EncryptedDataKey]
     ) -> DecryptionMaterials:
+        if materials.plaintext_data_key is None:
+            # The usual case, flat: the first EDK for this keyring unwraps. Anything else (no EDK for
+            # it, a failure) goes through decrypt_first below, which tries every EDK again and reports
+            # each one's reason; unwrapping is local and has no side effects, so a retry is harmless.
+            for edk in edks:
+                if self._matches(edk):
+                    if len(edk.ciphertext) >= TAG_LENGTH:
+                        try:
+                            return wrapping.unwrap_edk(materials, edk, self._unwrap)
+                        except KmsEnvelopeError:
+                            pass
+                    break
+
         def attempt(edk: EncryptedDataKey) -> DecryptionMaterials:
             if len(edk.ciphertext) < TAG_LENGTH:
                 raise MalformedInputError("raw AES EDK ciphertext is too short")

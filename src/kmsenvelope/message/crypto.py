@@ -15,7 +15,7 @@ from ..materials.materials import DecryptionMaterials, EncryptionMaterials
 from ..primitives.aead import AesGcm
 from ..primitives.kdf import constant_time_equal
 from ..suites import Suite
-from ..values import serialize_context
+from ..values import EMPTY_CONTEXT, serialize_context
 from .header import MessageHeader, serialize_header_body
 from .keys import derive_message_keys
 
@@ -74,7 +74,7 @@ def seal_header(materials: EncryptionMaterials, frame_length: int) -> SealedHead
 
 def check_reproduced_context(header: MessageHeader, reproduced: Mapping[str, str]) -> None:
     """Every pair the caller requires that the header stores must have the same value."""
-    if not reproduced:
+    if reproduced is EMPTY_CONTEXT or not reproduced:
         return
     stored = header.encryption_context
     # Set difference of the items views runs in C; usually every reproduced pair is stored as given.

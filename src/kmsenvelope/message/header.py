@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from ..errors import ConfigurationError, MalformedInputError, PolicyError
 from ..suites import Suite
@@ -186,16 +187,19 @@ def serialize_edks(edks: tuple[EncryptedDataKey, ...]) -> bytes:
 
 # What precedes the message id in a header of each suite, and what follows the EDKs up to the frame
 # length (content type framed; v1: reserved bytes and IV length): constants, not rebuilt per message.
-_PREFIX = {
-    suite: (b"\x02" if suite.message_version == 2 else b"\x01\x80") + suite.id_bytes for suite in Suite
-}
+# Read-only views: fixed per suite, never filled from input.
+_PREFIX = MappingProxyType(
+    {suite: (b"\x02" if suite.message_version == 2 else b"\x01\x80") + suite.id_bytes for suite in Suite}
+)
 _COMMITTING = frozenset(suite for suite in Suite if suite.message_version == 2)
-_FRAMED_MIDDLE = {
-    suite: bytes([CONTENT_FRAMED])
-    if suite.message_version == 2
-    else bytes([CONTENT_FRAMED]) + b"\x00\x00\x00\x00" + bytes([suite.info.iv_length])
-    for suite in Suite
-}
+_FRAMED_MIDDLE = MappingProxyType(
+    {
+        suite: bytes([CONTENT_FRAMED])
+        if suite.message_version == 2
+        else bytes([CONTENT_FRAMED]) + b"\x00\x00\x00\x00" + bytes([suite.info.iv_length])
+        for suite in Suite
+    }
+)
 
 
 def serialize_header_body(
@@ -271,7 +275,8 @@ def _parse_header(buf: bytes, limits: DecryptLimits) -> MessageHeader:
         raise TruncatedInputError("truncated input: message id")
     message_id = buf[pos - 2 - id_length : pos - 2]
     aad_length = int.from_bytes(buf[pos - 2 : pos], "big")
-    _check_header_size(pos + aad_length, limits)
+    if pos + aad_length > limits.max_header_size:
+        _check_header_size(pos + aad_length, limits)
     if pos + aad_length > end:
         raise TruncatedInputError("truncated input: encryption context")
     context = parse_context(buf[pos : pos + aad_length])
@@ -306,7 +311,8 @@ def _parse_header(buf: bytes, limits: DecryptLimits) -> MessageHeader:
     body_end = pos
     iv_length = info.iv_length if version == 1 else 0
     auth_end = pos + iv_length + info.tag_length
-    _check_header_size(auth_end, limits)
+    if auth_end > limits.max_header_size:
+        _check_header_size(auth_end, limits)
     if auth_end > end:
         raise TruncatedInputError("truncated input: header authentication")
     # Every field is already immutable (bytes slices, an EncryptionContext, a tuple of EDKs): built

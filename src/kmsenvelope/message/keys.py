@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 from ..primitives.kdf import hkdf, hkdf_many
 from ..suites import Suite, SuiteInfo
 
@@ -28,8 +30,10 @@ def derive_message_keys(suite: SuiteInfo, data_key: bytes, message_id: bytes) ->
 
 
 # The two HKDF infos of each committing suite: constants, built once rather than per message.
-_COMMIT_INFOS = {
-    info.id: (info.id_bytes + _DERIVE_KEY_LABEL, _COMMIT_KEY_LABEL)
-    for info in (suite.info for suite in Suite)
-    if info.committing
-}
+_COMMIT_INFOS = MappingProxyType(
+    {
+        info.id: (info.id_bytes + _DERIVE_KEY_LABEL, _COMMIT_KEY_LABEL)
+        for info in (suite.info for suite in Suite)
+        if info.committing
+    }
+)

@@ -179,5 +179,5 @@ class CounterKdf:
         return "CounterKdf(<key hidden>)"
 
 
-def constant_time_equal(a: bytes, b: bytes) -> bool:
-    return hmac.compare_digest(a, b)
+constant_time_equal: Callable[[bytes, bytes], bool] = hmac.compare_digest
+"""``hmac.compare_digest``: equality in time independent of where the inputs differ."""
