@@ -273,7 +273,7 @@ def start_encryption(
         (),
         None,
         signing_key,
-        keys if keys.__class__ is frozenset else frozenset(keys),  # type: ignore[arg-type]
+        keys if keys.__class__ is frozenset else frozenset(keys),
         (),
     )
 

@@ -22,9 +22,9 @@ class AesGcm:
 
     encrypt: Callable[[bytes, bytes | memoryview, bytes], bytes]
     """``encrypt(iv, plaintext, aad)``: ciphertext followed by the 16-byte tag."""
-    encrypt_into: Callable[[bytes, bytes | memoryview, bytes, memoryview], None]
+    encrypt_into: Callable[[bytes, bytes | memoryview, bytes, memoryview], int]
     """``encrypt_into(iv, plaintext, aad, out)``: write ciphertext || tag into ``out`` (exactly
-    ``len(plaintext) + 16`` bytes)."""
+    ``len(plaintext) + 16`` bytes); returns the number of bytes written."""
 
     def __init__(self, key: bytes) -> None:
         if len(key) not in (16, 24, 32):
