@@ -8,8 +8,10 @@ of an older commit) and each operation, runs the operation ``n`` times after 50 
 garbage collector is paused while counting and ``PYTHONHASHSEED=0``, so repeated runs agree closely
 (within 0.1% for messages, about 2% for the DynamoDB round trip). Operations: ``Envelope.encrypt`` and
 ``decrypt`` of 1 KiB (suite 0x0478, raw AES keyring) and the ``bench_dynamodb.py`` item round trip (0x6700,
-cached hierarchical keyring). Needs valgrind; each count takes about a minute. Counts are not timings:
-they ignore page faults and memory stalls, so they suit pure-Python changes, not buffer allocation.
+cached hierarchical keyring); ``esdk-encrypt`` and ``esdk-decrypt`` are aws-encryption-sdk's legacy
+master-key API on the same 1 KiB message, as ``bench_messages.py`` runs it. Needs valgrind; each count
+takes about a minute. Counts are not timings: they ignore page faults and memory stalls, so they suit
+pure-Python changes, not buffer allocation.
 """
 
 from __future__ import annotations
@@ -33,6 +35,11 @@ def workload(name: str, n: int) -> None:
         import bench_dynamodb
 
         (op,) = (fn for label, fn in bench_dynamodb.kmsenvelope_round_trips().items() if "0x6700" in label)
+    elif name.startswith("esdk-"):
+        import bench_messages
+
+        encrypt, decrypt = bench_messages.esdk_ops(bytes(1024))["aws-encryption-sdk legacy master key"]
+        op = encrypt if name == "esdk-encrypt" else decrypt
     else:
         from kmsenvelope import Envelope, RawAesKeyring
 

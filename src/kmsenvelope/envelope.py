@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from .errors import ConfigurationError, MalformedInputError, PolicyError
-from .materials.cmm import as_materials_manager, check_suite_policy
+from .materials.cmm import DefaultMaterials, as_materials_manager, check_suite_policy
 from .materials.materials import (
     RESERVED_CONTEXT_PREFIX,
     DecryptionMaterials,
@@ -22,12 +22,12 @@ from .materials.protocols import Keyring, MaterialsManager
 from .message import body as body_mod
 from .message import footer
 from .message.codec import Reader
-from .message.crypto import HeaderCheck, check_reproduced_context, seal_header
-from .message.header import MAX_FRAME_LENGTH, DecryptLimits, MessageHeader, parse_header
+from .message.crypto import HeaderCheck, check_reproduced_context, open_header, seal_header
+from .message.header import CONTENT_FRAMED, MAX_FRAME_LENGTH, DecryptLimits, MessageHeader, parse_header
 from .primitives.aead import AesGcm
 from .primitives.buffers import new_bytes
 from .suites import CommitmentPolicy, Suite
-from .values import EncryptionContext, freeze_context
+from .values import EncryptionContext, freeze_context, seal_dataclass
 
 __all__ = ["DEFAULT_FRAME_LENGTH", "DecryptResult", "Envelope"]
 
@@ -36,7 +36,7 @@ DEFAULT_FRAME_LENGTH = 64 * 1024
 _IN_PLACE_THRESHOLD = 8 * 1024
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True, init=False)
 class DecryptResult:
     """Plaintext with the parsed header it came from."""
 
@@ -44,6 +44,14 @@ class DecryptResult:
     header: MessageHeader
     encryption_context: EncryptionContext
     """The full context the message is bound to: stored pairs plus required pairs supplied on decrypt."""
+
+    def __new__(
+        cls, plaintext: bytes, header: MessageHeader, encryption_context: Mapping[str, str]
+    ) -> DecryptResult:
+        return _build_result(cls, bytes(plaintext), header, freeze_context(encryption_context))
+
+
+_build_result = seal_dataclass(DecryptResult)
 
 
 class Envelope:
@@ -203,25 +211,35 @@ class Envelope:
         self, context: Mapping[str, str] | None, plaintext_length: int | None
     ) -> EncryptionMaterials:
         """Materials for one message; checks the context and EDK limit. Used by the streaming writer."""
-        request = self.encryption_request(context, plaintext_length)
-        return self.check_encryption_materials(self._cmm.get_encryption_materials(request))
+        cmm = self._cmm
+        if cmm.__class__ is DefaultMaterials:
+            # What DefaultMaterials.get_encryption_materials does with the request, without building
+            # it (the default manager reads no other field of it).
+            materials = cmm.encryption_materials(self._checked_context(context), self._policy, self._suite)
+        else:
+            materials = cmm.get_encryption_materials(self.encryption_request(context, plaintext_length))
+        return self.check_encryption_materials(materials)
 
     def encryption_request(
         self, context: Mapping[str, str] | None, plaintext_length: int | None
     ) -> EncryptionRequest:
         """The materials request for one message, after checking the caller's context."""
+        return EncryptionRequest(
+            encryption_context=self._checked_context(context),
+            commitment_policy=self._policy,
+            suite=self._suite,
+            max_plaintext_length=plaintext_length,
+        )
+
+    @staticmethod
+    def _checked_context(context: Mapping[str, str] | None) -> EncryptionContext:
         frozen = freeze_context(context)
         for key in frozen:
             if key.startswith(RESERVED_CONTEXT_PREFIX):
                 raise PolicyError(
                     f"encryption context keys starting with {RESERVED_CONTEXT_PREFIX!r} are reserved"
                 )
-        return EncryptionRequest(
-            encryption_context=frozen,
-            commitment_policy=self._policy,
-            suite=self._suite,
-            max_plaintext_length=plaintext_length,
-        )
+        return frozen
 
     def check_encryption_materials(self, materials: EncryptionMaterials) -> EncryptionMaterials:
         """Refuse materials whose suite this envelope's policy forbids, or with too many EDKs."""
@@ -274,7 +292,7 @@ class Envelope:
     ) -> bytes:
         """The plaintext of a message whose header was opened (``reader`` at the body)."""
         try:
-            if header.framed:
+            if header.content_type == CONTENT_FRAMED:
                 # Every frame is found in ``data`` before anything is allocated: the plaintext buffer is
                 # never larger than the input.
                 frames, total = body_mod.scan_framed(reader, header.frame_length)
@@ -349,17 +367,27 @@ class Envelope:
         self, header: MessageHeader, materials: DecryptionMaterials, data: memoryview, reader: Reader
     ) -> None:
         """Verify the footer (if signed) and that nothing trails the message."""
-        if header.suite.signing:
+        if header.suite.info.signature_curve is not None:
             footer.verify(materials, data[: reader.pos], reader)
-        if reader.remaining:
-            raise MalformedInputError(f"{reader.remaining} unexpected bytes after the end of the message")
+        remaining = reader.remaining
+        if remaining:
+            raise MalformedInputError(f"{remaining} unexpected bytes after the end of the message")
 
     def open(
         self, header: MessageHeader, reproduced: Mapping[str, str]
     ) -> tuple[DecryptionMaterials, AesGcm]:
         """Get decryption materials for a parsed header and verify it. Used by the streaming reader."""
+        cmm = self._cmm
+        if cmm.__class__ is DefaultMaterials:
+            # What DefaultMaterials.decrypt_materials does with the request, without building it
+            # (it caches nothing, so it needs no authenticate check).
+            reproduced = self._checked_reproduced(header, reproduced)
+            materials = cmm.decryption_materials(
+                header.suite, header.encrypted_data_keys, header.encryption_context, self._policy, reproduced
+            )
+            return materials, open_header(header, materials)
         check = HeaderCheck(header)
-        materials = self._cmm.decrypt_materials(self.decryption_request(header, reproduced, check))
+        materials = cmm.decrypt_materials(self.decryption_request(header, reproduced, check))
         return materials, check.open(materials)
 
     def decryption_request(
@@ -373,17 +401,20 @@ class Envelope:
         ``authenticate`` (a :class:`~kmsenvelope.message.crypto.HeaderCheck` of the header) lets a
         caching manager cache the materials once they have opened the header; without it, none does.
         """
-        check_suite_policy(header.suite, self._policy, encrypting=False)
-        reproduced = freeze_context(reproduced)
-        check_reproduced_context(header, reproduced)
         return DecryptionRequest(
             suite=header.suite,
             encrypted_data_keys=header.encrypted_data_keys,
             encryption_context=header.encryption_context,
             commitment_policy=self._policy,
-            reproduced_context=reproduced,
+            reproduced_context=self._checked_reproduced(header, reproduced),
             authenticate=authenticate,
         )
+
+    def _checked_reproduced(self, header: MessageHeader, reproduced: Mapping[str, str]) -> EncryptionContext:
+        check_suite_policy(header.suite, self._policy, encrypting=False)
+        frozen = freeze_context(reproduced)
+        check_reproduced_context(header, frozen)
+        return frozen
 
     def parse_header(self, data: bytes | bytearray | memoryview) -> MessageHeader:
         """Parse (without verifying or decrypting) the header at the start of ``data``."""

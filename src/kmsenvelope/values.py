@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from types import MappingProxyType
-from typing import Any, final
+from typing import Any, TypeVar, final
 
 from .errors import MalformedInputError
 
@@ -36,7 +36,9 @@ __all__ = [
     "assemble_context",
     "encode_context_field",
     "freeze_context",
+    "frozen_field",
     "parse_context",
+    "seal_dataclass",
     "serialize_context",
 ]
 
@@ -206,6 +208,89 @@ def _seal_slots(cls: type, *names: str) -> tuple[tuple[Any, Any], ...]:
         accessors.append((slot.__get__, slot.__set__))
         type.__setattr__(cls, name, property(slot.__get__, doc=f"The {name.strip('_')} (read-only)."))
     return tuple(accessors)
+
+
+_V = TypeVar("_V")
+
+
+def seal_dataclass(cls: type[_V]) -> Callable[..., _V]:
+    """Seal a ``@dataclass(frozen=True, slots=True, init=False)`` value class; return its builder.
+
+    Instances have no ``__dict__`` (``vars()`` fails), refuse assignment and deletion (the frozen
+    dataclass ``__setattr__``), and have no ``__setstate__``; calling ``__init__`` again is
+    ``object.__init__`` and changes nothing. The returned ``build(cls, *values)`` (values in field order)
+    fills the slots once; the class's ``__new__`` calls it after normalizing its arguments, and must
+    take the fields positionally in the same order (pickling rebuilds through it, ``dataclasses.replace``
+    through its keywords). Instances are immutable, so copies are the object itself.
+
+    The slots keep their ordinary descriptors, so reading a field costs what reading any attribute
+    does; ``object.__setattr__`` can therefore still write a slot, as it can any slotted object. That is
+    the boundary (docs/security.md): :class:`EncryptionContext` and :class:`EncryptedDataKey` go further.
+    """
+    names = tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
+    if "__dict__" in cls.__dict__ or tuple(cls.__dict__.get("__slots__", ())) != names:
+        raise TypeError(f"{cls.__name__} must be a slotted dataclass whose slots are exactly its fields")
+    if "__new__" not in cls.__dict__:
+        raise TypeError(f"{cls.__name__} must build its instances in __new__")
+    setters = [cls.__dict__[name].__set__ for name in names]
+    getters = [cls.__dict__[name].__get__ for name in names]
+    # dataclass(slots=True) pickles frozen values through __setstate__, which writes any field with
+    # object.__setattr__; __reduce__ rebuilds through __new__ instead.
+    for name in ("__getstate__", "__setstate__"):
+        if name in cls.__dict__:
+            type.__delattr__(cls, name)
+
+    def __reduce__(self: Any) -> tuple[type, tuple[Any, ...]]:
+        # A read-only view does not pickle; __new__ takes (and copies) the mapping it shows.
+        return (
+            self.__class__,
+            tuple(dict(v) if v.__class__ is MappingProxyType else v for v in (get(self) for get in getters)),
+        )
+
+    def __copy__(self: Any) -> Any:
+        return self
+
+    def __deepcopy__(self: Any, memo: object) -> Any:
+        return self
+
+    for method in (__reduce__, __copy__, __deepcopy__):
+        method.__qualname__ = f"{cls.__qualname__}.{method.__name__}"
+        type.__setattr__(cls, method.__name__, method)
+    # The fast fill: an unsealed twin with the same slot layout takes plain attribute stores (a few
+    # instructions each, against a descriptor call per field), then the finished object becomes an
+    # instance of the sealed class. The twin is never handed out. Subclasses fill through the setters.
+    twin = type(f"_Unsealed{cls.__name__}", (), {"__slots__": names, "__module__": cls.__module__})
+    params = ", ".join(f"v{i}" for i in range(len(names)))
+    stores = "".join(f"        obj.{name} = v{i}\n" for i, name in enumerate(names))
+    calls = "".join(f"    s{i}(obj, v{i})\n" for i in range(len(names)))
+    source = (
+        f"def build(cls, {params}):\n"
+        f"    if cls is sealed:\n        obj = new(twin)\n{stores}"
+        "        obj.__class__ = sealed\n        return obj\n"
+        f"    obj = new(cls)\n{calls}    return obj\n"
+    )
+    namespace: dict[str, Any] = {"new": object.__new__, "twin": twin, "sealed": cls}
+    namespace.update((f"s{i}", setter) for i, setter in enumerate(setters))
+    exec(source, namespace)  # noqa: S102 -- generated from dataclass field names only
+    build: Callable[..., _V] = namespace["build"]
+    build.__qualname__ = f"{cls.__qualname__}.build"
+    return build
+
+
+def frozen_field(value: Any) -> Any:
+    """``value`` in an immutable form for a sealed value's field: a ``bytearray`` or ``memoryview``
+    becomes ``bytes``, a ``list`` a ``tuple``, a ``set`` a ``frozenset``; anything else is returned as is.
+
+    A sealed value may be shared between callers, so it must not keep a container its builder can
+    still change.
+    """
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, list):
+        return tuple(value)
+    if isinstance(value, set):
+        return frozenset(value)
+    return value
 
 
 _context_slots = _seal_slots(EncryptionContext, "_pairs", "_serialized")

@@ -18,7 +18,7 @@ from types import MappingProxyType
 from typing import Protocol, runtime_checkable
 
 from ..errors import ConfigurationError, KeyStoreError
-from ..values import freeze_context
+from ..values import freeze_context, seal_dataclass
 
 __all__ = [
     "BRANCH_KEY_LENGTH",
@@ -47,7 +47,7 @@ def check_branch_key_version(version: str) -> bytes:
     return parsed.bytes
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True, init=False)
 class BranchKeyMaterials:
     """One version of a branch key. The key itself is never shown in ``repr``."""
 
@@ -56,10 +56,19 @@ class BranchKeyMaterials:
     branch_key: bytes = field(repr=False)
     encryption_context: Mapping[str, str] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        if len(self.branch_key) != BRANCH_KEY_LENGTH:
+    def __new__(
+        cls,
+        branch_key_id: str,
+        branch_key_version: str,
+        branch_key: bytes,
+        encryption_context: Mapping[str, str] | None = None,
+    ) -> BranchKeyMaterials:
+        # Sealed (values.seal_dataclass): key stores and caches share one object between callers.
+        if len(branch_key) != BRANCH_KEY_LENGTH:
             raise KeyStoreError(f"branch key must be {BRANCH_KEY_LENGTH} bytes")
-        object.__setattr__(self, "encryption_context", freeze_context(self.encryption_context))
+        return _build_branch_key(
+            cls, branch_key_id, branch_key_version, bytes(branch_key), freeze_context(encryption_context)
+        )
 
     @property
     def version_bytes(self) -> bytes:
@@ -67,7 +76,7 @@ class BranchKeyMaterials:
         return check_branch_key_version(self.branch_key_version)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True, init=False)
 class BeaconKeyMaterials:
     """The beacon key of a branch key id, for searchable encryption. Secrets are not shown."""
 
@@ -76,11 +85,24 @@ class BeaconKeyMaterials:
     hmac_keys: Mapping[str, bytes] = field(default_factory=dict, repr=False)
     encryption_context: Mapping[str, str] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        if self.beacon_key is not None and len(self.beacon_key) != BRANCH_KEY_LENGTH:
-            raise KeyStoreError(f"beacon key must be {BRANCH_KEY_LENGTH} bytes")
-        object.__setattr__(self, "hmac_keys", MappingProxyType(dict(self.hmac_keys)))
-        object.__setattr__(self, "encryption_context", freeze_context(self.encryption_context))
+    def __new__(
+        cls,
+        beacon_key_id: str,
+        beacon_key: bytes | None = None,
+        hmac_keys: Mapping[str, bytes] | None = None,
+        encryption_context: Mapping[str, str] | None = None,
+    ) -> BeaconKeyMaterials:
+        # Sealed (values.seal_dataclass); hmac_keys is a read-only view of a private copy.
+        if beacon_key is not None:
+            if len(beacon_key) != BRANCH_KEY_LENGTH:
+                raise KeyStoreError(f"beacon key must be {BRANCH_KEY_LENGTH} bytes")
+            beacon_key = bytes(beacon_key)
+        keys = MappingProxyType({name: bytes(key) for name, key in (hmac_keys or {}).items()})
+        return _build_beacon_key(cls, beacon_key_id, beacon_key, keys, freeze_context(encryption_context))
+
+
+_build_branch_key = seal_dataclass(BranchKeyMaterials)
+_build_beacon_key = seal_dataclass(BeaconKeyMaterials)
 
 
 @runtime_checkable

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 
-from ..errors import AuthenticationError, ConfigurationError, MalformedInputError
+from ..errors import AuthenticationError, ConfigurationError, KmsEnvelopeError, MalformedInputError
 from ..materials.materials import DecryptionMaterials, EncryptedDataKey, EncryptionMaterials
 from ..primitives.aead import IV_LENGTH, TAG_LENGTH, AesGcm
 from ..values import serialize_context
@@ -47,6 +47,7 @@ class RawAesKeyring:
         self._key = bytes(key)  # only for pickling: the AES-GCM object cannot be
         self._info_prefix = self._name + _TAG_BITS + _IV_LEN
         self._info_length = len(self._info_prefix) + IV_LENGTH
+        self._described = f"RawAesKeyring({self._namespace!r}, {name!r})"
 
     @property
     def namespace(self) -> str:
@@ -80,6 +81,19 @@ class RawAesKeyring:
     def on_decrypt(
         self, materials: DecryptionMaterials, edks: Sequence[EncryptedDataKey]
     ) -> DecryptionMaterials:
+        if materials.plaintext_data_key is None:
+            # The usual case, flat: the first EDK for this keyring unwraps. Anything else (no EDK for
+            # it, a failure) goes through decrypt_first below, which tries every EDK again and reports
+            # each one's reason; unwrapping is local and has no side effects, so a retry is harmless.
+            for edk in edks:
+                if self._matches(edk):
+                    if len(edk.ciphertext) >= TAG_LENGTH:
+                        try:
+                            return wrapping.unwrap_edk(materials, edk, self._unwrap)
+                        except KmsEnvelopeError:
+                            pass
+                    break
+
         def attempt(edk: EncryptedDataKey) -> DecryptionMaterials:
             if len(edk.ciphertext) < TAG_LENGTH:
                 raise MalformedInputError("raw AES EDK ciphertext is too short")
@@ -88,9 +102,7 @@ class RawAesKeyring:
             except AuthenticationError:
                 raise AuthenticationError("wrong wrapping key or encryption context") from None
 
-        return decrypt_first(
-            f"RawAesKeyring({self._namespace!r}, {self.name!r})", materials, edks, self._matches, attempt
-        )
+        return decrypt_first(self._described, materials, edks, self._matches, attempt)
 
     def __reduce__(self) -> tuple[object, ...]:
         # A pickled raw keyring carries its wrapping key: send it only over encrypted channels.

@@ -60,6 +60,14 @@ def on_encrypt(
     materials: EncryptionMaterials, wrap: Wrap, generate_and_wrap: GenerateAndWrap | None = None
 ) -> EncryptionMaterials:
     """Generate the data key if needed, then add one EDK made by this keyring."""
+    if generate_and_wrap is None and not materials.suite.symmetric_signature:
+        # Direct wrapping by a local keyring (raw AES, raw RSA): on_encrypt_steps' first branch without
+        # driving a generator, which costs as much as the wrapping itself on a small message.
+        data_key = materials.plaintext_data_key
+        if data_key is None:
+            data_key = os.urandom(materials.suite.data_key_length)
+            return materials.with_data_key(data_key, wrap(data_key, materials.encryption_context))
+        return materials.with_edk(wrap(data_key, materials.encryption_context))
     return run_local(
         on_encrypt_steps(materials, now(wrap), None if generate_and_wrap is None else now(generate_and_wrap))
     )
@@ -67,6 +75,13 @@ def on_encrypt(
 
 def unwrap_edk(materials: DecryptionMaterials, edk: EncryptedDataKey, unwrap: Unwrap) -> DecryptionMaterials:
     """Recover the data key from one EDK; errors propagate so the caller can record them."""
+    suite = materials.suite
+    if not suite.symmetric_signature:
+        # unwrap_edk_steps' direct branch, without driving a generator (see on_encrypt).
+        key = unwrap(edk, materials.encryption_context)
+        if len(key) != suite.data_key_length:
+            raise AuthenticationError("unwrapped data key has the wrong length")
+        return materials.with_data_key(key)
     return run_local(unwrap_edk_steps(materials, edk, now(unwrap)))
 
 

@@ -18,7 +18,7 @@ from ..errors import (
 )
 from ..primitives import ecdsa
 from ..suites import CommitmentPolicy, DbeSuite, Suite
-from ..values import freeze_context
+from ..values import EMPTY_CONTEXT, freeze_context
 from .materials import (
     AnySuite,
     DecryptionMaterials,
@@ -26,6 +26,8 @@ from .materials import (
     EncryptedDataKey,
     EncryptionMaterials,
     EncryptionRequest,
+    _build_decryption_materials,
+    _build_encryption_materials,
     check_data_key,
 )
 from .protocols import Keyring, MaterialsManager, RecordKeyring
@@ -101,7 +103,11 @@ class DefaultMaterials:
         """:meth:`get_encryption_materials` without building a request (the record encryptors call this)."""
         if suite is None:
             suite = DEFAULT_SUITE if commitment_policy.encrypt_requires_commitment else DEFAULT_LEGACY_SUITE
-        direct = self.record_key_for_encrypt(encryption_context, commitment_policy, suite)
+        direct = (
+            None
+            if self._record_keyring is None
+            else self.record_key_for_encrypt(encryption_context, commitment_policy, suite)
+        )
         if direct is not None:
             context, data_key, edk, symmetric_key = direct
             return EncryptionMaterials(
@@ -129,8 +135,12 @@ class DefaultMaterials:
         reproduced: Mapping[str, str],
     ) -> DecryptionMaterials:
         """:meth:`decrypt_materials` without building a request (the record decryptors call this)."""
-        direct = self.record_key_for_decrypt(
-            suite, encrypted_data_keys, stored, commitment_policy, reproduced
+        direct = (
+            None
+            if self._record_keyring is None
+            else self.record_key_for_decrypt(
+                suite, encrypted_data_keys, stored, commitment_policy, reproduced
+            )
         )
         if direct is not None:
             context, required, data_key, symmetric_key = direct
@@ -255,11 +265,16 @@ def start_encryption(
         signing_key = ecdsa.generate_signing_key(curve)
         public = ecdsa.compress_public_key(signing_key.public_key())
         context = context | {PUBLIC_KEY_CONTEXT_KEY: base64.b64encode(public).decode("ascii")}
-    return EncryptionMaterials(
-        suite=suite,
-        encryption_context=context,
-        signing_key=signing_key,
-        required_context_keys=frozenset(required_context_keys),
+    keys = required_context_keys
+    return _build_encryption_materials(
+        EncryptionMaterials,
+        suite,
+        context,
+        (),
+        None,
+        signing_key,
+        keys if keys.__class__ is frozenset else frozenset(keys),
+        (),
     )
 
 
@@ -300,11 +315,8 @@ def start_decryption(
         verification_key = ecdsa.load_compressed_public_key(curve, raw)
     elif encoded is not None:
         raise MalformedInputError("unsigned message carries a verification key")
-    return DecryptionMaterials(
-        suite=suite,
-        encryption_context=freeze_context(context),
-        verification_key=verification_key,
-        required_context_keys=required,
+    return _build_decryption_materials(
+        DecryptionMaterials, suite, freeze_context(context), None, verification_key, required, None
     )
 
 
@@ -315,13 +327,16 @@ def finish_decryption(result: DecryptionMaterials) -> DecryptionMaterials:
     return result
 
 
+_NO_KEYS: frozenset[str] = frozenset()
+
+
 def _merge_context(
     stored: Mapping[str, str], reproduced: Mapping[str, str]
 ) -> tuple[Mapping[str, str], frozenset[str]]:
     """The full context and its required keys: reproduced pairs the header does not store become
     required (authenticated, never stored); pairs in both must agree."""
-    if not reproduced:
-        return stored, frozenset()
+    if reproduced is EMPTY_CONTEXT or not reproduced:
+        return stored, _NO_KEYS
     if not stored:
         return reproduced, frozenset(reproduced)
     # Set difference of the items views runs in C; usually every reproduced pair is stored as given.

@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from ..errors import MalformedInputError, PolicyError
 from ..suites import CommitmentPolicy, DbeSuite, Suite
-from ..values import EMPTY_CONTEXT, EncryptedDataKey, EncryptionContext, freeze_context
+from ..values import (
+    EMPTY_CONTEXT,
+    EncryptedDataKey,
+    EncryptionContext,
+    freeze_context,
+    frozen_field,
+    seal_dataclass,
+)
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey, EllipticCurvePublicKey
@@ -33,12 +40,12 @@ AnySuite: TypeAlias = Suite | DbeSuite
 RESERVED_CONTEXT_PREFIX = "aws-crypto-"
 
 
-# These values are built several times per message. Their __init__ is written out to set the instance
-# dict in one step; the dataclass one sets each frozen field through object.__setattr__, which costs
-# about twice as much. Field order and defaults below must match the field declarations.
+# These values are shared (CachingMaterials hands one object to many callers), so they are sealed:
+# slots only, filled once in __new__ by the builder seal_dataclass returns, then read-only to every API.
+# __new__ takes the fields positionally in declaration order, with the same defaults.
 
 
-@dataclass(frozen=True, init=False)
+@dataclass(frozen=True, slots=True, init=False)
 class EncryptionRequest:
     """What an encryptor asks a materials manager for."""
 
@@ -48,27 +55,25 @@ class EncryptionRequest:
     max_plaintext_length: int | None = None
     required_context_keys: frozenset[str] = frozenset()
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         encryption_context: Mapping[str, str],
         commitment_policy: CommitmentPolicy,
         suite: AnySuite | None = None,
         max_plaintext_length: int | None = None,
         required_context_keys: frozenset[str] = frozenset(),
-    ) -> None:
-        _set(
-            self,
-            {
-                "encryption_context": _frozen(encryption_context),
-                "commitment_policy": commitment_policy,
-                "suite": suite,
-                "max_plaintext_length": max_plaintext_length,
-                "required_context_keys": required_context_keys,
-            },
+    ) -> EncryptionRequest:
+        return _build_encryption_request(
+            cls,
+            _frozen(encryption_context),
+            commitment_policy,
+            suite,
+            max_plaintext_length,
+            _frozenset(required_context_keys),
         )
 
 
-@dataclass(frozen=True, init=False)
+@dataclass(frozen=True, slots=True, init=False)
 class DecryptionRequest:
     """What a decryptor asks a materials manager for.
 
@@ -88,25 +93,23 @@ class DecryptionRequest:
         default=None, repr=False, compare=False
     )
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         suite: AnySuite,
         encrypted_data_keys: tuple[EncryptedDataKey, ...],
         encryption_context: Mapping[str, str],
         commitment_policy: CommitmentPolicy,
         reproduced_context: Mapping[str, str] | None = EMPTY_CONTEXT,
         authenticate: Callable[[DecryptionMaterials], None] | None = None,
-    ) -> None:
-        _set(
-            self,
-            {
-                "suite": suite,
-                "encrypted_data_keys": encrypted_data_keys,
-                "encryption_context": _frozen(encryption_context),
-                "commitment_policy": commitment_policy,
-                "reproduced_context": _frozen(reproduced_context),
-                "authenticate": authenticate,
-            },
+    ) -> DecryptionRequest:
+        return _build_decryption_request(
+            cls,
+            suite,
+            _tuple(encrypted_data_keys),
+            _frozen(encryption_context),
+            commitment_policy,
+            _frozen(reproduced_context),
+            authenticate,
         )
 
     def unauthenticated(self) -> DecryptionRequest:
@@ -122,7 +125,7 @@ class DecryptionRequest:
         )
 
 
-@dataclass(frozen=True, init=False)
+@dataclass(frozen=True, slots=True, init=False)
 class EncryptionMaterials:
     """Everything needed to encrypt one message."""
 
@@ -134,8 +137,8 @@ class EncryptionMaterials:
     required_context_keys: frozenset[str] = frozenset()
     symmetric_signing_keys: tuple[bytes, ...] = field(default=(), repr=False)
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         suite: AnySuite,
         encryption_context: Mapping[str, str],
         encrypted_data_keys: tuple[EncryptedDataKey, ...] = (),
@@ -143,18 +146,16 @@ class EncryptionMaterials:
         signing_key: EllipticCurvePrivateKey | None = None,
         required_context_keys: frozenset[str] = frozenset(),
         symmetric_signing_keys: tuple[bytes, ...] = (),
-    ) -> None:
-        _set(
-            self,
-            {
-                "suite": suite,
-                "encryption_context": _frozen(encryption_context),
-                "encrypted_data_keys": encrypted_data_keys,
-                "plaintext_data_key": plaintext_data_key,
-                "signing_key": signing_key,
-                "required_context_keys": required_context_keys,
-                "symmetric_signing_keys": symmetric_signing_keys,
-            },
+    ) -> EncryptionMaterials:
+        return _build_encryption_materials(
+            cls,
+            suite,
+            _frozen(encryption_context),
+            _tuple(encrypted_data_keys),
+            _bytes_or_none(plaintext_data_key),
+            signing_key,
+            _frozenset(required_context_keys),
+            _tuple(symmetric_signing_keys),
         )
 
     def with_data_key(
@@ -171,7 +172,9 @@ class EncryptionMaterials:
         sym = self.symmetric_signing_keys + (
             (symmetric_signing_key,) if symmetric_signing_key is not None else ()
         )
-        return EncryptionMaterials(
+        # Every field but the new ones comes from this (normalized) value: no need to normalize again.
+        return _build_encryption_materials(
+            EncryptionMaterials,
             self.suite,
             self.encryption_context,
             edks,
@@ -190,7 +193,8 @@ class EncryptionMaterials:
         sym = self.symmetric_signing_keys + (
             (symmetric_signing_key,) if symmetric_signing_key is not None else ()
         )
-        return EncryptionMaterials(
+        return _build_encryption_materials(
+            EncryptionMaterials,
             self.suite,
             self.encryption_context,
             (*self.encrypted_data_keys, edk),
@@ -207,7 +211,7 @@ class EncryptionMaterials:
         )
 
 
-@dataclass(frozen=True, init=False)
+@dataclass(frozen=True, slots=True, init=False)
 class DecryptionMaterials:
     """Everything needed to decrypt one message."""
 
@@ -218,25 +222,23 @@ class DecryptionMaterials:
     required_context_keys: frozenset[str] = frozenset()
     symmetric_signing_key: bytes | None = field(default=None, repr=False)
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         suite: AnySuite,
         encryption_context: Mapping[str, str],
         plaintext_data_key: bytes | None = None,
         verification_key: EllipticCurvePublicKey | None = None,
         required_context_keys: frozenset[str] = frozenset(),
         symmetric_signing_key: bytes | None = None,
-    ) -> None:
-        _set(
-            self,
-            {
-                "suite": suite,
-                "encryption_context": _frozen(encryption_context),
-                "plaintext_data_key": plaintext_data_key,
-                "verification_key": verification_key,
-                "required_context_keys": required_context_keys,
-                "symmetric_signing_key": symmetric_signing_key,
-            },
+    ) -> DecryptionMaterials:
+        return _build_decryption_materials(
+            cls,
+            suite,
+            _frozen(encryption_context),
+            _bytes_or_none(plaintext_data_key),
+            verification_key,
+            _frozenset(required_context_keys),
+            _bytes_or_none(symmetric_signing_key),
         )
 
     def with_data_key(
@@ -246,13 +248,14 @@ class DecryptionMaterials:
         if self.plaintext_data_key is not None:
             raise PolicyError("decryption materials already hold a data key")
         check_data_key(self.suite, plaintext_data_key)
-        return DecryptionMaterials(
+        return _build_decryption_materials(
+            DecryptionMaterials,
             self.suite,
             self.encryption_context,
             bytes(plaintext_data_key),
             self.verification_key,
             self.required_context_keys,
-            symmetric_signing_key,
+            _bytes_or_none(symmetric_signing_key),
         )
 
     def __repr__(self) -> str:
@@ -262,8 +265,23 @@ class DecryptionMaterials:
         )
 
 
-def _set(value: object, fields: dict[str, Any]) -> None:
-    object.__setattr__(value, "__dict__", fields)
+_build_encryption_request = seal_dataclass(EncryptionRequest)
+_build_decryption_request = seal_dataclass(DecryptionRequest)
+_build_encryption_materials = seal_dataclass(EncryptionMaterials)
+_build_decryption_materials = seal_dataclass(DecryptionMaterials)
+
+
+# A value is shared along with its fields: a caller's mutable container is copied (frozen_field).
+def _tuple(items: tuple[Any, ...]) -> tuple[Any, ...]:
+    return items if items.__class__ is tuple else frozen_field(items)
+
+
+def _frozenset(keys: frozenset[str]) -> frozenset[str]:
+    return keys if keys.__class__ is frozenset else frozen_field(keys)
+
+
+def _bytes_or_none(key: bytes | None) -> bytes | None:
+    return key if key is None or key.__class__ is bytes else frozen_field(key)
 
 
 def _frozen(context: Mapping[str, str] | None) -> EncryptionContext:

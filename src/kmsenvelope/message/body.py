@@ -142,7 +142,16 @@ def encrypt_framed_parts(
     Joining the parts once costs one copy; encrypting into a zeroed buffer and then converting it to
     ``bytes`` would cost a memset and a copy.
     """
-    layout = FrameLayout(len(plaintext), frame_length)
+    size = len(plaintext)
+    if 0 < size <= frame_length:
+        # One final frame (most small messages): no layout, no loop.
+        iv = _ZERO8 + b"\x00\x00\x00\x01"
+        length = size.to_bytes(4, "big")
+        parts.append(b"\xff\xff\xff\xff\x00\x00\x00\x01" + iv + length)
+        aad = message_id + FINAL_FRAME_STRING + b"\x00\x00\x00\x01\x00\x00\x00\x00" + length
+        parts.append(aead.encrypt(iv, plaintext, aad))
+        return
+    layout = FrameLayout(size, frame_length)
     src = 0
     regular_aad = message_id + FRAME_STRING
     length_bytes = frame_length.to_bytes(8, "big")
@@ -186,6 +195,17 @@ def scan_framed(reader: Reader, frame_length: int) -> tuple[list[tuple[int, int,
     frames: list[tuple[int, int, int, int]] = []
     total = 0
     sequence = 1
+    first = reader.peek(24)
+    if first is not None and first[:8] == b"\xff\xff\xff\xff\x00\x00\x00\x01":
+        # A single final frame (most small messages): the loop below, with its reads and checks, flat.
+        length = int.from_bytes(first[20:24], "big")
+        if length > frame_length:
+            raise MalformedInputError("final frame is longer than the frame length")
+        iv_at = reader.pos + 8
+        reader.view(24, "final frame header")
+        start = reader.pos
+        reader.view(length + TAG, "frame ciphertext")
+        return [(iv_at, start, length, 1)], length
     while True:
         marker = reader.u32("frame sequence number")
         if marker == FINAL_FRAME_MARKER:

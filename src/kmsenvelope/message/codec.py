@@ -46,6 +46,13 @@ class Reader:
         self.pos = start + n
         return self._data[start : self.pos]
 
+    def peek(self, n: int) -> bytes | None:
+        """The next ``n`` bytes without moving, or ``None`` if fewer remain."""
+        pos = self.pos
+        if n > self._end - pos:
+            return None
+        return bytes(self._data[pos : pos + n])
+
     def read(self, n: int, what: str = "field") -> bytes:
         return bytes(self._take(n, what))
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ..errors import AuthenticationError, ContextMismatchError, MalformedInputError, PolicyError
 from ..materials.materials import DecryptionMaterials, EncryptionMaterials
 from ..primitives.aead import AesGcm
 from ..primitives.kdf import constant_time_equal
 from ..suites import Suite
-from ..values import serialize_context
+from ..values import EMPTY_CONTEXT, serialize_context
 from .header import MessageHeader, serialize_header_body
 from .keys import derive_message_keys
 
@@ -24,13 +24,16 @@ __all__ = ["HeaderCheck", "SealedHeader", "check_reproduced_context", "open_head
 _ZERO_IV = bytes(12)
 
 
-@dataclass(frozen=True)
-class SealedHeader:
-    """The serialized header of a new message and the key that encrypts its body."""
+class SealedHeader(NamedTuple):
+    """The serialized header of a new message and the key that encrypts its body (internal: never
+    handed to callers; a tuple because one is built per message)."""
 
     header: bytes
     message_id: bytes
-    aead: AesGcm = field(repr=False)
+    aead: AesGcm
+
+    def __repr__(self) -> str:
+        return f"SealedHeader(header=<{len(self.header)} bytes>, message_id={self.message_id.hex()})"
 
 
 def split_context(
@@ -51,21 +54,27 @@ def seal_header(materials: EncryptionMaterials, frame_length: int) -> SealedHead
     data_key = materials.plaintext_data_key
     if data_key is None:
         raise PolicyError("the materials manager returned no plaintext data key")
-    message_id = os.urandom(32 if suite.message_version == 2 else 16)
-    key, commitment = derive_message_keys(suite.info, data_key, message_id)
-    stored, authenticated_only = split_context(materials.encryption_context, materials.required_context_keys)
+    info = suite.info
+    version = info.message_version
+    message_id = os.urandom(32 if version == 2 else 16)
+    key, commitment = derive_message_keys(info, data_key, message_id)
+    required = materials.required_context_keys
+    if required:
+        stored, authenticated_only = split_context(materials.encryption_context, required)
+        extra = serialize_context(authenticated_only)
+    else:
+        stored, extra = materials.encryption_context, b""
     body = serialize_header_body(
         suite, message_id, stored, materials.encrypted_data_keys, frame_length, commitment
     )
     aead = AesGcm(key)
-    tag = aead.encrypt(_ZERO_IV, b"", body + serialize_context(authenticated_only))
-    auth = tag if suite.message_version == 2 else _ZERO_IV + tag
-    return SealedHeader(body + auth, message_id, aead)
+    tag = aead.encrypt(_ZERO_IV, b"", body + extra if extra else body)
+    return SealedHeader(body + tag if version == 2 else body + _ZERO_IV + tag, message_id, aead)
 
 
 def check_reproduced_context(header: MessageHeader, reproduced: Mapping[str, str]) -> None:
     """Every pair the caller requires that the header stores must have the same value."""
-    if not reproduced:
+    if reproduced is EMPTY_CONTEXT or not reproduced:
         return
     stored = header.encryption_context
     # Set difference of the items views runs in C; usually every reproduced pair is stored as given.
@@ -80,18 +89,20 @@ def open_header(header: MessageHeader, materials: DecryptionMaterials) -> AesGcm
     data_key = materials.plaintext_data_key
     if data_key is None:
         raise MalformedInputError("decryption materials hold no data key")
-    key, commitment = derive_message_keys(header.suite.info, data_key, header.message_id)
-    if header.suite.committing and not constant_time_equal(commitment, header.commitment):
+    info = header.suite.info
+    key, commitment = derive_message_keys(info, data_key, header.message_id)
+    if info.committing and not constant_time_equal(commitment, header.commitment):
         raise AuthenticationError("key commitment does not match: wrong data key for this message")
-    stored = header.encryption_context
-    authenticated_only = {
-        k: materials.encryption_context[k]
-        for k in materials.required_context_keys
-        if k not in stored and k in materials.encryption_context
-    }
+    required = materials.required_context_keys
+    if required:
+        stored = header.encryption_context
+        full = materials.encryption_context
+        authenticated_only = {k: full[k] for k in required if k not in stored and k in full}
+        extra = serialize_context(authenticated_only)
+    else:
+        authenticated_only, extra = {}, b""
     aead = AesGcm(key)
     iv = header.header_iv or _ZERO_IV
-    extra = serialize_context(authenticated_only)
     try:
         aead.decrypt(iv, header.header_tag, header.body + extra)
     except AuthenticationError:

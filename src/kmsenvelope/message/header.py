@@ -13,11 +13,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from ..errors import ConfigurationError, MalformedInputError, PolicyError
 from ..suites import Suite
-from ..values import EncryptedDataKey, EncryptionContext, freeze_context, parse_context, serialize_context
-from .codec import TruncatedInputError, u16, u32
+from ..values import (
+    EncryptedDataKey,
+    EncryptionContext,
+    freeze_context,
+    frozen_field,
+    parse_context,
+    seal_dataclass,
+    serialize_context,
+)
+from .codec import TruncatedInputError
 
 __all__ = [
     "CONTENT_FRAMED",
@@ -66,7 +75,7 @@ class DecryptLimits:
             raise ConfigurationError("max_message_size must be at least 1")
 
 
-@dataclass(frozen=True, init=False)
+@dataclass(frozen=True, slots=True, init=False)
 class MessageHeader:
     """A parsed message header. ``body`` is the exact serialized header body that was authenticated.
 
@@ -86,8 +95,8 @@ class MessageHeader:
     header_tag: bytes = field(default=b"", repr=False)
     body: bytes = field(default=b"", repr=False)
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         version: int,
         suite: Suite,
         message_id: bytes,
@@ -99,24 +108,21 @@ class MessageHeader:
         header_iv: bytes = b"",
         header_tag: bytes = b"",
         body: bytes = b"",
-    ) -> None:
-        # One step instead of eleven frozen-field assignments: a header is parsed for every message.
-        object.__setattr__(
-            self,
-            "__dict__",
-            {
-                "version": version,
-                "suite": suite,
-                "message_id": message_id,
-                "encryption_context": freeze_context(encryption_context),
-                "encrypted_data_keys": encrypted_data_keys,
-                "content_type": content_type,
-                "frame_length": frame_length,
-                "commitment": commitment,
-                "header_iv": header_iv,
-                "header_tag": header_tag,
-                "body": body,
-            },
+    ) -> MessageHeader:
+        # Sealed (see values.seal_dataclass): a header is handed to callers and may be kept by them.
+        return _build_header(
+            cls,
+            version,
+            suite,
+            frozen_field(message_id),
+            freeze_context(encryption_context),
+            frozen_field(encrypted_data_keys),
+            content_type,
+            frame_length,
+            frozen_field(commitment),
+            frozen_field(header_iv),
+            frozen_field(header_tag),
+            frozen_field(body),
         )
 
     @property
@@ -150,6 +156,9 @@ class MessageHeader:
         }
 
 
+_build_header = seal_dataclass(MessageHeader)
+
+
 def _printable(info: bytes) -> str:
     try:
         text = info.decode("utf-8")
@@ -161,17 +170,36 @@ def _printable(info: bytes) -> str:
 
 
 def serialize_edks(edks: tuple[EncryptedDataKey, ...]) -> bytes:
-    if not 1 <= len(edks) <= 0xFFFF:
+    count = len(edks)
+    if not 1 <= count <= 0xFFFF:
         raise PolicyError("a message needs between 1 and 65535 encrypted data keys")
-    parts = [u16(len(edks))]
+    parts = [count.to_bytes(2, "big")]
     for edk in edks:
         pid = edk.provider_id.encode("utf-8")
-        for value in (pid, edk.provider_info, edk.ciphertext):
-            if len(value) > 0xFFFF:
-                raise MalformedInputError("encrypted data key field longer than 65535 bytes")
-        parts += (u16(len(pid)), pid, u16(len(edk.provider_info)), edk.provider_info)
-        parts += (u16(len(edk.ciphertext)), edk.ciphertext)
+        info = edk.provider_info
+        ciphertext = edk.ciphertext
+        if len(pid) > _MAX_U16 or len(info) > _MAX_U16 or len(ciphertext) > _MAX_U16:
+            raise MalformedInputError("encrypted data key field longer than 65535 bytes")
+        parts += (len(pid).to_bytes(2, "big"), pid, len(info).to_bytes(2, "big"), info)
+        parts += (len(ciphertext).to_bytes(2, "big"), ciphertext)
     return b"".join(parts)
+
+
+# What precedes the message id in a header of each suite, and what follows the EDKs up to the frame
+# length (content type framed; v1: reserved bytes and IV length): constants, not rebuilt per message.
+# Read-only views: fixed per suite, never filled from input.
+_PREFIX = MappingProxyType(
+    {suite: (b"\x02" if suite.message_version == 2 else b"\x01\x80") + suite.id_bytes for suite in Suite}
+)
+_COMMITTING = frozenset(suite for suite in Suite if suite.message_version == 2)
+_FRAMED_MIDDLE = MappingProxyType(
+    {
+        suite: bytes([CONTENT_FRAMED])
+        if suite.message_version == 2
+        else bytes([CONTENT_FRAMED]) + b"\x00\x00\x00\x00" + bytes([suite.info.iv_length])
+        for suite in Suite
+    }
+)
 
 
 def serialize_header_body(
@@ -187,34 +215,22 @@ def serialize_header_body(
     The context is always written canonically (sorted by UTF-8 key bytes), whatever mapping is given.
     """
     context = serialize_context(stored_context)
-    if len(context) > _MAX_U16:
+    size = len(context)
+    if size > _MAX_U16:
         raise MalformedInputError("serialized encryption context longer than 65535 bytes")
-    aad = u16(len(context)) + context
-    content = bytes([CONTENT_FRAMED])
-    if suite.message_version == 2:
-        return b"".join(
-            (
-                b"\x02",
-                suite.id_bytes,
-                message_id,
-                aad,
-                serialize_edks(edks),
-                content,
-                u32(frame_length),
-                commitment,
-            )
-        )
+    # Both versions end frame length || commitment; v1 suites have none.
+    if commitment and suite not in _COMMITTING:
+        raise MalformedInputError("a version 1 header carries no key commitment")
     return b"".join(
         (
-            b"\x01\x80",
-            suite.id_bytes,
+            _PREFIX[suite],
             message_id,
-            aad,
+            size.to_bytes(2, "big"),
+            context,
             serialize_edks(edks),
-            content,
-            b"\x00\x00\x00\x00",
-            bytes([suite.info.iv_length]),
-            u32(frame_length),
+            _FRAMED_MIDDLE[suite],
+            frame_length.to_bytes(4, "big"),
+            commitment,
         )
     )
 
@@ -259,7 +275,8 @@ def _parse_header(buf: bytes, limits: DecryptLimits) -> MessageHeader:
         raise TruncatedInputError("truncated input: message id")
     message_id = buf[pos - 2 - id_length : pos - 2]
     aad_length = int.from_bytes(buf[pos - 2 : pos], "big")
-    _check_header_size(pos + aad_length, limits)
+    if pos + aad_length > limits.max_header_size:
+        _check_header_size(pos + aad_length, limits)
     if pos + aad_length > end:
         raise TruncatedInputError("truncated input: encryption context")
     context = parse_context(buf[pos : pos + aad_length])
@@ -294,10 +311,14 @@ def _parse_header(buf: bytes, limits: DecryptLimits) -> MessageHeader:
     body_end = pos
     iv_length = info.iv_length if version == 1 else 0
     auth_end = pos + iv_length + info.tag_length
-    _check_header_size(auth_end, limits)
+    if auth_end > limits.max_header_size:
+        _check_header_size(auth_end, limits)
     if auth_end > end:
         raise TruncatedInputError("truncated input: header authentication")
-    return MessageHeader(
+    # Every field is already immutable (bytes slices, an EncryptionContext, a tuple of EDKs): built
+    # without MessageHeader.__new__'s normalizing.
+    return _build_header(
+        MessageHeader,
         version,
         suite,
         message_id,
@@ -332,22 +353,38 @@ def _parse_edks(
         )
     edks = []
     max_size = limits.max_header_size
+    # The three length-prefixed fields of each EDK, unrolled (this runs per message). Each length is
+    # checked against the header limit before truncation, so every input type gets the same error.
     for _ in range(count):
-        fields = []
-        for what in ("EDK provider id", "EDK provider info", "EDK ciphertext"):
-            if pos + 2 > end:
-                raise TruncatedInputError(f"truncated input: {what} length")
-            length = (buf[pos] << 8) | buf[pos + 1]
-            pos += 2 + length
-            # The limit is checked before truncation, so every input type gets the same error.
-            if pos > max_size:
-                _check_header_size(pos, limits)
-            if pos > end:
-                raise TruncatedInputError(f"truncated input: {what}")
-            fields.append(buf[pos - length : pos])
+        start = pos + 2
+        if start > end:
+            raise TruncatedInputError("truncated input: EDK provider id length")
+        pos = start + ((buf[pos] << 8) | buf[pos + 1])
+        if pos > max_size:
+            _check_header_size(pos, limits)
+        if pos > end:
+            raise TruncatedInputError("truncated input: EDK provider id")
+        raw_id = buf[start:pos]
+        start = pos + 2
+        if start > end:
+            raise TruncatedInputError("truncated input: EDK provider info length")
+        pos = start + ((buf[pos] << 8) | buf[pos + 1])
+        if pos > max_size:
+            _check_header_size(pos, limits)
+        if pos > end:
+            raise TruncatedInputError("truncated input: EDK provider info")
+        info = buf[start:pos]
+        start = pos + 2
+        if start > end:
+            raise TruncatedInputError("truncated input: EDK ciphertext length")
+        pos = start + ((buf[pos] << 8) | buf[pos + 1])
+        if pos > max_size:
+            _check_header_size(pos, limits)
+        if pos > end:
+            raise TruncatedInputError("truncated input: EDK ciphertext")
         try:
-            provider_id = fields[0].decode()
+            provider_id = raw_id.decode()
         except UnicodeDecodeError:
             raise MalformedInputError("EDK provider id is not valid UTF-8") from None
-        edks.append(EncryptedDataKey(provider_id, fields[1], fields[2]))
+        edks.append(EncryptedDataKey(provider_id, info, buf[start:pos]))
     return tuple(edks), pos

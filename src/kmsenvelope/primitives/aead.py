@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -16,20 +18,22 @@ __all__ = ["IV_LENGTH", "TAG_LENGTH", "AesGcm"]
 class AesGcm:
     """A keyed AES-GCM; raises :class:`AuthenticationError` on a bad tag. The key is never shown."""
 
-    __slots__ = ("_aead",)
+    __slots__ = ("_aead", "encrypt", "encrypt_into")
+
+    encrypt: Callable[[bytes, bytes | memoryview, bytes], bytes]
+    """``encrypt(iv, plaintext, aad)``: ciphertext followed by the 16-byte tag."""
+    encrypt_into: Callable[[bytes, bytes | memoryview, bytes, memoryview], int]
+    """``encrypt_into(iv, plaintext, aad, out)``: write ciphertext || tag into ``out`` (exactly
+    ``len(plaintext) + 16`` bytes); returns the number of bytes written."""
 
     def __init__(self, key: bytes) -> None:
         if len(key) not in (16, 24, 32):
             raise ValueError("AES-GCM key must be 16, 24 or 32 bytes")
-        self._aead = AESGCM(key)
-
-    def encrypt(self, iv: bytes, plaintext: bytes | memoryview, aad: bytes) -> bytes:
-        """Ciphertext followed by the 16-byte tag."""
-        return self._aead.encrypt(iv, plaintext, aad)
-
-    def encrypt_into(self, iv: bytes, plaintext: bytes | memoryview, aad: bytes, out: memoryview) -> None:
-        """Write ciphertext || tag into ``out`` (exactly ``len(plaintext) + 16`` bytes)."""
-        self._aead.encrypt_into(iv, plaintext, aad, out)
+        self._aead = aead = AESGCM(key)
+        # Encrypting raises nothing to translate, so the bound methods of the cipher are used as they are:
+        # no Python frame per call (several per small message).
+        self.encrypt = aead.encrypt
+        self.encrypt_into = aead.encrypt_into
 
     def decrypt(self, iv: bytes, ciphertext_and_tag: bytes | memoryview, aad: bytes) -> bytes:
         try:

@@ -99,8 +99,9 @@ def hkdf_many(
     hash_len = _HASH_LEN[hash_name]
     if length > 255 * hash_len:
         raise ValueError("HKDF output too long")
-    extract = Hmac(hash_name, salt) if salt else _ZERO_SALT[hash_name]
-    keyed = Hmac(hash_name, extract.digest(ikm))
+    # A salt (the message id, on every message) keys HMAC once: the one-shot form, without hash states.
+    prk = hmac_digest(hash_name, salt, ikm) if salt else _ZERO_SALT[hash_name].digest(ikm)
+    keyed = Hmac(hash_name, prk)
     if length > hash_len:
         return [_expand(keyed, info, length, hash_len) for info in infos]
     # One block per output, the common case (32-byte keys from SHA-384/512): T(1) = HMAC(PRK, info || 0x01).
@@ -178,5 +179,5 @@ class CounterKdf:
         return "CounterKdf(<key hidden>)"
 
 
-def constant_time_equal(a: bytes, b: bytes) -> bool:
-    return hmac.compare_digest(a, b)
+constant_time_equal: Callable[[bytes, bytes], bool] = hmac.compare_digest
+"""``hmac.compare_digest``: equality in time independent of where the inputs differ."""

@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 from ..errors import AuthenticationError, MalformedInputError
 from ..primitives.kdf import hkdf_many, hmac_digest
 from ..suites import DbeSuite
-from ..values import EMPTY_CONTEXT, EncryptedDataKey, EncryptionContext, assemble_context, freeze_context
+from ..values import (
+    EMPTY_CONTEXT,
+    EncryptedDataKey,
+    EncryptionContext,
+    assemble_context,
+    freeze_context,
+    frozen_field,
+    seal_dataclass,
+)
 from .context import serialize_context
 from .model import LEGEND_ACTIONS
 
@@ -42,7 +50,7 @@ _SUITE_BY_FLAVOR = {flavor: DbeSuite.from_id((_SUITE_FAMILY << 8) | flavor) for 
 _KDF_PARAMETERS = {suite: (str(suite.info.kdf_hash), suite.key_length) for suite in DbeSuite}
 
 
-@dataclass(frozen=True, init=False)
+@dataclass(frozen=True, slots=True, init=False)
 class Header:
     """A parsed header. ``raw`` is the whole serialized value, commitment included."""
 
@@ -54,8 +62,8 @@ class Header:
     encrypted_data_keys: tuple[EncryptedDataKey, ...]
     raw: bytes = field(repr=False)
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         version: int,
         suite: DbeSuite,
         message_id: bytes,
@@ -63,25 +71,25 @@ class Header:
         stored_context: Mapping[str, str],
         encrypted_data_keys: tuple[EncryptedDataKey, ...],
         raw: bytes,
-    ) -> None:
-        # One step instead of seven frozen-field assignments: a header is parsed for every item read.
-        object.__setattr__(
-            self,
-            "__dict__",
-            {
-                "version": version,
-                "suite": suite,
-                "message_id": message_id,
-                "legend": legend,
-                "stored_context": freeze_context(stored_context),
-                "encrypted_data_keys": encrypted_data_keys,
-                "raw": raw,
-            },
+    ) -> Header:
+        # Sealed (values.seal_dataclass); built in one step: a header is parsed for every item read.
+        return _build_header(
+            cls,
+            version,
+            suite,
+            frozen_field(message_id),
+            frozen_field(legend),
+            freeze_context(stored_context),
+            frozen_field(encrypted_data_keys),
+            frozen_field(raw),
         )
 
     @property
     def commitment(self) -> bytes:
         return self.raw[-COMMITMENT_LENGTH:]
+
+
+_build_header = seal_dataclass(Header)
 
 
 class RecordKeys:

@@ -8,10 +8,12 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import NamedTuple
 
 from ..materials.materials import EncryptedDataKey
 from ..suites import DbeSuite
+from ..values import freeze_context, seal_dataclass
 
 __all__ = [
     "BINARY_TYPE",
@@ -86,7 +88,7 @@ class Terminal(NamedTuple):
     value: bytes
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True, init=False)
 class ParsedHeader:
     """What a record's header says, once its commitment and footer have been verified.
 
@@ -100,3 +102,28 @@ class ParsedHeader:
     encrypted_data_keys: tuple[EncryptedDataKey, ...]
     stored_context: Mapping[str, str]
     encryption_context: Mapping[str, str]
+
+    def __new__(
+        cls,
+        version: int,
+        suite: DbeSuite,
+        actions: Mapping[str, Action],
+        encrypted_data_keys: tuple[EncryptedDataKey, ...],
+        stored_context: Mapping[str, str],
+        encryption_context: Mapping[str, str],
+    ) -> ParsedHeader:
+        # Sealed (values.seal_dataclass). The actions are a read-only view: the layout's own, or a copy.
+        if actions.__class__ is not MappingProxyType:
+            actions = MappingProxyType(dict(actions))
+        return _build_parsed_header(
+            cls,
+            version,
+            suite,
+            actions,
+            tuple(encrypted_data_keys),
+            freeze_context(stored_context),
+            freeze_context(encryption_context),
+        )
+
+
+_build_parsed_header = seal_dataclass(ParsedHeader)
