@@ -98,7 +98,8 @@ class KeyStore:
     Implements :class:`~kmsenvelope.aws.key_store.BranchKeyStore`. It does not cache: give it to a
     :class:`~kmsenvelope.keyrings.hierarchical.HierarchicalKeyring`, which does. Each ``get_*`` call is one
     DynamoDB ``GetItem`` and one KMS ``Decrypt``; :meth:`create_key` and :meth:`version_key` make three
-    KMS calls each. Safe to share between threads. Failures raise
+    KMS calls each. Safe to share between threads. Pickles as its configuration (docs/bulk.md, "What
+    travels to workers"): the copy builds its own clients with the receiving process's credentials. Failures raise
     :class:`~kmsenvelope.errors.KeyStoreError` (:class:`~kmsenvelope.errors.ConfigurationError` for bad
     constructor arguments).
     """
@@ -138,6 +139,8 @@ class KeyStore:
             client_supplier if client_supplier is not None else ClientSupplier()
         )
         self._ddb = ddb_client
+        # Set only in an unpickled copy: how to rebuild the original's DynamoDB client.
+        self._ddb_recipe: tuple[str | None, str | None, Any] | None = None
         self._id = key_store_id or str(uuid.uuid4())
         self._lock = threading.Lock()
 
@@ -167,6 +170,21 @@ class KeyStore:
             f"KeyStore(table_name={self._table!r}, logical_name={self._logical_name!r}, "
             f"kms_key_arn={self._arn!r})"
         )
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickled (a hierarchical keyring sent to a worker) the store carries its configuration only.
+        # The DynamoDB client travels as region, endpoint and botocore config, never its credentials:
+        # the copy builds its own client from the receiving process's credential chain. The KMS
+        # client supplier travels as it pickles itself (ClientSupplier: endpoint and config only).
+        state = dict(self.__dict__)
+        del state["_lock"]
+        state["_ddb"] = None
+        state["_ddb_recipe"] = _client_recipe(self._ddb) if self._ddb is not None else self._ddb_recipe
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     # -- table ------------------------------------------------------------------------------------
 
@@ -363,12 +381,13 @@ class KeyStore:
 
                 from .. import __version__
 
+                region, endpoint_url, config = self._ddb_recipe or (self._region, None, None)
                 self._ddb = boto3.session.Session().client(
                     "dynamodb",
-                    region_name=self._region,
-                    config=Config(
-                        retries={"mode": "standard"}, user_agent_extra=f"kmsenvelope/{__version__}"
-                    ),
+                    region_name=region,
+                    endpoint_url=endpoint_url,
+                    config=config
+                    or Config(retries={"mode": "standard"}, user_agent_extra=f"kmsenvelope/{__version__}"),
                 )
             return self._ddb
 
@@ -536,3 +555,18 @@ def _condition_failed(exc: BaseException) -> bool:
     if not isinstance(reasons, list):
         return "ConditionalCheckFailed" in str(exc)
     return any(isinstance(r, dict) and r.get("Code") == "ConditionalCheckFailed" for r in reasons)
+
+
+def _client_recipe(client: Any) -> tuple[str | None, str | None, Any]:
+    """(region, endpoint URL, botocore config) of a boto3 client: how to rebuild it, without credentials."""
+    meta = getattr(client, "meta", None)
+    if meta is None or not hasattr(meta, "region_name"):
+        raise TypeError(
+            "a KeyStore pickles only with ddb_client=None or a boto3 DynamoDB client "
+            f"(got {type(client).__name__})"
+        )
+    endpoint = getattr(meta, "endpoint_url", None)
+    # boto3 fills in the regional AWS endpoint itself; only a non-AWS override must travel.
+    if isinstance(endpoint, str) and endpoint.endswith(".amazonaws.com"):
+        endpoint = None
+    return (meta.region_name, endpoint, getattr(meta, "config", None))

@@ -19,7 +19,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -109,6 +109,18 @@ class _TtlCache:
         self._clock = clock
         self._lock = threading.Lock()
         self._entries: OrderedDict[tuple[str, str], tuple[float, _BranchKey]] = OrderedDict()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickled (a keyring sent to a worker) it keeps its settings and forgets its branch keys:
+        # no key material travels, and the worker fetches what it needs from its own key store.
+        return {"ttl": self._ttl, "capacity": self._capacity, "clock": self._clock}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._ttl = state["ttl"]
+        self._capacity = state["capacity"]
+        self._clock = state["clock"]
+        self._lock = threading.Lock()
+        self._entries = OrderedDict()
 
     def get(self, key: tuple[str, str]) -> _BranchKey | None:
         now = self._clock()

@@ -18,7 +18,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from ..errors import ConfigurationError
 
@@ -109,6 +109,11 @@ class LocalMaterialsCache(Generic[T]):
         self._clock = clock
         self._entries: OrderedDict[bytes, CacheEntry[T]] = OrderedDict()
         self._lock = threading.Lock()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled (a caching manager sent to a worker) it carries its bounds and clock, never its
+        # entries: cached materials hold plaintext data keys, and a worker fills its own cache.
+        return (_empty_cache, (self._capacity, self._capacity_bytes, self._clock))
 
     @property
     def capacity(self) -> int:
@@ -203,3 +208,8 @@ class LocalMaterialsCache(Generic[T]):
             f"LocalMaterialsCache(capacity={self._capacity}, capacity_bytes={self._capacity_bytes}, "
             f"entries={entries}, held_bytes={held})"
         )
+
+
+def _empty_cache(capacity: int, capacity_bytes: int, clock: Callable[[], float]) -> LocalMaterialsCache[Any]:
+    """An empty cache with these bounds: what an unpickled :class:`LocalMaterialsCache` becomes."""
+    return LocalMaterialsCache(capacity, capacity_bytes=capacity_bytes, clock=clock)
