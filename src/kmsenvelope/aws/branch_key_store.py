@@ -99,9 +99,9 @@ class KeyStore:
     :class:`~kmsenvelope.keyrings.hierarchical.HierarchicalKeyring`, which does. Each ``get_*`` call is one
     DynamoDB ``GetItem`` and one KMS ``Decrypt``; :meth:`create_key` and :meth:`version_key` make three
     KMS calls each. Safe to share between threads. Pickles as its configuration (docs/bulk.md, "What
-    travels to workers"): the copy builds its own clients with the receiving process's credentials. Failures raise
-    :class:`~kmsenvelope.errors.KeyStoreError` (:class:`~kmsenvelope.errors.ConfigurationError` for bad
-    constructor arguments).
+    travels to workers"): the copy builds its own clients with the receiving process's credentials.
+    Failures raise :class:`~kmsenvelope.errors.KeyStoreError`
+    (:class:`~kmsenvelope.errors.ConfigurationError` for bad constructor arguments).
     """
 
     def __init__(

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from ..errors import ConfigurationError
+from .bulk_run import bulk_options, finish, job_engine, progress_bar
 from .exits import CliError, ExitCode
 
 __all__ = ["migrate"]
@@ -69,17 +70,6 @@ def migrate() -> None:
     help="Parallel scan segments, one task each (0: automatic).",
 )
 @click.option(
-    "--dask",
-    "dask_address",
-    metavar="ADDRESS",
-    default=None,
-    help="Run on this Dask scheduler (tcp://host:8786 or tls://...); default: this process.",
-)
-@click.option("--processes", is_flag=True, help="Run on every local core instead.")
-@click.option(
-    "--checkpoint", metavar="PATH", default=None, help="Progress file; run again with it to resume."
-)
-@click.option(
     "--max-items-per-second",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
@@ -89,9 +79,8 @@ def migrate() -> None:
 @click.option(
     "--endpoint-url", default=None, help="DynamoDB endpoint override (VPC endpoint, local testing)."
 )
-@click.option("--dry-run", is_flag=True, help="Read and classify only; estimate the KMS calls and cost.")
 @click.option("--verify", is_flag=True, help="Read every written item back and decrypt it under the target.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@bulk_options("items")
 def dynamodb(
     table: str, source_spec: str, target_spec: str, segments: int, dask_address: str | None, processes: bool,
     checkpoint: str | None, max_items_per_second: float | None, region: str | None, endpoint_url: str | None,
@@ -107,74 +96,16 @@ def dynamodb(
     from ..bulk import migrate_table
     from ..bulk.clients import ClientRecipe
 
-    if dask_address and processes:
-        raise CliError("--dask and --processes exclude each other", ExitCode.USAGE)
     source = load_object(source_spec, "--source")
     target = load_object(target_spec, "--target")
     client = ClientRecipe("dynamodb", region, endpoint_url)
-    engine: Any = "processes" if processes else None
-    dask_client = None
-    if dask_address:
+    with job_engine(dask_address, processes) as engine, progress_bar("segments") as bar:
         try:
-            import distributed
-        except ImportError:
-            raise CliError("--dask needs Dask: pip install 'kmsenvelope[bulk]'", ExitCode.USAGE) from None
-        dask_client = engine = distributed.Client(dask_address)  # type: ignore[no-untyped-call]
-    bar = _Progress() if sys.stderr.isatty() else None
-    try:
-        report = migrate_table(
-            client, table, source=source, target=target, segments=segments, engine=engine,
-            checkpoint=checkpoint, max_items_per_second=max_items_per_second, dry_run=dry_run, verify=verify,
-            on_task_done=bar.advance if bar is not None else None,
-        )  # fmt: skip
-    except ConfigurationError as exc:
-        raise CliError(str(exc), ExitCode.KEY_CONFIG) from None
-    finally:
-        if bar is not None:
-            bar.close()
-        if dask_client is not None:
-            dask_client.close()  # type: ignore[no-untyped-call]
-    if as_json:
-        click.echo(report.to_json(indent=2))
-    else:
-        _summary(report)
-    if report.items_failed:
-        raise CliError(f"{report.items_failed} items failed (see the report)", ExitCode.INVALID_INPUT)
-
-
-class _Progress:
-    """Segments done and items read so far, on stderr (only when it is a terminal)."""
-
-    def __init__(self) -> None:
-        from rich.console import Console
-        from rich.progress import Progress
-
-        self._progress = Progress(console=Console(stderr=True), transient=True)
-        self._task = self._progress.add_task("segments done", total=None)
-        self._items = 0
-        self._progress.start()
-
-    def advance(self, tally: Any) -> None:
-        self._items += tally.read
-        self._progress.update(self._task, advance=1, description=f"segments done ({self._items} items read)")
-
-    def close(self) -> None:
-        self._progress.stop()
-
-
-def _summary(report: Any) -> None:
-    verb = "would be" if report.dry_run else "were"
-    click.echo(
-        f"{report.items_read} items read in {report.elapsed_seconds:.1f} s "
-        f"({report.items_per_second:.0f}/s): "
-        f"{report.items_skipped} already done, {report.items_rewrapped} {verb} rewrapped, "
-        f"{report.items_reencrypted} {verb} re-encrypted, {report.items_written} written, "
-        f"{report.items_failed} failed"
-    )
-    formats = ", ".join(f"{n} {kind}" for kind, n in report.formats.items())
-    click.echo(f"formats: {formats or 'none'}; KMS calls {report.kms_calls}; retries {report.retries}; "
-               f"throttled {report.throttling_events}; conflicts {report.conflicts}")  # fmt: skip
-    if report.dry_run:
-        click.echo(f"estimate: {report.estimated_kms_calls} KMS calls, ${report.estimated_kms_cost_usd:.2f}")
-    for failure in report.failures[:20]:
-        click.echo(f"failed {failure.key}: {failure.reason}", err=True)
+            report = migrate_table(
+                client, table, source=source, target=target, segments=segments, engine=engine,
+                checkpoint=checkpoint, max_items_per_second=max_items_per_second, dry_run=dry_run,
+                verify=verify, on_task_done=bar.advance if bar is not None else None,
+            )  # fmt: skip
+        except ConfigurationError as exc:
+            raise CliError(str(exc), ExitCode.KEY_CONFIG) from None
+    finish(report, as_json)

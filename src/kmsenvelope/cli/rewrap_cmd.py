@@ -8,10 +8,11 @@ from typing import Any
 
 import click
 
-from ..errors import NoUsableKeyError, PolicyError
+from ..errors import ConfigurationError, NoUsableKeyError, PolicyError
 from ..materials.protocols import Keyring
 from ..message.header import DecryptLimits, MessageHeader
 from . import keys as keys_mod
+from .bulk_run import bulk_options, finish, job_engine
 from .commands import _explain_missing_context
 from .exits import CliError, ExitCode
 from .explain import Replay, check_policy, explain_wrong_key, peek_header
@@ -26,12 +27,13 @@ NONCE_FLAG = "--allow-header-nonce-reuse"
 
 
 @click.command()
-@click.argument("input_path", metavar="[INPUT|-|s3://BUCKET/KEY]", default=STDIO)
+@click.argument("input_path", metavar="[INPUT|-|s3://BUCKET/KEY|s3://BUCKET/PREFIX/]", default=STDIO)
 @click.option(
     "-o",
     "--output",
     default=None,
-    help="Output file or - for stdout (default: stdout; for s3:// input, the same object replaced).",
+    help="Output file or - for stdout (default: stdout; for s3:// input, the same object replaced; "
+    "for an s3://BUCKET/PREFIX/, s3://DEST-BUCKET/ to write the same keys into another bucket).",
 )
 @click.option("-f", "--force", is_flag=True, help="Replace an existing output file.")
 @click.option(
@@ -80,6 +82,7 @@ NONCE_FLAG = "--allow-header-nonce-reuse"
     "otherwise decrypt and re-encrypt.",
 )
 @kms_options("AWS region for KMS key ids and aliases, and for S3.")
+@bulk_options("objects")
 def rewrap(
     input_path: str,
     output: str | None,
@@ -95,6 +98,11 @@ def rewrap(
     region: str | None,
     profile: str | None,
     endpoint_url: str | None,
+    dask_address: str | None,
+    processes: bool,
+    checkpoint: str | None,
+    dry_run: bool,
+    as_json: bool,
 ) -> None:
     """Give the message in INPUT (default stdin) new encrypted data keys; its body is copied unchanged.
 
@@ -102,7 +110,9 @@ def rewrap(
     decrypted. Version 2 messages (committing suites) need --allow-header-nonce-reuse: read its help.
     With -o FILE the result replaces FILE only once complete (an existing FILE needs --force).
     s3://BUCKET/KEY input is rewritten in place, or to -o s3://BUCKET/KEY; large objects keep their
-    body inside S3.
+    body inside S3. s3://BUCKET/PREFIX/ (a trailing slash) rewraps every message under the prefix as
+    a bulk job (--dask, --processes, --checkpoint, --dry-run, --json; see docs/bulk.md); objects that
+    are not messages are left alone.
     """
     from ..rewrapping import rewrap_stream
 
@@ -118,6 +128,20 @@ def rewrap(
         "commitment_policy": policy,
         "allow_header_nonce_reuse": allow_nonce_reuse,
     }
+    bulk = {"--dask": dask_address, "--processes": processes, "--checkpoint": checkpoint,
+            "--dry-run": dry_run, "--json": as_json}  # fmt: skip
+    if input_path.startswith(_S3) and input_path.endswith("/"):
+        if force:
+            raise CliError(
+                "--force does not apply to a prefix (rewrapped objects are replaced)", ExitCode.USAGE
+            )
+        _rewrap_prefix(input_path, output, old, new, kms, options, bulk)
+        return
+    given_bulk = [flag for flag, value in bulk.items() if value]
+    if given_bulk:
+        raise CliError(
+            f"{given_bulk[0]} needs an s3://BUCKET/PREFIX/ input (with a trailing slash)", ExitCode.USAGE
+        )
     if input_path.startswith(_S3) or (output or "").startswith(_S3):
         _rewrap_s3(input_path, output, old, new, kms, options, force=force)
         return
@@ -209,6 +233,49 @@ def _rewrap_s3(
         f"({result.size} bytes, {result.copied_in_s3} copied inside S3)",
         err=True,
     )
+
+
+def _rewrap_prefix(
+    input_path: str,
+    output: str | None,
+    old: Keyring,
+    new: Keyring,
+    kms: keys_mod.KmsOptions,
+    options: dict[str, Any],
+    bulk: dict[str, Any],
+) -> None:
+    """``rewrap s3://BUCKET/PREFIX/``: :func:`kmsenvelope.bulk.rewrap_objects` over the prefix."""
+    bucket, _, prefix = input_path[len(_S3) :].partition("/")
+    if not bucket:
+        raise CliError(f"expected s3://BUCKET/PREFIX/, got {input_path!r}", ExitCode.USAGE)
+    dest_bucket = None
+    if output is not None:
+        dest_bucket, _, dest_key = (
+            output[len(_S3) :].partition("/") if output.startswith(_S3) else ("", "", "")
+        )
+        if not dest_bucket or dest_key:
+            raise CliError(
+                "a prefix is rewritten in place, or to -o s3://DEST-BUCKET/ (same keys)", ExitCode.USAGE
+            )
+    import boto3.session
+
+    from ..bulk import rewrap_objects
+
+    session = boto3.session.Session(profile_name=kms.profile, region_name=kms.region)
+    client = session.client("s3", endpoint_url=kms.endpoint_url)
+    context = options["context"]
+    with job_engine(bulk["--dask"], bulk["--processes"]) as engine:
+        try:
+            report = rewrap_objects(
+                client, bucket, prefix, old=old, new=new, dest_bucket=dest_bucket, engine=engine,
+                checkpoint=bulk["--checkpoint"], dry_run=bulk["--dry-run"], context=context or None,
+                resign=options["resign"], keep_old=options["keep_old"],
+                commitment_policy=options["commitment_policy"],
+                allow_header_nonce_reuse=options["allow_header_nonce_reuse"],
+            )  # fmt: skip
+        except ConfigurationError as exc:
+            raise CliError(str(exc), ExitCode.KEY_CONFIG) from None
+    finish(report, bulk["--json"])
 
 
 def _exists(client: Any, bucket: str, key: str) -> bool:
