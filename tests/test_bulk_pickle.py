@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from kmsenvelope import Envelope
+from kmsenvelope.aws.branch_key_store import KeyStore
 from kmsenvelope.aws.key_store import StaticBranchKeyStore
 from kmsenvelope.bulk import migrate_table
 from kmsenvelope.dynamodb import ItemEncryptor
@@ -56,8 +57,9 @@ def test_hierarchical_keyring_pickles_its_configuration_not_its_keys(
     copy = pickle.loads(pickled)
     assert copy.cache_size == 0
     assert copy.branch_key_id == keyring.branch_key_id
-    assert copy.key_store.table_name == keyring.key_store.table_name
-    assert copy.key_store.kms_key_arn == keyring.key_store.kms_key_arn
+    store, copied_store = keyring.key_store, copy.key_store
+    assert isinstance(store, KeyStore) and isinstance(copied_store, KeyStore)
+    assert copied_store.get_key_store_info() == store.get_key_store_info()
     assert copy._rules.cache._ttl == 123 and copy._rules.cache._capacity == 7
     # The copy fetches the branch key itself (its own DynamoDB and KMS clients) and opens the message.
     local_aws.reset()
@@ -106,8 +108,6 @@ def test_static_branch_key_store_carries_its_key_by_design() -> None:
 
 
 def test_a_store_with_a_client_that_cannot_travel_refuses_to_pickle(local_aws: LocalAws) -> None:
-    from kmsenvelope.aws.branch_key_store import KeyStore
-
     store = KeyStore("table-x", local_aws.create_key(), ddb_client=object())
     with pytest.raises(TypeError, match="boto3 DynamoDB client"):
         pickle.dumps(store)
