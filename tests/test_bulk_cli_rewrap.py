@@ -47,6 +47,12 @@ def test_rewrap_a_prefix(local_aws: LocalAws, tmp_path: Path) -> None:
     assert all("allow_header_nonce_reuse" in failure["reason"] for failure in report["failures"])
     assert s3.get_object(Bucket=bucket, Key="in/1.enc")["Body"].read() == messages["in/1.enc"]
 
+    # A key that opens none of them: the wrong-key exit code of decrypt, nothing written.
+    other = aes_key(tmp_path, "other.key")
+    wrong = run("rewrap", "--key", other, *args[3:], NONCE, "--json", env=ENV)
+    assert_fails(wrong, ExitCode.NO_USABLE_KEY)
+    assert (json.loads(wrong.stdout)["items_failed"], json.loads(wrong.stdout)["items_written"]) == (4, 0)
+
     dry = run(*args, NONCE, "--dry-run", env=ENV)
     assert dry.exit_code == 0, dry.stderr
     assert "4 would be rewrapped" in dry.stdout and "0 written" in dry.stdout
