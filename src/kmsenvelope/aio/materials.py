@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import inspect
 import time
-import uuid
 from collections.abc import Callable
 
 from ..errors import ConfigurationError
 from ..materials.cache import DEFAULT_CACHE_BYTES, LocalMaterialsCache
-from ..materials.caching import _U64_MAX, _identity_kdf, _sha512, decrypt_cache_id, encrypt_cache_id
+from ..materials.caching import (
+    CacheSettings,
+    decrypt_cache_id,
+    encrypt_cache_id,
+    has_identity_kdf,
+    sha512_digest,
+)
 from ..materials.cmm import (
     DEFAULT_LEGACY_SUITE,
     DEFAULT_SUITE,
@@ -139,25 +144,11 @@ class AsyncCachingMaterials:
         cache: LocalMaterialsCache[EncryptionMaterials | DecryptionMaterials] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not isinstance(max_age, (int, float)) or isinstance(max_age, bool) or not max_age > 0:
-            raise ConfigurationError("max_age must be a number of seconds greater than zero")
-        if not isinstance(max_messages, int) or not 1 <= max_messages <= _U64_MAX:
-            raise ConfigurationError("max_messages must be an int between 1 and 2**64 - 1")
-        if not isinstance(max_bytes, int) or not 0 <= max_bytes <= 2**63 - 1:
-            raise ConfigurationError("max_bytes must be an int between 0 and 2**63 - 1")
-        if partition is not None and (not isinstance(partition, str) or not partition):
-            raise ConfigurationError("partition must be a non-empty string")
         self._source = as_async_materials_manager(source)
-        self._max_age = float(max_age)
-        self._max_messages = max_messages
-        self._max_bytes = max_bytes
-        self._partition = partition or str(uuid.uuid4())
-        self._partition_hash = _sha512(self._partition.encode("utf-8"))
-        self._cache: LocalMaterialsCache[EncryptionMaterials | DecryptionMaterials] = (
-            cache
-            if cache is not None
-            else LocalMaterialsCache(capacity, capacity_bytes=capacity_bytes, clock=clock)
-        )
+        settings = CacheSettings.checked(max_age, max_messages, max_bytes, partition)
+        self._max_age, self._max_messages, self._max_bytes = settings.max_age, max_messages, max_bytes
+        self._partition, self._partition_hash = settings.partition, settings.partition_hash
+        self._cache = settings.cache(cache, capacity, capacity_bytes, clock)
         self._encrypt_flights: SingleFlight[EncryptionMaterials] = SingleFlight()
         self._decrypt_flights: SingleFlight[DecryptionMaterials] = SingleFlight()
 
@@ -174,12 +165,12 @@ class AsyncCachingMaterials:
     async def get_encryption_materials(self, request: EncryptionRequest) -> EncryptionMaterials:
         """Cached materials while within the limits, else fresh ones from the source (then cached)."""
         size = request.max_plaintext_length
-        if size is None or size > self._max_bytes or _identity_kdf(request.suite):
+        if size is None or size > self._max_bytes or has_identity_kdf(request.suite):
             return await self._source.get_encryption_materials(request)
         key = encrypt_cache_id(self._partition_hash, request.suite, request.encryption_context)
         if request.required_context_keys:
             names = sorted(k.encode("utf-8") for k in request.required_context_keys)
-            key = _sha512(key + b"\x00".join(names))
+            key = sha512_digest(key + b"\x00".join(names))
         inner = EncryptionRequest(
             encryption_context=request.encryption_context,
             commitment_policy=request.commitment_policy,
@@ -190,7 +181,7 @@ class AsyncCachingMaterials:
 
         async def fetch() -> EncryptionMaterials:
             materials = await self._source.get_encryption_materials(inner)
-            if not _identity_kdf(materials.suite):
+            if not has_identity_kdf(materials.suite):
                 # Usage starts at zero: every caller, the fetching one included, counts itself below.
                 self._cache.put(key, materials, self._max_age, 0, 0)
             return materials
@@ -200,7 +191,7 @@ class AsyncCachingMaterials:
             if isinstance(cached, EncryptionMaterials):
                 return cached
             fetched = await self._encrypt_flights.run(key, fetch)
-            if _identity_kdf(fetched.suite):
+            if has_identity_kdf(fetched.suite):
                 # Never shared (the spec bypasses caching for these suites): each caller gets its own.
                 return await self._source.get_encryption_materials(inner)
             # The fresh entry is in the cache now; loop to count this use against its limits. If other
@@ -213,7 +204,7 @@ class AsyncCachingMaterials:
         it). Concurrent misses share one call to the source, but each caller authenticates its own
         header: a forged header fails alone, and cannot fail or poison its neighbours.
         """
-        if _identity_kdf(request.suite):
+        if has_identity_kdf(request.suite):
             return await self._source.decrypt_materials(request)
         key = decrypt_cache_id(self._partition_hash, request)
         cached = self._cache.get(key)

@@ -13,6 +13,7 @@ import hashlib
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from ..errors import ConfigurationError
 from ..suites import Suite
@@ -29,13 +30,21 @@ from .materials import (
 )
 from .protocols import Keyring, MaterialsManager
 
-__all__ = ["CachingMaterials", "decrypt_cache_id", "encrypt_cache_id"]
+__all__ = [
+    "CacheSettings",
+    "CachingMaterials",
+    "decrypt_cache_id",
+    "encrypt_cache_id",
+    "has_identity_kdf",
+    "sha512_digest",
+]
 
 _U64_MAX = 2**64 - 1
 _ZERO_512 = bytes(64)
 
 
-def _sha512(data: bytes) -> bytes:
+def sha512_digest(data: bytes) -> bytes:
+    """SHA-512 of ``data`` (the cache identifiers of Appendix A)."""
     return hashlib.sha512(data).digest()
 
 
@@ -53,25 +62,61 @@ def _serialize_edk(edk: EncryptedDataKey) -> bytes:
     )
 
 
+@dataclass(frozen=True)
+class CacheSettings:
+    """A caching manager's checked limits and partition (shared by the sync and async managers)."""
+
+    max_age: float
+    partition: str
+    partition_hash: bytes
+
+    @staticmethod
+    def checked(max_age: float, max_messages: int, max_bytes: int, partition: str | None) -> CacheSettings:
+        """Refuse limits out of the spec's ranges with ``ConfigurationError``; pick a random partition."""
+        if not isinstance(max_age, (int, float)) or isinstance(max_age, bool) or not max_age > 0:
+            raise ConfigurationError("max_age must be a number of seconds greater than zero")
+        if not isinstance(max_messages, int) or not 1 <= max_messages <= _U64_MAX:
+            raise ConfigurationError("max_messages must be an int between 1 and 2**64 - 1")
+        if not isinstance(max_bytes, int) or not 0 <= max_bytes <= 2**63 - 1:
+            raise ConfigurationError("max_bytes must be an int between 0 and 2**63 - 1")
+        if partition is not None and (not isinstance(partition, str) or not partition):
+            raise ConfigurationError("partition must be a non-empty string")
+        name = partition or str(uuid.uuid4())
+        return CacheSettings(float(max_age), name, sha512_digest(name.encode("utf-8")))
+
+    @staticmethod
+    def cache(
+        cache: LocalMaterialsCache[EncryptionMaterials | DecryptionMaterials] | None,
+        capacity: int,
+        capacity_bytes: int,
+        clock: Callable[[], float],
+    ) -> LocalMaterialsCache[EncryptionMaterials | DecryptionMaterials]:
+        """The cache a manager was given, or a new one with these bounds."""
+        if cache is not None:
+            return cache
+        return LocalMaterialsCache(capacity, capacity_bytes=capacity_bytes, clock=clock)
+
+
 def encrypt_cache_id(partition_hash: bytes, suite: AnySuite | None, context: Mapping[str, str]) -> bytes:
     """Appendix A: encryption materials, with or without an algorithm suite."""
-    context_hash = _sha512(serialize_context(context))
+    context_hash = sha512_digest(serialize_context(context))
     if suite is None:
-        return _sha512(partition_hash + b"\x00" + context_hash)
-    return _sha512(partition_hash + b"\x01" + suite.id_bytes + context_hash)
+        return sha512_digest(partition_hash + b"\x00" + context_hash)
+    return sha512_digest(partition_hash + b"\x01" + suite.id_bytes + context_hash)
 
 
 def decrypt_cache_id(partition_hash: bytes, request: DecryptionRequest) -> bytes:
     """Appendix A: decryption materials (plus the reproduced context, when there is one)."""
-    edk_hashes = sorted(_sha512(_serialize_edk(edk)) for edk in request.encrypted_data_keys)
+    edk_hashes = sorted(sha512_digest(_serialize_edk(edk)) for edk in request.encrypted_data_keys)
     parts = [partition_hash, request.suite.id_bytes, *edk_hashes, _ZERO_512]
-    parts.append(_sha512(serialize_context(request.encryption_context)))
+    parts.append(sha512_digest(serialize_context(request.encryption_context)))
     if request.reproduced_context:
-        parts.append(_sha512(serialize_context(request.reproduced_context)))
-    return _sha512(b"".join(parts))
+        parts.append(sha512_digest(serialize_context(request.reproduced_context)))
+    return sha512_digest(b"".join(parts))
 
 
-def _identity_kdf(suite: AnySuite | None) -> bool:
+def has_identity_kdf(suite: AnySuite | None) -> bool:
+    """Suites without a KDF use the data key directly: the spec forbids caching their materials."""
     return isinstance(suite, Suite) and suite.info.kdf_hash is None
 
 
@@ -105,25 +150,11 @@ class CachingMaterials:
         cache: LocalMaterialsCache[EncryptionMaterials | DecryptionMaterials] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not isinstance(max_age, (int, float)) or isinstance(max_age, bool) or not max_age > 0:
-            raise ConfigurationError("max_age must be a number of seconds greater than zero")
-        if not isinstance(max_messages, int) or not 1 <= max_messages <= _U64_MAX:
-            raise ConfigurationError("max_messages must be an int between 1 and 2**64 - 1")
-        if not isinstance(max_bytes, int) or not 0 <= max_bytes <= 2**63 - 1:
-            raise ConfigurationError("max_bytes must be an int between 0 and 2**63 - 1")
-        if partition is not None and (not isinstance(partition, str) or not partition):
-            raise ConfigurationError("partition must be a non-empty string")
         self._source = as_materials_manager(source)
-        self._max_age = float(max_age)
-        self._max_messages = max_messages
-        self._max_bytes = max_bytes
-        self._partition = partition or str(uuid.uuid4())
-        self._partition_hash = _sha512(self._partition.encode("utf-8"))
-        self._cache: LocalMaterialsCache[EncryptionMaterials | DecryptionMaterials] = (
-            cache
-            if cache is not None
-            else LocalMaterialsCache(capacity, capacity_bytes=capacity_bytes, clock=clock)
-        )
+        settings = CacheSettings.checked(max_age, max_messages, max_bytes, partition)
+        self._max_age, self._max_messages, self._max_bytes = settings.max_age, max_messages, max_bytes
+        self._partition, self._partition_hash = settings.partition, settings.partition_hash
+        self._cache = settings.cache(cache, capacity, capacity_bytes, clock)
 
     @property
     def cache(self) -> LocalMaterialsCache[EncryptionMaterials | DecryptionMaterials]:
@@ -136,13 +167,13 @@ class CachingMaterials:
     def get_encryption_materials(self, request: EncryptionRequest) -> EncryptionMaterials:
         """Cached materials while within the limits, else fresh ones from the source (then cached)."""
         size = request.max_plaintext_length
-        if size is None or size > self._max_bytes or _identity_kdf(request.suite):
+        if size is None or size > self._max_bytes or has_identity_kdf(request.suite):
             return self._source.get_encryption_materials(request)
         key = encrypt_cache_id(self._partition_hash, request.suite, request.encryption_context)
         if request.required_context_keys:
             # Materials depend on which keys are kept out of the header.
             names = sorted(k.encode("utf-8") for k in request.required_context_keys)
-            key = _sha512(key + b"\x00".join(names))
+            key = sha512_digest(key + b"\x00".join(names))
         cached = self._cache.use(key, 1, size, self._max_messages, self._max_bytes)
         if isinstance(cached, EncryptionMaterials):
             return cached
@@ -154,14 +185,14 @@ class CachingMaterials:
             required_context_keys=request.required_context_keys,
         )
         materials = self._source.get_encryption_materials(inner)
-        if not _identity_kdf(materials.suite):
+        if not has_identity_kdf(materials.suite):
             self._cache.put(key, materials, self._max_age, 1, size)
         return materials
 
     def decrypt_materials(self, request: DecryptionRequest) -> DecryptionMaterials:
         """Cached materials for the same suite, EDKs and contexts, else fresh ones (then cached once
         ``request.authenticate`` has accepted them)."""
-        if _identity_kdf(request.suite):
+        if has_identity_kdf(request.suite):
             return self._source.decrypt_materials(request)
         key = decrypt_cache_id(self._partition_hash, request)
         cached = self._cache.get(key)
