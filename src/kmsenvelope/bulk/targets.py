@@ -116,11 +116,11 @@ def _signed_beacon_names(config: Any) -> frozenset[str]:
 def target_fingerprints(config: Any) -> frozenset[tuple[Any, ...]]:
     """The EDK fingerprints that items written under ``config`` carry, found by sealing a throwaway
     record with its keyring (one key generation: one KMS call for a KMS keyring)."""
-    from ..dynamodb.encryptor import _materials_manager
+    from ..materials.cmm import as_materials_manager
     from ..structured.encrypt import encrypt_record
     from ..structured.model import Action, Terminal
 
-    manager = _materials_manager(config.keyring)
+    manager = as_materials_manager(config.keyring)
     probe = encrypt_record(
         _PROBE_TABLE, {"probe": Terminal(b"\x00\x01", b"")}, {"probe": Action.SIGN_ONLY}, manager,
         config.effective_suite, {"aws-crypto-table-name": _PROBE_TABLE}, {"aws-crypto-table-name"},

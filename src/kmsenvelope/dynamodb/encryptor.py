@@ -17,8 +17,9 @@ from typing import Any
 
 from ..errors import ConfigurationError, MalformedInputError, PolicyError
 from ..materials.bounded_cache import BoundedCache, size_of_strings
+from ..materials.cmm import as_materials_manager
 from ..materials.context_template import ContextTemplate
-from ..materials.protocols import Keyring, MaterialsManager
+from ..materials.protocols import Keyring
 from ..structured.context import ATTR_PREFIX
 from ..structured.decrypt import DecryptedRecord, decrypt_record
 from ..structured.encrypt import SealedRecord, seal_record
@@ -57,14 +58,6 @@ A plan is kept per distinct tuple of attribute names; one larger than a quarter 
 kept (it is rebuilt each time). Least recently used plans are evicted first."""
 
 
-def _materials_manager(source: Keyring | MaterialsManager) -> MaterialsManager:
-    if isinstance(source, MaterialsManager):
-        return source
-    from ..materials.cmm import DefaultMaterials
-
-    return DefaultMaterials(source)
-
-
 class ItemEncryptor:
     """Encrypts and decrypts items of one table according to a :class:`TableConfig`.
 
@@ -77,7 +70,7 @@ class ItemEncryptor:
         if not isinstance(config, TableConfig):
             raise ConfigurationError("ItemEncryptor needs a TableConfig")
         self._config = config
-        self._manager = _materials_manager(config.keyring)
+        self._manager = as_materials_manager(config.keyring)
         self._table = config.logical_table_name
         self._keys = (
             (config.partition_key,) if config.sort_key is None else (config.partition_key, config.sort_key)
