@@ -24,7 +24,15 @@ from ..message import footer
 from ..message.codec import TruncatedInputError
 from ..message.crypto import seal_header
 from ..message.header import DecryptLimits, MessageHeader, parse_header
-from ..message.stream import SPOOL_MEMORY_LIMIT, grow_to, growth_steps, seal_frame, wipe
+from ..message.stream import (
+    HEADER_FIRST_READ,
+    SPOOL_MEMORY_LIMIT,
+    grow_to,
+    growth_steps,
+    header_so_far,
+    seal_frame,
+    wipe,
+)
 from ..primitives.aead import AesGcm
 from ..primitives.ecdsa import Verifier
 from ..values import freeze_context
@@ -236,22 +244,15 @@ class _Input:
 
 async def _read_header(src: Any, limits: DecryptLimits) -> tuple[MessageHeader, bytes]:
     buffer = bytearray()
-    want = 1024
+    want = HEADER_FIRST_READ
     while True:
         chunk = await _read(src, want)
         buffer += chunk
-        try:
-            header = parse_header(buffer, limits)
-        except TruncatedInputError:
-            if not chunk:
-                raise
-            if len(buffer) > limits.max_header_size:
-                raise PolicyError(
-                    f"message header exceeds the limit of {limits.max_header_size} bytes"
-                ) from None
-            want = min(want * 2, 1 << 20)
+        found = header_so_far(buffer, bool(chunk), want, limits)
+        if isinstance(found, int):
+            want = found
             continue
-        return header, bytes(buffer)
+        return found, bytes(buffer)
 
 
 async def decrypt_stream(

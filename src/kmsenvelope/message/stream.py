@@ -33,11 +33,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GROW_STEP",
+    "HEADER_FIRST_READ",
     "SPOOL_MEMORY_LIMIT",
     "decrypt_stream",
     "encrypt_stream",
     "grow_to",
     "growth_steps",
+    "header_so_far",
     "open_frame",
     "seal_frame",
     "wipe",
@@ -183,24 +185,36 @@ class _Input:
         return not self._pending and not self._src.read(1)
 
 
+HEADER_FIRST_READ = 1024
+
+
+def header_so_far(buffer: bytearray, got_more: bool, want: int, limits: DecryptLimits) -> MessageHeader | int:
+    """The header parsed from the bytes read so far, or how many bytes to read next.
+
+    Shared by the sync and async readers (only the read differs). Raises when the input ended inside the
+    header or the header outgrew ``limits.max_header_size``.
+    """
+    try:
+        return parse_header(buffer, limits)
+    except TruncatedInputError:
+        if not got_more:
+            raise
+        if len(buffer) > limits.max_header_size:
+            raise PolicyError(f"message header exceeds the limit of {limits.max_header_size} bytes") from None
+        return min(want * 2, 1 << 20)
+
+
 def _read_header(src: BinaryIO, limits: DecryptLimits) -> tuple[MessageHeader, bytes]:
     buffer = bytearray()
-    want = 1024
+    want = HEADER_FIRST_READ
     while True:
         chunk = src.read(want)
         buffer += chunk
-        try:
-            header = parse_header(buffer, limits)
-        except TruncatedInputError:
-            if not chunk:
-                raise
-            if len(buffer) > limits.max_header_size:
-                raise PolicyError(
-                    f"message header exceeds the limit of {limits.max_header_size} bytes"
-                ) from None
-            want = min(want * 2, 1 << 20)
+        found = header_so_far(buffer, bool(chunk), want, limits)
+        if isinstance(found, int):
+            want = found
             continue
-        return header, bytes(buffer)
+        return found, bytes(buffer)
 
 
 def decrypt_stream(
